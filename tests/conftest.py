@@ -1,0 +1,59 @@
+"""Shared fixtures: the real test servers (MariaDB, FerretDB) that scripts/test.sh starts.
+
+The servers are reached through INGESTOR_TEST_MYSQL_URL and INGESTOR_TEST_MONGO_URL. A test that
+needs one and cannot reach it fails (it is never silently skipped); run `-m "not mysql and not mongo"`
+to leave them out on purpose.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE_DATA = REPO / "examples" / "data"
+
+MYSQL_URL = os.environ.get("INGESTOR_TEST_MYSQL_URL", "mysql://ingestor:ingestor@127.0.0.1:3306")
+MONGO_URL = os.environ.get("INGESTOR_TEST_MONGO_URL", "mongodb://127.0.0.1:27017/")
+
+
+def _reachable(url: str, default_port: int) -> bool:
+    parsed = urlparse(url)
+    try:
+        with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or default_port), 2):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def mysql_url() -> str:
+    if not _reachable(MYSQL_URL, 3306):
+        pytest.fail(f"MariaDB test server not reachable at {MYSQL_URL}: run scripts/start_mariadb.sh")
+    return MYSQL_URL
+
+
+@pytest.fixture(scope="session")
+def mongo_url() -> str:
+    if not _reachable(MONGO_URL, 27017):
+        pytest.fail(f"MongoDB-wire test server not reachable at {MONGO_URL}: run scripts/start_ferretdb.sh")
+    return MONGO_URL
+
+
+@pytest.fixture
+def unique_name() -> str:
+    """A short name no other test uses, for databases created on the shared servers."""
+    return "t" + uuid.uuid4().hex[:10]
+
+
+@pytest.fixture
+def state_dir(tmp_path: Path) -> Iterator[Path]:
+    path = tmp_path / "var"
+    path.mkdir()
+    yield path
