@@ -1,0 +1,88 @@
+"""The contract every service implements.
+
+A service declares what it is (`name`), which files it wants from a scan, what it depends on, and
+how to ingest one file; or, for a derived service without files, when it is due and how to run.
+The scheduler does ordering, leases and retries: a service never sleeps, loops or touches the
+tracking table itself.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
+
+if TYPE_CHECKING:
+    from stores.documents.base import DocumentStore
+
+    from core.courses import Courses
+    from core.queue import Job, TrackingQueue
+    from core.rejects import Rejects
+    from core.settings import Settings
+    from stores.sql.base import SqlStore
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One thing found under a `latest` directory: a file or a directory."""
+
+    path: Path  # the real path (the `latest` link resolved), with the delivered name
+    area: str  # "clickstream_logs" or "database_state"
+    is_dir: bool
+    fingerprint: str  # size and mtime (files) or a digest of them (directories); "missing" if broken
+
+
+@dataclass
+class IngestResult:
+    """What an ingest reports back to the tracking table."""
+
+    rows_loaded: int = 0
+    rows_rejected: int = 0
+    content_hash: str | None = None
+    fingerprint: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Context:
+    """Everything an ingest may use. `progress` also checks the lease; `should_stop` the signals."""
+
+    settings: Settings
+    sql: SqlStore
+    documents: Callable[[], DocumentStore]
+    courses: Callable[[], Courses]
+    queue: TrackingQueue
+    log: logging.Logger
+    job: Job | None = None
+    rejects: Rejects | None = None
+    progress: Callable[[float], None] = lambda fraction: None
+    should_stop: Callable[[], bool] = lambda: False
+
+
+class Service:
+    """Base class of the plugin services in `services/<name>/service.py`."""
+
+    name: ClassVar[str] = ""
+    depends_on: ClassVar[tuple[str, ...]] = ()
+    derived: ClassVar[bool] = False  # True: no files, runs when its inputs changed
+
+    def wants(self, entry: Entry) -> bool:
+        """True if this service ingests `entry`."""
+        return False
+
+    def ingest(self, path: Path, ctx: Context) -> IngestResult:
+        """Load one file (or directory). Raise core.errors classes for failures."""
+        raise NotImplementedError(f"{self.name} ingests no files")
+
+    def start(self, ctx: Context) -> None:
+        """Called once when the daemon starts (create indexes, check resources)."""
+
+    def run(self, ctx: Context) -> None:
+        """Derived services: recompute from the inputs."""
+        raise NotImplementedError(f"{self.name} is not a derived service")
+
+    def status_extra(self, ctx: Context) -> dict[str, object]:
+        """Extra facts for the status API (for example 'country lookup off')."""
+        return {}

@@ -1,0 +1,154 @@
+"""The main loop: scan every SCAN_INTERVAL, drain the queue, sweep expired leases, serve status.
+
+Signal handlers only set flags; the loop acts on them. First SIGTERM (or SIGINT): finish the
+current batch, put the file back in the queue, exit. Second: exit at once (the next start
+recovers the file). SIGHUP: re-read the configuration at the next scan.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime
+from types import FrameType
+from typing import TYPE_CHECKING
+
+from api.app import ApiThread
+from core import registry
+from core.errors import ConfigError, TransientError
+from core.queue import utcnow
+from core.scheduler import Scheduler
+from core.settings import Settings
+from stores.sql.base import SqlStore, open_sql_store
+from utils.logs import setup_logging
+
+if TYPE_CHECKING:
+    from stores.documents.base import DocumentStore
+
+log = logging.getLogger("ingestor")
+
+
+class Daemon:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        foreground: bool = True,
+        clock: Callable[[], datetime] = utcnow,
+        reload: Callable[[], Settings] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.stop = threading.Event()
+        self.reload_requested = False
+        self._signals = 0
+        self._reload = reload
+        services = registry.select(registry.discover(), settings.SERVICES, settings.IGNORE_SERVICES)
+        setup_logging(settings.log_dir, [s.name for s in services], to_stderr=foreground)
+        self.sql: SqlStore = open_sql_store(settings.SQL_URL, settings.STATE_DIR)
+        self._documents: DocumentStore | None = None
+        self.scheduler = Scheduler(settings, services, self.sql, self.documents, clock=clock, stop=self.stop)
+        self.api: ApiThread | None = None
+
+    def documents(self) -> DocumentStore:
+        if self._documents is None:
+            from stores.documents import open_document_store
+
+            self._documents = open_document_store(self.settings.MONGO_URL, self.settings.STATE_DIR)
+        return self._documents
+
+    def _on_term(self, signum: int, frame: FrameType | None) -> None:
+        self._signals += 1
+        if self._signals > 1:
+            os._exit(128 + signum)
+        self.stop.set()
+
+    def _on_hup(self, signum: int, frame: FrameType | None) -> None:
+        self.reload_requested = True
+
+    def install_signals(self) -> None:
+        signal.signal(signal.SIGTERM, self._on_term)
+        signal.signal(signal.SIGINT, self._on_term)
+        signal.signal(signal.SIGHUP, self._on_hup)
+
+    def run(self, once: bool = False) -> int:
+        """The loop; with `once`, one scan and a full drain. Returns the exit status."""
+        for directory in (self.settings.STATE_DIR, self.settings.tmp_dir):
+            directory.mkdir(parents=True, exist_ok=True)
+        self._start_with_retry()
+        if self.settings.API_ENABLED:
+            self.api = ApiThread(self.scheduler, self.settings.API_HOST, self.settings.API_PORT)
+            self.api.start()
+            log.info("status API on http://%s:%d/status", self.settings.API_HOST, self.api.port)
+        try:
+            while not self.stop.is_set():
+                try:
+                    self._cycle(once)
+                except TransientError as exc:
+                    log.error("tracking database unavailable: %s; trying again", exc)
+                    self.stop.wait(min(self.settings.RETRY_BACKOFF_SECONDS, 30))
+                    continue
+                if once:
+                    break
+                self._idle()
+        finally:
+            if self.api is not None:
+                self.api.stop()
+            if self._documents is not None:
+                self._documents.close()
+        if self.stop.is_set():
+            log.info("stopped on request")
+        if once and self.scheduler.failed:
+            log.error("%d file(s) failed in this run", len(self.scheduler.failed))
+            return 1
+        return 0
+
+    def _start_with_retry(self) -> None:
+        delay = 1.0
+        while True:
+            try:
+                self.scheduler.prepare()
+                return
+            except TransientError as exc:
+                if self.stop.is_set():
+                    raise
+                log.error("cannot reach the stores yet: %s; retrying in %.0fs", exc, delay)
+                self.stop.wait(delay)
+                delay = min(delay * 2, 60)
+
+    def _cycle(self, once: bool) -> None:
+        if self.reload_requested and self._reload is not None:
+            self.reload_requested = False
+            try:
+                self.settings = self._reload()
+                log.info("configuration re-read (SIGHUP); new values apply to the next files")
+            except ConfigError as exc:
+                log.error("SIGHUP: configuration not reloaded: %s", exc)
+        self.scheduler.recover()
+        self.scheduler.scan()
+        self.scheduler.drain()
+        # In --once mode, files waiting for a retry (backoff) are waited for, so the run is complete.
+        while once and not self.stop.is_set():
+            wait = self.scheduler.queue.seconds_until_due([s.name for s in self.scheduler.services])
+            if wait is None:
+                break
+            self.stop.wait(min(max(wait, 0.05), 5))
+            self.scheduler.recover()
+            self.scheduler.drain()
+
+    def _idle(self) -> None:
+        """Sleep until the next scan, sweeping expired leases meanwhile."""
+        deadline = time.monotonic() + self.settings.SCAN_INTERVAL
+        while not self.stop.is_set() and not self.reload_requested:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            self.stop.wait(min(remaining, self.settings.LEASE_SECONDS / 2))
+            try:
+                self.scheduler.recover()
+                self.scheduler.drain()
+            except TransientError as exc:
+                log.error("tracking database unavailable: %s", exc)

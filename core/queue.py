@@ -1,0 +1,493 @@
+"""The tracking table `api.ingestor`: every SQL statement on it lives here.
+
+One row per (service, file) with the contract's columns (`id, service_name, type, meta, started,
+completed, created, started_date, completed_date`) and what a robust queue needs beside them. Each
+transition is one method whose WHERE checks the current state (and the worker holding the lease),
+so an illegal or stale transition changes nothing and is reported.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from core import states
+from core.errors import TerminalError
+from stores.sql.base import Cursor, SqlStore
+
+DATABASE = "api"
+TABLE = "ingestor"
+Clock = Callable[[], datetime]
+
+_COLUMNS_MYSQL = """
+  id BIGINT AUTO_INCREMENT PRIMARY KEY,
+  service_name VARCHAR(64) NOT NULL,
+  type VARCHAR(16) NOT NULL DEFAULT 'file',
+  meta TEXT NOT NULL,
+  path_key CHAR(64) NOT NULL,
+  started TINYINT NOT NULL DEFAULT 0,
+  completed TINYINT NOT NULL DEFAULT 0,
+  created DATETIME(6) NULL,
+  started_date DATETIME(6) NULL,
+  completed_date DATETIME(6) NULL,
+  state VARCHAR(16) NOT NULL,
+  attempts INT NOT NULL DEFAULT 0,
+  error TEXT NULL,
+  worker VARCHAR(255) NULL,
+  heartbeat DATETIME(6) NULL,
+  not_before DATETIME(6) NULL,
+  fingerprint VARCHAR(128) NULL,
+  content_hash VARCHAR(64) NULL,
+  version INT NOT NULL DEFAULT 1,
+  rows_loaded BIGINT NOT NULL DEFAULT 0,
+  rows_rejected BIGINT NOT NULL DEFAULT 0,
+  progress DOUBLE NOT NULL DEFAULT 0,
+  duplicate_of BIGINT NULL,
+  UNIQUE KEY ingestor_service_path (service_name, path_key),
+  KEY ingestor_state (state, service_name)
+"""
+
+_COLUMNS_SQLITE = """
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  service_name TEXT NOT NULL,
+  type TEXT NOT NULL DEFAULT 'file',
+  meta TEXT NOT NULL,
+  path_key TEXT NOT NULL,
+  started INTEGER NOT NULL DEFAULT 0,
+  completed INTEGER NOT NULL DEFAULT 0,
+  created DATETIME NULL,
+  started_date DATETIME NULL,
+  completed_date DATETIME NULL,
+  state TEXT NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  error TEXT NULL,
+  worker TEXT NULL,
+  heartbeat DATETIME NULL,
+  not_before DATETIME NULL,
+  fingerprint TEXT NULL,
+  content_hash TEXT NULL,
+  version INTEGER NOT NULL DEFAULT 1,
+  rows_loaded INTEGER NOT NULL DEFAULT 0,
+  rows_rejected INTEGER NOT NULL DEFAULT 0,
+  progress REAL NOT NULL DEFAULT 0,
+  duplicate_of INTEGER NULL,
+  UNIQUE (service_name, path_key)
+"""
+
+
+def utcnow() -> datetime:
+    """The current UTC time as a naive datetime (how every time is stored)."""
+    return datetime.utcnow()
+
+
+def _ts(value: datetime) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def _dt(value: Any) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(str(value))
+
+
+def path_key(path: str) -> str:
+    return hashlib.sha256(path.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Job:
+    """A claimed file: what a worker needs to ingest it and to report back."""
+
+    id: int
+    service_name: str
+    path: str
+    fingerprint: str
+    attempts: int
+    version: int
+    worker: str
+
+
+@dataclass(frozen=True)
+class Row:
+    """One row of the tracking table, as the status API shows it."""
+
+    id: int
+    service_name: str
+    type: str
+    meta: str
+    state: str
+    attempts: int
+    error: str | None
+    worker: str | None
+    created: datetime | None
+    started_date: datetime | None
+    completed_date: datetime | None
+    heartbeat: datetime | None
+    rows_loaded: int
+    rows_rejected: int
+    progress: float
+    fingerprint: str | None
+    content_hash: str | None
+    duplicate_of: int | None
+
+
+_ROW_COLUMNS = (
+    "id, service_name, type, meta, state, attempts, error, worker, created, started_date, "
+    "completed_date, heartbeat, rows_loaded, rows_rejected, progress, fingerprint, content_hash, "
+    "duplicate_of"
+)
+
+
+def _row(values: Sequence[Any]) -> Row:
+    v = list(values)
+    for i in (8, 9, 10, 11):
+        v[i] = _dt(v[i])
+    return Row(*v)
+
+
+class LeaseLost(TerminalError):
+    """The row is no longer running under this worker (swept, or taken by another daemon)."""
+
+
+class TrackingQueue:
+    """The `ingestor` table as a queue with leases."""
+
+    def __init__(self, store: SqlStore, clock: Clock = utcnow) -> None:
+        self.store = store
+        self.clock = clock
+
+    def _tx(self, immediate: bool = True) -> Any:
+        return self.store.transaction(DATABASE, immediate=immediate)
+
+    def ensure_schema(self) -> None:
+        columns = _COLUMNS_MYSQL if self.store.dialect == "mysql" else _COLUMNS_SQLITE
+        with self._tx() as cur:
+            cur.execute(f"CREATE TABLE IF NOT EXISTS {TABLE} ({columns})")
+            if self.store.dialect == "sqlite":
+                cur.execute(f"CREATE INDEX IF NOT EXISTS ingestor_state ON {TABLE} (state, service_name)")
+
+    # -- scanning -----------------------------------------------------------------------------
+
+    def offer(self, service: str, path: str, fingerprint: str) -> str:
+        """Track `path` for `service`: 'new', 'changed' (queued again as a new version) or 'same'."""
+        now = _ts(self.clock())
+        key = path_key(path)
+        with self._tx() as cur:
+            found = cur.execute(
+                f"SELECT id, state, fingerprint FROM {TABLE} WHERE service_name=? AND path_key=?",
+                (service, key),
+            ).fetchone()
+            if found is None:
+                cur.execute(
+                    f"INSERT INTO {TABLE} (service_name, type, meta, path_key, state, created, "
+                    "fingerprint) VALUES (?, 'file', ?, ?, ?, ?, ?)",
+                    (service, path, key, states.QUEUED, now, fingerprint),
+                )
+                return "new"
+            row_id, state, old = found
+            if old == fingerprint or state in states.PENDING:
+                # A file changed while queued or running is re-checked after that run ends.
+                return "same"
+            cur.execute(
+                f"UPDATE {TABLE} SET state=?, fingerprint=?, version=version+1, attempts=0, "
+                "started=0, completed=0, started_date=NULL, completed_date=NULL, error=NULL, "
+                "rows_loaded=0, rows_rejected=0, progress=0, duplicate_of=NULL, not_before=NULL "
+                "WHERE id=? AND state=?",
+                (states.QUEUED, fingerprint, row_id, state),
+            )
+            return "changed"
+
+    # -- the worker's transitions -------------------------------------------------------------
+
+    def claim(self, worker: str, services: Sequence[str]) -> Job | None:
+        """Atomically take the oldest due queued file of `services` (row lock, SKIP LOCKED)."""
+        if not services:
+            return None
+        now = self.clock()
+        marks = ", ".join("?" for _ in services)
+        lock = " FOR UPDATE SKIP LOCKED" if self.store.dialect == "mysql" else ""
+        with self._tx() as cur:
+            found = cur.execute(
+                f"SELECT id, service_name, meta, fingerprint, attempts, version FROM {TABLE} "
+                f"WHERE state=? AND type='file' AND service_name IN ({marks}) "
+                f"AND (not_before IS NULL OR not_before <= ?) ORDER BY id LIMIT 1{lock}",
+                (states.QUEUED, *services, _ts(now)),
+            ).fetchone()
+            if found is None:
+                return None
+            row_id, service, meta, fingerprint, attempts, version = found
+            cur.execute(
+                f"UPDATE {TABLE} SET state=?, worker=?, heartbeat=?, attempts=attempts+1, "
+                "started=1, completed=0, started_date=?, progress=0 WHERE id=? AND state=?",
+                (states.RUNNING, worker, _ts(now), _ts(now), row_id, states.QUEUED),
+            )
+            if cur.rowcount != 1:
+                return None
+        return Job(row_id, service, meta, fingerprint or "", attempts + 1, version, worker)
+
+    def _running_update(self, cur: Cursor, job: Job, sets: str, params: Sequence[Any]) -> None:
+        cur.execute(
+            f"UPDATE {TABLE} SET {sets} WHERE id=? AND state=? AND worker=?",
+            (*params, job.id, states.RUNNING, job.worker),
+        )
+        if cur.rowcount != 1:
+            raise LeaseLost(f"{job.path}: no longer running under {job.worker} (lease expired?)")
+
+    def heartbeat(self, job: Job, progress: float | None = None) -> None:
+        """Extend the lease; raises LeaseLost if the row was swept or taken over."""
+        with self._tx() as cur:
+            if progress is None:
+                self._running_update(cur, job, "heartbeat=?", (_ts(self.clock()),))
+            else:
+                self._running_update(cur, job, "heartbeat=?, progress=?", (_ts(self.clock()), progress))
+
+    def complete(
+        self,
+        job: Job,
+        rows_loaded: int,
+        rows_rejected: int,
+        *,
+        fingerprint: str | None = None,
+        content_hash: str | None = None,
+        error: str | None = None,
+    ) -> None:
+        """Mark done, with the counts and the fingerprint of the version actually loaded."""
+        now = _ts(self.clock())
+        with self._tx() as cur:
+            self._running_update(
+                cur,
+                job,
+                "state=?, completed=1, completed_date=?, rows_loaded=?, rows_rejected=?, progress=1, "
+                "fingerprint=?, content_hash=?, error=?, not_before=NULL",
+                (
+                    states.DONE,
+                    now,
+                    rows_loaded,
+                    rows_rejected,
+                    fingerprint or job.fingerprint,
+                    content_hash,
+                    error,
+                ),
+            )
+
+    def mark_duplicate(self, job: Job, of_id: int, content_hash: str) -> None:
+        """The same content was loaded before under another name: record it, load nothing."""
+        now = _ts(self.clock())
+        with self._tx() as cur:
+            self._running_update(
+                cur,
+                job,
+                "state=?, completed=1, completed_date=?, duplicate_of=?, content_hash=?, progress=1, error=?",
+                (
+                    states.DUPLICATE,
+                    now,
+                    of_id,
+                    content_hash,
+                    f"same content as tracking row {of_id}",
+                ),
+            )
+
+    def fail(self, job: Job, error: str, rows_loaded: int = 0, rows_rejected: int = 0) -> None:
+        with self._tx() as cur:
+            self._running_update(
+                cur,
+                job,
+                "state=?, error=?, rows_loaded=?, rows_rejected=?, not_before=NULL",
+                (states.FAILED, error[:60000], rows_loaded, rows_rejected),
+            )
+
+    def release(self, job: Job, error: str | None, delay: float = 0, count_attempt: bool = True) -> None:
+        """Put a running file back in the queue, due after `delay` seconds."""
+        due = _ts(self.clock() + timedelta(seconds=delay))
+        attempts = "attempts" if count_attempt else "attempts-1"
+        with self._tx() as cur:
+            self._running_update(
+                cur,
+                job,
+                f"state=?, error=?, not_before=?, worker=NULL, started=0, attempts={attempts}",
+                (states.QUEUED, error, due),
+            )
+
+    # -- recovery -----------------------------------------------------------------------------
+
+    def sweep(self, lease_seconds: float, max_attempts: int, dead_workers: Sequence[str] = ()) -> int:
+        """Return files whose worker stopped heartbeating (or is known dead) to the queue.
+
+        A file that has used up `max_attempts` is failed instead, with the reason named.
+        """
+        expired = _ts(self.clock() - timedelta(seconds=lease_seconds))
+        changed = 0
+        with self._tx() as cur:
+            rows = cur.execute(
+                f"SELECT id, worker, attempts, heartbeat FROM {TABLE} WHERE state=?",
+                (states.RUNNING,),
+            ).fetchall()
+            for row_id, worker, attempts, beat in rows:
+                dead = worker in dead_workers
+                beat_ts = _dt(beat)
+                if not dead and beat_ts is not None and _ts(beat_ts) >= expired:
+                    continue
+                why = (
+                    f"worker {worker} died while ingesting"
+                    if dead
+                    else f"lease expired: worker {worker} sent no heartbeat for {lease_seconds:g}s"
+                )
+                if attempts >= max_attempts:
+                    cur.execute(
+                        f"UPDATE {TABLE} SET state=?, error=? WHERE id=? AND state=? AND worker=?",
+                        (
+                            states.FAILED,
+                            f"{why}; gave up after {attempts} attempts",
+                            row_id,
+                            states.RUNNING,
+                            worker,
+                        ),
+                    )
+                else:
+                    cur.execute(
+                        f"UPDATE {TABLE} SET state=?, error=?, worker=NULL, started=0, not_before=NULL "
+                        "WHERE id=? AND state=? AND worker=?",
+                        (states.QUEUED, why, row_id, states.RUNNING, worker),
+                    )
+                changed += cur.rowcount
+        return changed
+
+    def seconds_until_due(self, services: Sequence[str]) -> float | None:
+        """Seconds until the next queued file of `services` is due, or None if none is queued."""
+        if not services:
+            return None
+        marks = ", ".join("?" for _ in services)
+        with self._tx(False) as cur:
+            found = cur.execute(
+                f"SELECT COUNT(*), MIN(not_before) FROM {TABLE} WHERE state=? AND service_name IN ({marks})",
+                (states.QUEUED, *services),
+            ).fetchone()
+        if not found or not found[0]:
+            return None
+        due = _dt(found[1])
+        return 0.0 if due is None else (due - self.clock()).total_seconds()
+
+    def running_workers(self) -> list[str]:
+        with self._tx(False) as cur:
+            rows = cur.execute(
+                f"SELECT DISTINCT worker FROM {TABLE} WHERE state=? AND worker IS NOT NULL",
+                (states.RUNNING,),
+            ).fetchall()
+        return [r[0] for r in rows]
+
+    def retry_failed(self, services: Sequence[str] = ()) -> int:
+        """Queue failed files again with fresh attempts (the `retry` command)."""
+        where = "state=?"
+        params: list[Any] = [states.FAILED]
+        if services:
+            where += f" AND service_name IN ({', '.join('?' for _ in services)})"
+            params.extend(services)
+        with self._tx() as cur:
+            cur.execute(
+                f"UPDATE {TABLE} SET state=?, attempts=0, not_before=NULL, worker=NULL, started=0 "
+                f"WHERE {where}",
+                (states.QUEUED, *params),
+            )
+            return cur.rowcount
+
+    # -- derived services ---------------------------------------------------------------------
+
+    def record_run(self, service: str, started: datetime, error: str | None = None) -> None:
+        """A run of a service without files: a `save_run` row (contract)."""
+        now = _ts(self.clock())
+        key = path_key(f"save_run:{uuid.uuid4()}")
+        with self._tx() as cur:
+            cur.execute(
+                f"INSERT INTO {TABLE} (service_name, type, meta, path_key, started, completed, created, "
+                "started_date, completed_date, state, error, progress) "
+                "VALUES (?, 'save_run', '', ?, 1, 1, ?, ?, ?, ?, ?, 1)",
+                (
+                    service,
+                    key,
+                    _ts(started),
+                    _ts(started),
+                    now,
+                    states.FAILED if error else states.DONE,
+                    error,
+                ),
+            )
+
+    def pending_count(self, services: Sequence[str]) -> int:
+        if not services:
+            return 0
+        marks = ", ".join("?" for _ in services)
+        with self._tx(False) as cur:
+            found = cur.execute(
+                f"SELECT COUNT(*) FROM {TABLE} WHERE state IN (?, ?) AND service_name IN ({marks})",
+                (*states.PENDING, *services),
+            ).fetchone()
+        return int(found[0]) if found else 0
+
+    def last_completed(self, services: Sequence[str], run_type: str = "file") -> datetime | None:
+        if not services:
+            return None
+        marks = ", ".join("?" for _ in services)
+        with self._tx(False) as cur:
+            found = cur.execute(
+                f"SELECT MAX(completed_date) FROM {TABLE} WHERE completed=1 AND type=? "
+                f"AND service_name IN ({marks})",
+                (run_type, *services),
+            ).fetchone()
+        return _dt(found[0]) if found else None
+
+    def last_run_started(self, service: str) -> datetime | None:
+        with self._tx(False) as cur:
+            found = cur.execute(
+                f"SELECT MAX(started_date) FROM {TABLE} WHERE type='save_run' AND service_name=?",
+                (service,),
+            ).fetchone()
+        return _dt(found[0]) if found else None
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def rows(self, service: str | None = None, state: str | None = None, limit: int = 0) -> list[Row]:
+        where = []
+        params: list[Any] = []
+        if service:
+            where.append("service_name=?")
+            params.append(service)
+        if state:
+            where.append("state=?")
+            params.append(state)
+        sql = f"SELECT {_ROW_COLUMNS} FROM {TABLE}"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY id"
+        if limit:
+            sql += f" LIMIT {int(limit)}"
+        with self._tx(False) as cur:
+            return [_row(r) for r in cur.execute(sql, params).fetchall()]
+
+    def get(self, row_id: int) -> Row | None:
+        with self._tx(False) as cur:
+            found = cur.execute(f"SELECT {_ROW_COLUMNS} FROM {TABLE} WHERE id=?", (row_id,)).fetchone()
+        return _row(found) if found else None
+
+    def find_done_by_hash(self, service: str, content_hash: str, exclude_id: int) -> int | None:
+        with self._tx(False) as cur:
+            found = cur.execute(
+                f"SELECT MIN(id) FROM {TABLE} WHERE service_name=? AND content_hash=? AND state=? AND id<>?",
+                (service, content_hash, states.DONE, exclude_id),
+            ).fetchone()
+        return int(found[0]) if found and found[0] is not None else None
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Files per service and state."""
+        with self._tx(False) as cur:
+            rows = cur.execute(
+                f"SELECT service_name, state, COUNT(*) FROM {TABLE} WHERE type='file' "
+                "GROUP BY service_name, state"
+            ).fetchall()
+        result: dict[str, dict[str, int]] = {}
+        for service, state, count in rows:
+            result.setdefault(service, {})[state] = int(count)
+        return result

@@ -1,0 +1,75 @@
+"""Finds what the data package holds: resolves each `latest` link and lists its entries.
+
+`<root>/clickstream_logs/latest` and `<root>/database_state/latest` point to dated directories. Each
+top-level file and directory of the target (and the files of an `ora/` sub-directory) is one entry.
+Problems (a missing or broken `latest`, an unreadable entry) are reported, never raised: one bad
+directory must not stop the scan of the others.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from base_service import Entry
+from utils.fingerprint import MISSING, file_fingerprint, tree_fingerprint
+
+AREAS = ("clickstream_logs", "database_state")
+SUBDIRS = ("ora",)  # files in these sub-directories are entries of their own
+
+
+@dataclass
+class ScanResult:
+    entries: list[Entry] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    targets: dict[str, str] = field(default_factory=dict)  # latest link -> resolved directory
+
+
+def _entry(path: Path, area: str) -> Entry:
+    if path.is_symlink() and not path.exists():
+        return Entry(path, area, False, MISSING)
+    if path.is_dir():
+        return Entry(path, area, True, tree_fingerprint(path))
+    return Entry(path, area, False, file_fingerprint(path))
+
+
+def _list(directory: Path, area: str) -> Iterator[Entry]:
+    with os.scandir(directory) as it:
+        names = sorted(e.name for e in it)
+    for name in names:
+        path = directory / name
+        if name in SUBDIRS and path.is_dir() and not path.is_symlink():
+            for sub in sorted(os.listdir(path)):
+                yield _entry(path / sub, area)
+            continue
+        yield _entry(path, area)
+
+
+def scan(data_paths: Sequence[Path]) -> ScanResult:
+    """List the entries under every `latest` of every data root."""
+    result = ScanResult()
+    for root in data_paths:
+        for area in AREAS:
+            latest = root / area / "latest"
+            if not latest.exists() and not latest.is_symlink():
+                if not (root / area).exists():
+                    result.problems.append(f"{root / area}: no such directory")
+                else:
+                    result.problems.append(f"{latest}: missing (expected a link to a dated directory)")
+                continue
+            try:
+                target = latest.resolve(strict=True)
+            except (OSError, RuntimeError) as exc:
+                result.problems.append(f"{latest}: broken link ({exc})")
+                continue
+            if not target.is_dir():
+                result.problems.append(f"{latest}: points to {target}, which is not a directory")
+                continue
+            result.targets[str(latest)] = str(target)
+            try:
+                result.entries.extend(_list(target, area))
+            except OSError as exc:
+                result.problems.append(f"{target}: cannot be listed ({exc})")
+    return result

@@ -1,0 +1,197 @@
+"""Configuration, resolved once at start into one typed, immutable object.
+
+Sources, later ones winning: the defaults below < the config file (`config.py`, a Python module as
+in the original) < `INGESTOR_<KEY>` environment variables (lists separated by `:`) < `--set KEY=VALUE`
+on the command line. Every invalid value is reported together, naming where it came from.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from core.errors import ConfigError
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting, with its default. config.example.py documents each one."""
+
+    DATA_PATHS: tuple[Path, ...] = (Path("examples/data"),)
+    STATE_DIR: Path = Path("var")
+    SQL_URL: str = "sqlite"
+    MONGO_URL: str = "sqlite"
+    COURSES_FILE: Path = Path("courses.py")
+    SCAN_INTERVAL: int = 300
+    SERVICES: tuple[str, ...] = ()
+    IGNORE_SERVICES: tuple[str, ...] = ()
+    API_ENABLED: bool = True
+    API_HOST: str = "127.0.0.1"
+    API_PORT: int = 8850
+    API_TOKEN: str = ""
+    LEGACY_SCHEMA: bool = False
+    MAX_ATTEMPTS: int = 3
+    LEASE_SECONDS: int = 120
+    HEARTBEAT_SECONDS: int = 10
+    RETRY_BACKOFF_SECONDS: int = 30
+    WORKER_NAME: str = ""
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    # Directories derived from STATE_DIR.
+    @property
+    def log_dir(self) -> Path:
+        return self.STATE_DIR / "logs"
+
+    @property
+    def rejects_dir(self) -> Path:
+        return self.STATE_DIR / "rejects"
+
+    @property
+    def output_dir(self) -> Path:
+        return self.STATE_DIR / "www"
+
+    @property
+    def export_dir(self) -> Path:
+        return self.STATE_DIR / "exports"
+
+    @property
+    def tmp_dir(self) -> Path:
+        return self.STATE_DIR / "tmp"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.STATE_DIR / "ingestor.pid"
+
+
+_KEYS = {f.name: f for f in fields(Settings) if f.name != "extra"}
+_DEFAULTS = Settings()
+
+
+def _coerce(key: str, value: Any, source: str, problems: list[str]) -> Any:
+    """Convert `value` to the type of `key`'s default; record a problem instead of raising."""
+    default = getattr(_DEFAULTS, key)
+    try:
+        if isinstance(default, bool):
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in {"1", "true", "yes", "on"}:
+                return True
+            if text in {"0", "false", "no", "off", ""}:
+                return False
+            raise ValueError(f"not a boolean: {value!r}")
+        if isinstance(default, int):
+            number = int(value)
+            if number < 0:
+                raise ValueError(f"must not be negative: {number}")
+            return number
+        if isinstance(default, Path):
+            return Path(os.path.expanduser(str(value)))
+        if isinstance(default, tuple):
+            items = value.split(":") if isinstance(value, str) else list(value)
+            items = [str(i) for i in items if str(i)]
+            if key == "DATA_PATHS":
+                return tuple(Path(os.path.expanduser(i)) for i in items)
+            return tuple(items)
+        if not isinstance(value, str):
+            raise ValueError(f"expected a string, got {type(value).__name__}")
+        return value
+    except (TypeError, ValueError) as exc:
+        problems.append(f"{key} (from {source}): {exc}")
+        return default
+
+
+def _read_config_file(path: Path) -> dict[str, Any]:
+    spec = importlib.util.spec_from_file_location("ingestor_config", path)
+    if spec is None or spec.loader is None:
+        raise ConfigError([f"config file {path}: cannot be loaded"])
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        raise ConfigError([f"config file {path}: {type(exc).__name__}: {exc}"]) from exc
+    return {k: v for k, v in vars(module).items() if k.isupper()}
+
+
+def load_settings(
+    config_file: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, str] | None = None,
+    base_dir: Path | None = None,
+) -> Settings:
+    """Resolve every setting; relative paths are taken from `base_dir` (default: the repo)."""
+    environ = os.environ if environ is None else environ
+    base_dir = base_dir or REPO
+    problems: list[str] = []
+    values: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+
+    if config_file is None and environ.get("INGESTOR_CONFIG"):
+        config_file = Path(environ["INGESTOR_CONFIG"])
+    if config_file is None and (base_dir / "config.py").exists():
+        config_file = base_dir / "config.py"
+    layers: list[tuple[str, Mapping[str, Any]]] = []
+    if config_file is not None:
+        if not config_file.exists():
+            problems.append(f"config file {config_file}: does not exist")
+        else:
+            layers.append((str(config_file), _read_config_file(config_file)))
+    env_values = {k[len("INGESTOR_") :]: v for k, v in environ.items() if k.startswith("INGESTOR_")}
+    env_values.pop("CONFIG", None)
+    layers.append(("environment", env_values))
+    layers.append(("command line", dict(overrides or {})))
+
+    for source, layer in layers:
+        for key, value in layer.items():
+            if key in _KEYS:
+                values[key] = _coerce(key, value, source, problems)
+            elif source == "environment" and key.startswith("TEST_"):
+                continue  # the test suite's own variables
+            elif source == "environment" or source == "command line":
+                problems.append(f"{key} (from {source}): unknown setting")
+            else:
+                extra[key] = value
+
+    for key in ("DATA_PATHS",):
+        if key in values:
+            values[key] = tuple(p if p.is_absolute() else base_dir / p for p in values[key])
+    for key in ("STATE_DIR", "COURSES_FILE"):
+        if key in values and not values[key].is_absolute():
+            values[key] = base_dir / values[key]
+    values.setdefault("DATA_PATHS", tuple(base_dir / p for p in _DEFAULTS.DATA_PATHS))
+    values.setdefault("STATE_DIR", base_dir / _DEFAULTS.STATE_DIR)
+    values.setdefault("COURSES_FILE", base_dir / _DEFAULTS.COURSES_FILE)
+
+    settings = Settings(**values, extra=extra)
+    problems.extend(_validate(settings))
+    if problems:
+        raise ConfigError(problems)
+    return settings
+
+
+def _validate(s: Settings) -> list[str]:
+    problems = []
+    if s.SQL_URL != "sqlite" and not s.SQL_URL.startswith("mysql://"):
+        problems.append(f"SQL_URL: expected 'sqlite' or 'mysql://user:password@host:port', got {s.SQL_URL!r}")
+    if s.MONGO_URL != "sqlite" and not s.MONGO_URL.startswith("mongodb://"):
+        problems.append(f"MONGO_URL: expected 'sqlite' or 'mongodb://host:port/', got {s.MONGO_URL!r}")
+    if not s.DATA_PATHS:
+        problems.append("DATA_PATHS: at least one data directory is needed")
+    if s.SCAN_INTERVAL < 1:
+        problems.append("SCAN_INTERVAL: must be at least 1 second")
+    if not 0 < s.API_PORT < 65536:
+        problems.append(f"API_PORT: {s.API_PORT} is not a TCP port")
+    if s.MAX_ATTEMPTS < 1:
+        problems.append("MAX_ATTEMPTS: must be at least 1")
+    if s.HEARTBEAT_SECONDS < 1 or s.LEASE_SECONDS <= s.HEARTBEAT_SECONDS:
+        problems.append("LEASE_SECONDS must be larger than HEARTBEAT_SECONDS (at least 1)")
+    clash = set(s.SERVICES) & set(s.IGNORE_SERVICES)
+    if clash:
+        problems.append(f"SERVICES and IGNORE_SERVICES both name {sorted(clash)}")
+    return problems

@@ -1,0 +1,128 @@
+"""Column types for a dump, inferred from its values with the contract's types as the floor.
+
+Each batch of rows is checked column by column with one regular-expression match over the column's
+values joined together (fast, C speed), so a million-row file costs a few seconds. Inference is
+conservative: a column becomes INT, DOUBLE, DATE or DATETIME only if every non-NULL value is
+exactly representable there; otherwise it is text wide enough for its longest value, so nothing is
+ever truncated or changed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from stores.sql.base import Column, Kind
+
+# The contract (data-contract.md): the types the original gave these columns.
+INT_COLUMNS = frozenset({"id"})
+DATETIME_COLUMNS = frozenset(
+    {"created", "modified", "created_date", "modified_date", "last_login", "date_joined"}
+)
+LONG_TEXT_COLUMNS = frozenset(
+    {
+        "state",
+        "content",
+        "meta",
+        "bio",
+        "feedback",
+        "feedback_text",
+        "raw_answer",
+        "explanation",
+        "goals",
+        "mailing_address",
+    }
+)
+
+_SEP = b"\x00"
+_PATTERNS: dict[str, bytes] = {
+    "int": rb"-?(?:0|[1-9][0-9]{0,17})",
+    "float": rb"-?(?:0|[1-9][0-9]{0,14})(?:\.[0-9]{1,15})?(?:[eE][-+]?[0-9]{1,3})?",
+    "date": rb"[1-9][0-9]{3}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])",
+    "datetime": rb"[1-9][0-9]{3}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01]) "
+    rb"(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{1,6})?",
+}
+_JOINED = {
+    kind: re.compile(rb"(?:%s|NULL)(?:\x00(?:%s|NULL))*" % (pattern, pattern))
+    for kind, pattern in _PATTERNS.items()
+}
+_ORDER: tuple[Kind, ...] = ("int", "float", "date", "datetime")
+
+
+@dataclass
+class _Seen:
+    candidates: set[str] = field(default_factory=lambda: set(_ORDER))
+    max_bytes: int = 0
+    fractional: bool = False
+    non_null: bool = False
+
+
+class ColumnTypes:
+    """Accumulates what the values of each column allow."""
+
+    def __init__(self, names: Sequence[str]) -> None:
+        self.names = list(names)
+        self._seen = [_Seen() for _ in names]
+
+    def add_batch(self, rows: Sequence[Sequence[bytes]]) -> None:
+        """Take in a batch of rows (each a list of escaped field bytes, all the right width)."""
+        if not rows:
+            return
+        for seen, values in zip(self._seen, zip(*rows, strict=True), strict=True):
+            longest = max(map(len, values))
+            if longest > seen.max_bytes:
+                seen.max_bytes = longest
+            if not seen.candidates:
+                continue
+            joined = _SEP.join(values)
+            if not seen.non_null and joined.replace(b"NULL", b"").replace(_SEP, b""):
+                seen.non_null = True
+            for kind in list(seen.candidates):
+                if not _JOINED[kind].fullmatch(joined):
+                    seen.candidates.discard(kind)
+            if "datetime" in seen.candidates and b"." in joined:
+                seen.fractional = True
+
+    def columns(self, legacy: bool) -> tuple[list[Column], list[str]]:
+        """The columns to create, and warnings where the data is below the contract's floor."""
+        result: list[Column] = []
+        warnings: list[str] = []
+        for name, seen in zip(self.names, self._seen, strict=True):
+            kind = self._kind(name, seen, legacy)
+            floor = _floor(name)
+            if floor in ("int", "datetime") and kind != floor:
+                warnings.append(f"column {name}: values do not fit {floor.upper()}; stored as text")
+            result.append(Column(name, kind, seen.max_bytes, seen.fractional))
+        return result, warnings
+
+    @staticmethod
+    def _kind(name: str, seen: _Seen, legacy: bool) -> Kind:
+        floor = _floor(name)
+        if floor == "longtext":
+            return "longtext"
+        if floor in ("int", "datetime") and floor in seen.candidates:
+            return floor
+        if legacy or not seen.non_null:
+            return "text"
+        for kind in _ORDER:
+            if kind in seen.candidates:
+                return kind
+        return "text"
+
+
+def _floor(name: str) -> Kind | None:
+    if name in INT_COLUMNS:
+        return "int"
+    if name in DATETIME_COLUMNS:
+        return "datetime"
+    if name in LONG_TEXT_COLUMNS:
+        return "longtext"
+    return None
+
+
+def null_columns(columns: Sequence[Column], legacy: bool) -> frozenset[str]:
+    """Where the field `NULL` becomes SQL NULL: everywhere by default; typed columns in legacy mode."""
+    if not legacy:
+        return frozenset(c.name for c in columns)
+    return frozenset(c.name for c in columns if c.kind not in ("text", "longtext"))

@@ -1,0 +1,117 @@
+"""The SQL store interface: one SQL 'database' per course plus `api` and `Person_Course`.
+
+Two backends implement it: MySQL/MariaDB through pymysql (production) and SQLite (the embedded
+default, one file per database). Statements are written with `?` placeholders; the MySQL backend
+converts them. Driver exceptions are translated into `core.errors` at this boundary.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+Kind = Literal["int", "float", "date", "datetime", "text", "longtext"]
+
+
+@dataclass(frozen=True)
+class Column:
+    """A column to create: its name, kind, the longest value seen (bytes) and fractional seconds."""
+
+    name: str
+    kind: Kind
+    max_bytes: int = 0
+    fractional: bool = False
+
+
+@dataclass(frozen=True)
+class LoadSpec:
+    """How to load a TSV spool into a table.
+
+    `path` holds records in MySQL `LOAD DATA` escaping (backslash escapes, tab between fields, LF
+    between records); `skip_lines` header lines are ignored. A field that is exactly `NULL` becomes
+    SQL NULL in the columns listed in `null_columns` and stays the text `NULL` elsewhere.
+    """
+
+    path: Path
+    columns: Sequence[Column]
+    null_columns: frozenset[str]
+    skip_lines: int = 0
+
+
+class Cursor(Protocol):
+    """The part of a DB-API cursor that callers use, with `?` placeholders."""
+
+    rowcount: int
+    lastrowid: int | None
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor: ...
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
+    def fetchone(self) -> tuple[Any, ...] | None: ...
+    def fetchall(self) -> list[tuple[Any, ...]]: ...
+
+
+class SqlStore(ABC):
+    """A SQL server (or a directory of SQLite files) holding many databases."""
+
+    dialect: str
+
+    @abstractmethod
+    def transaction(self, database: str, *, immediate: bool = False) -> AbstractContextManager[Cursor]:
+        """A cursor in one transaction on `database` (created if missing); commits on success.
+
+        `immediate` takes the write lock at the start (SQLite `BEGIN IMMEDIATE`), for
+        read-then-write sequences such as claiming a queued file.
+        """
+
+    @abstractmethod
+    def load_table(self, database: str, table: str, spec: LoadSpec) -> int:
+        """Replace `table` with the spool's rows, atomically; returns the number of rows loaded."""
+
+    @abstractmethod
+    def list_tables(self, database: str) -> list[str]:
+        """The tables of `database` (empty if it does not exist)."""
+
+    @abstractmethod
+    def list_databases(self) -> list[str]:
+        """The databases this store holds."""
+
+    @abstractmethod
+    def drop_database(self, database: str) -> None:
+        """Remove `database` and everything in it (tests and clean-up)."""
+
+    def query(self, database: str, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run one read statement and return all rows."""
+        with self.transaction(database) as cur:
+            return cur.execute(sql, params).fetchall()
+
+    def iter_query(self, database: str, sql: str, params: Sequence[Any] = ()) -> Iterator[tuple[Any, ...]]:
+        """Rows of one read statement (fetched whole; for small results)."""
+        yield from self.query(database, sql, params)
+
+    def quote(self, name: str) -> str:
+        """Validated, quoted identifier for this dialect."""
+        from stores.sql.identifiers import quote
+
+        return quote(name, self.dialect)
+
+    def close(self) -> None:  # noqa: B027 - optional for backends without resources
+        """Release connections."""
+
+
+def open_sql_store(url: str, state_dir: Path) -> SqlStore:
+    """The store for `SQL_URL`: `sqlite` (files under `<state_dir>/sql/`) or `mysql://...`."""
+    from core.errors import ConfigError
+
+    if url == "sqlite":
+        from stores.sql.sqlite import SqliteStore
+
+        return SqliteStore(state_dir / "sql")
+    if url.startswith("mysql://"):
+        from stores.sql.mysql import MysqlStore
+
+        return MysqlStore(url)
+    raise ConfigError([f"SQL_URL: expected 'sqlite' or 'mysql://user:password@host:port', got {url!r}"])
