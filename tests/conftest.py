@@ -57,3 +57,25 @@ def state_dir(tmp_path: Path) -> Iterator[Path]:
     path = tmp_path / "var"
     path.mkdir()
     yield path
+
+
+@pytest.fixture(params=["sqlite", pytest.param("mysql", marks=pytest.mark.mysql)])
+def sql_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The SQL_URL of each backend: the embedded SQLite one and the real MariaDB server."""
+    if request.param == "sqlite":
+        yield "sqlite"
+    else:
+        yield request.getfixturevalue("mysql_url")
+
+
+@pytest.fixture
+def sql_store(sql_backend: str, tmp_path: Path) -> Iterator[object]:
+    """A SqlStore on each backend; databases it creates are dropped afterwards (MariaDB)."""
+    from stores.sql.base import open_sql_store
+
+    store = open_sql_store(sql_backend, tmp_path / "var")
+    before = set(store.list_databases())
+    yield store
+    if store.dialect == "mysql":
+        for name in set(store.list_databases()) - before:
+            store.drop_database(name)

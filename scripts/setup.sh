@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Creates (or updates) the project's virtualenv outside the repo and prints its python's path.
+# Idempotent: packages are installed again only when a requirements file changed.
+set -euo pipefail
+here="$(cd "$(dirname "$0")/.." && pwd)"
+CACHE="${OPTIMUS_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/optimus-ingestor}"
+VENV="${OPTIMUS_VENV:-$CACHE/venv}"
+PYTHON="${PYTHON:-python3}"
+want="${1:-dev}"   # dev: with test tools; runtime: requirements.txt only
+req="$here/requirements-dev.txt"; [ "$want" = runtime ] && req="$here/requirements.txt"
+
+if [ ! -x "$VENV/bin/python" ]; then
+  mkdir -p "$CACHE"
+  if ! "$PYTHON" -m venv "$VENV" >/dev/null 2>&1; then
+    # Debian's python3 keeps venv in a package of its own.
+    if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null; fi
+    rm -rf "$VENV"
+    "$PYTHON" -m venv "$VENV"
+  fi
+fi
+stamp="$VENV/.requirements-$want.sha256"
+sum="$(cat "$here/requirements.txt" "$req" | sha256sum | cut -d' ' -f1)"
+if [ "$(cat "$stamp" 2>/dev/null)" != "$sum" ]; then
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip >&2
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$req" >&2
+  echo "$sum" > "$stamp"
+fi
+echo "$VENV/bin/python"

@@ -1,0 +1,164 @@
+"""The DatabaseState service through the real daemon loop (`run --once`), on SQLite and MariaDB."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from core import states
+from core.daemon import Daemon
+from stores.sql.base import open_sql_store
+from tests.packages import AUTH_USER_HEADER, make_package, settings_for, write_dump
+
+DB = "UQx_PSYC10301x_4T2016"
+USER = "UQx-PSYC1030.1x-4T2016-auth_user-prod-analytics.sql"
+MODULE = "UQx-PSYC1030.1x-4T2016-courseware_studentmodule-prod-analytics.sql"
+ENROLL = "UQx-PSYC1030.1x-4T2016-student_courseenrollment-prod-analytics.sql"
+
+
+@pytest.fixture
+def env(tmp_path, sql_backend, unique_name, monkeypatch):
+    """A data package, a state dir and a daemon factory; databases have a per-test prefix on MariaDB."""
+    data = make_package(tmp_path / "data")
+    state = tmp_path / "var"
+    import core.queue
+
+    monkeypatch.setattr(core.queue, "DATABASE", f"api_{unique_name}")
+    created: list[str] = []
+
+    class Env:
+        def __init__(self):
+            self.data, self.state = data, state
+            self.store = open_sql_store(sql_backend, state)
+
+        def run(self, **extra):
+            settings = settings_for(data, state, sql_backend, **extra)
+            daemon = Daemon(settings, foreground=False)
+            status = daemon.run(once=True)
+            self.scheduler = daemon.scheduler
+            return status
+
+        def rows(self):
+            return {os.path.basename(r.meta): r for r in self.scheduler.queue.rows()}
+
+        def query(self, sql, db=DB):
+            created.append(db)
+            return [tuple(r) for r in self.store.query(db, sql)]
+
+    environment = Env()
+    yield environment
+    if sql_backend != "sqlite":
+        for name in {*created, DB, f"api_{unique_name}"}:
+            environment.store.drop_database(name)
+
+
+USERS = AUTH_USER_HEADER + (
+    b"1\tada\tada@example.org\t0\t1\t2015-01-01 10:00:00\t2014-12-01 09:00:00\n"
+    b"2\tbob\tNULL\t1\t0\tNULL\t2014-12-02 09:00:00.250000\n"
+    b"3\ttoo\tfew\n"
+    b"4\tzo\xc3\xab\tz@example.org\t0\t1\t2015-01-03 10:00:00\t2014-12-03 09:00:00\textra\n"
+    b"5\tbad\xff\tz@example.org\t0\t1\t2015-01-03 10:00:00\t2014-12-03 09:00:00\n"
+    b"6\tcy\tc@example.org\t0\t1\t2015-01-03 10:00:00\t2014-12-03 09:00:00\n"
+)
+
+
+def test_dump_becomes_a_typed_table_with_rejects_kept(env):
+    write_dump(env.data, USER, USERS)
+    assert env.run() == 0
+    assert env.query("SELECT id, username, email, is_active FROM auth_user ORDER BY id") == [
+        (1, "ada", "ada@example.org", 1), (2, "bob", None, 0), (6, "cy", "c@example.org", 1)]
+    row = env.rows()[USER]
+    assert (row.state, row.rows_loaded, row.rows_rejected) == (states.DONE, 3, 3)
+    rejects = (env.state / "rejects" / "DatabaseState").glob("*.rejects.tsv")
+    text = next(iter(rejects)).read_text()
+    assert "4\t3 fields, expected 7" in text
+    assert "5\t8 fields, expected 7" in text
+    assert "6\tinvalid UTF-8" in text
+
+
+def test_legacy_schema_stores_text_and_keeps_null_as_text(env):
+    write_dump(env.data, USER, USERS)
+    assert env.run(LEGACY_SCHEMA="1") == 0
+    rows = env.query("SELECT id, email, is_active, last_login FROM auth_user ORDER BY id")
+    assert rows[1][:3] == (2, "NULL", "0"), "is_active compares as the string '1'/'0', NULL stays text"
+    assert rows[1][3] is None, "a DATETIME column cannot hold the text NULL"
+
+
+def test_studentmodule_quirks_load_exactly(env):
+    header = b"id\tmodule_type\tmodule_id\tstudent_id\tstate\tgrade\tcreated\tmodified\tmax_grade\tdone\tcourse_id\n"
+    body = (
+        b'1\tproblem\tblock-v1:UQx+PSYC1030.1x+4T2016+type@problem+block@p1\t1\t{"student_answers": '
+        b'{"p_2_1": "{\\\\"answer\\\\":\\\\"x\\\\"}"}, "correct_map": {}}\t1\t2016-01-01 10:00:00\t'
+        b"2016-01-02 10:00:00.123456\t1\tna\tcourse-v1:UQx+PSYC1030.1x+4T2016\n"
+        b'2\tproblem\tp2\t1\t{"a": "tab\\\there", "b": "line\\\nnext"}\tNULL\t2016-01-01 10:00:00\t'
+        b"2016-01-01 10:00:00\tNULL\tna\tcourse-v1:UQx+PSYC1030.1x+4T2016\n"
+    )
+    write_dump(env.data, MODULE, header + body)
+    assert env.run() == 0
+    rows = env.query("SELECT id, state, grade, max_grade FROM courseware_studentmodule ORDER BY id")
+    import json
+
+    assert json.loads(json.loads(rows[0][1])["student_answers"]["p_2_1"]) == {"answer": "x"}
+    assert rows[1][1] == '{"a": "tab\there", "b": "line\nnext"}'
+    assert (rows[0][2], rows[1][2], rows[1][3]) == (1, None, None)
+
+
+def test_file_delivered_again_is_not_loaded_twice_and_a_new_version_replaces_the_table(env):
+    path = write_dump(env.data, ENROLL, b"id\tuser_id\tcourse_id\tcreated\tis_active\tmode\n1\t1\tc\t2015-01-01 00:00:00\t1\thonor\n")
+    assert env.run() == 0
+    first = env.rows()[ENROLL]
+    assert env.run() == 0
+    assert env.rows()[ENROLL].completed_date == first.completed_date, "unchanged file is not ingested again"
+    path.write_bytes(b"id\tuser_id\tcourse_id\tcreated\tis_active\tmode\n7\t7\tc\t2015-02-01 00:00:00\t1\taudit\n"
+                     b"8\t8\tc\t2015-02-01 00:00:00\t0\thonor\n")
+    assert env.run() == 0
+    assert env.query("SELECT id, mode FROM student_courseenrollment ORDER BY id") == [(7, "audit"), (8, "honor")]
+    assert len(env.scheduler.queue.rows()) == 1
+
+
+def test_latest_link_moved_to_a_new_week_is_followed(env):
+    write_dump(env.data, ENROLL, b"id\tuser_id\n1\t1\n")
+    assert env.run() == 0
+    make_package(env.data, db_date="2015-06-14")
+    write_dump(env.data, ENROLL, b"id\tuser_id\n1\t1\n2\t2\n")
+    assert env.run() == 0
+    assert env.query("SELECT COUNT(*) FROM student_courseenrollment") == [(2,)]
+    metas = sorted(r.meta for r in env.scheduler.queue.rows())
+    assert [m.split(os.sep)[-2] for m in metas] == ["2015-06-07", "2015-06-14"]
+
+
+def test_bad_files_fail_with_clear_errors_and_never_stop_the_others(env):
+    write_dump(env.data, USER, USERS)
+    write_dump(env.data, "UQx-X-1T-auth_user`;drop-prod-analytics.sql", b"id\n1\n")
+    write_dump(env.data, "UQx-PSYC1030.1x-4T2016-teams-prod-analytics.sql.failed",
+               b"Traceback (most recent call last):\nOperationalError: lost connection\n")
+    write_dump(env.data, "UQx-PSYC1030.1x-4T2016-wiki_article-prod-analytics.sql", b"")
+    write_dump(env.data, "UQx-PSYC1030.1x-4T2016-wiki_articlerevision-prod-analytics.sql",
+               b"id\tbad`col\n1\t2\n")
+    os.symlink("/nonexistent/target.sql",
+               env.data / "database_state" / "latest" / "UQx-PSYC1030.1x-4T2016-user_id_map-prod-analytics.sql")
+    assert env.run() == 1
+    rows = env.rows()
+    assert rows[USER].state == states.DONE
+    errors = {name: r.error for name, r in rows.items() if r.state == states.FAILED}
+    assert len(errors) == 5
+    assert "unsafe" in errors["UQx-X-1T-auth_user`;drop-prod-analytics.sql"] or "cannot find" in errors[
+        "UQx-X-1T-auth_user`;drop-prod-analytics.sql"]
+    assert "OperationalError: lost connection" in errors["UQx-PSYC1030.1x-4T2016-teams-prod-analytics.sql.failed"]
+    assert "empty file" in errors["UQx-PSYC1030.1x-4T2016-wiki_article-prod-analytics.sql"]
+    assert "header row" in errors["UQx-PSYC1030.1x-4T2016-wiki_articlerevision-prod-analytics.sql"]
+    assert "broken symbolic link" in errors["UQx-PSYC1030.1x-4T2016-user_id_map-prod-analytics.sql"]
+    for name, error in errors.items():
+        assert name in error, "every error names its file"
+
+
+def test_values_are_never_truncated_and_types_follow_the_data(env):
+    long_text = "x" * 300
+    write_dump(env.data, ENROLL,
+               b"id\tuser_id\tcourse_id\tcreated\tis_active\tmode\tzip\n"
+               b"1\t1\t" + long_text.encode() + b"\t2015-01-01 00:00:00\t1\thonor\t007\n"
+               b"2\t2\tc\t2015-01-01 00:00:00\t1\t\t4000\n")
+    assert env.run() == 0
+    rows = env.query("SELECT course_id, mode, zip FROM student_courseenrollment ORDER BY id")
+    assert rows == [(long_text, "honor", "007"), ("c", "", "4000")], "leading zeros keep a column text"

@@ -1,0 +1,162 @@
+"""The tracking table as a queue, on SQLite and on MariaDB (where two daemons may share it)."""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime, timedelta
+
+import pytest
+
+from core import states
+from core.queue import LeaseLost, TrackingQueue
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2015, 6, 7, 12, 0, 0)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def queue(sql_store, unique_name, monkeypatch):
+    import core.queue
+
+    # Each test gets its own tracking database on the shared server.
+    monkeypatch.setattr(core.queue, "DATABASE", f"api_{unique_name}")
+    clock = Clock()
+    q = TrackingQueue(sql_store, clock)
+    q.ensure_schema()
+    q.clock_ = clock  # type: ignore[attr-defined]
+    return q
+
+
+def test_offer_tracks_a_file_once_and_requeues_a_changed_version(queue):
+    assert queue.offer("DatabaseState", "/d/a.sql", "10:1") == "new"
+    assert queue.offer("DatabaseState", "/d/a.sql", "10:1") == "same"
+    job = queue.claim("w1", ["DatabaseState"])
+    queue.complete(job, 5, 1)
+    assert queue.offer("DatabaseState", "/d/a.sql", "10:1") == "same"
+    assert queue.offer("DatabaseState", "/d/a.sql", "12:2") == "changed"
+    rows = queue.rows()
+    assert len(rows) == 1, "one row per (service, file), as the dashboards count them"
+    assert (rows[0].state, rows[0].rows_loaded, rows[0].fingerprint) == (states.QUEUED, 0, "12:2")
+
+
+def test_contract_columns_are_set_as_the_dashboards_read_them(queue):
+    queue.offer("DatabaseState", "/d/a.sql", "1:1")
+    job = queue.claim("w1", ["DatabaseState"])
+    queue.complete(job, 3, 0)
+    import core.queue
+
+    (row,) = queue.store.query(
+        core.queue.DATABASE,
+        "SELECT service_name, type, meta, started, completed, created, started_date, completed_date "
+        "FROM ingestor",
+    )
+    assert row[:5] == ("DatabaseState", "file", "/d/a.sql", 1, 1)
+    assert all(value is not None for value in row[5:])
+
+
+def test_claim_takes_each_file_once_and_in_order(queue):
+    for name in ("a", "b", "c"):
+        queue.offer("S", f"/d/{name}", "1")
+    claimed = [queue.claim("w", ["S"]) for _ in range(4)]
+    assert [j.path if j else None for j in claimed] == ["/d/a", "/d/b", "/d/c", None]
+
+
+def test_transitions_check_the_lease_holder(queue):
+    queue.offer("S", "/d/a", "1")
+    job = queue.claim("w1", ["S"])
+    queue.clock_.advance(60)
+    assert queue.sweep(lease_seconds=30, max_attempts=3) == 1
+    with pytest.raises(LeaseLost):
+        queue.complete(job, 1, 0)
+    (row,) = queue.rows()
+    assert row.state == states.QUEUED and "lease expired" in row.error
+
+
+def test_requeues_file_abandoned_by_dead_worker_and_fails_it_after_max_attempts(queue):
+    queue.offer("S", "/d/a", "1")
+    for attempt in range(1, 4):
+        job = queue.claim(f"w{attempt}", ["S"])
+        assert job is not None and job.attempts == attempt
+        queue.sweep(lease_seconds=30, max_attempts=3, dead_workers=[job.worker])
+    (row,) = queue.rows()
+    assert row.state == states.FAILED
+    assert "died while ingesting" in row.error and "gave up after 3 attempts" in row.error
+
+
+def test_heartbeat_keeps_the_lease(queue):
+    queue.offer("S", "/d/a", "1")
+    job = queue.claim("w1", ["S"])
+    for _ in range(5):
+        queue.clock_.advance(20)
+        queue.heartbeat(job, 0.5)
+    assert queue.sweep(lease_seconds=30, max_attempts=3) == 0
+    assert queue.rows()[0].progress == 0.5
+
+
+def test_release_with_backoff_delays_the_next_claim(queue):
+    queue.offer("S", "/d/a", "1")
+    job = queue.claim("w1", ["S"])
+    queue.release(job, "database restarting", delay=30)
+    assert queue.claim("w1", ["S"]) is None
+    assert queue.seconds_until_due(["S"]) == pytest.approx(30)
+    queue.clock_.advance(31)
+    again = queue.claim("w1", ["S"])
+    assert again is not None and again.attempts == 2
+
+
+def test_retry_requeues_failed_files_with_fresh_attempts(queue):
+    queue.offer("S", "/d/a", "1")
+    queue.fail(queue.claim("w1", ["S"]), "bad")
+    assert queue.retry_failed() == 1
+    row = queue.rows()[0]
+    assert (row.state, row.attempts) == (states.QUEUED, 0)
+
+
+def test_save_run_rows_record_derived_runs(queue):
+    started = queue.clock_()
+    queue.record_run("PersonCourse", started)
+    (row,) = queue.rows()
+    assert (row.type, row.meta, row.state) == ("save_run", "", states.DONE)
+    assert queue.last_run_started("PersonCourse") == started
+
+
+@pytest.mark.mysql
+def test_two_competing_workers_never_claim_the_same_file(mysql_url, tmp_path, unique_name, monkeypatch):
+    import core.queue
+    from stores.sql.base import open_sql_store
+
+    monkeypatch.setattr(core.queue, "DATABASE", f"api_{unique_name}")
+    store = open_sql_store(mysql_url, tmp_path)
+    try:
+        setup = TrackingQueue(store)
+        setup.ensure_schema()
+        for i in range(120):
+            setup.offer("S", f"/d/{i:03d}", "1")
+        claimed: dict[str, list[str]] = {"w1": [], "w2": []}
+
+        def work(worker: str) -> None:
+            queue = TrackingQueue(open_sql_store(mysql_url, tmp_path))
+            while (job := queue.claim(worker, ["S"])) is not None:
+                claimed[worker].append(job.path)
+                queue.complete(job, 1, 0)
+
+        threads = [threading.Thread(target=work, args=(w,)) for w in claimed]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        everything = claimed["w1"] + claimed["w2"]
+        assert sorted(everything) == [f"/d/{i:03d}" for i in range(120)]
+        assert len(set(everything)) == 120
+        assert claimed["w1"] and claimed["w2"], "both workers got work"
+        assert all(r.state == states.DONE for r in setup.rows())
+    finally:
+        store.drop_database(f"api_{unique_name}")

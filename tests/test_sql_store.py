@@ -1,0 +1,100 @@
+"""One suite for the SQL store, run against SQLite and a real MariaDB."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from core.errors import TerminalError, UnsafeNameError
+from stores.sql.base import Column, LoadSpec
+
+
+def spool(tmp_path, text: bytes):
+    path = tmp_path / "rows.tsv"
+    path.write_bytes(text)
+    return path
+
+
+COLUMNS = [Column("id", "int"), Column("name", "text", 40), Column("state", "longtext", 100),
+           Column("created", "datetime", 26, fractional=True), Column("grade", "float")]
+
+
+def test_load_table_round_trips_escapes_nulls_and_types(sql_store, tmp_path, unique_name):
+    path = spool(tmp_path, b"1\tZo\xc3\xab\t{\"a\": \"x\\\\\"y\"}\t2015-01-01 10:00:00.5\t0.25\n"
+                           b"2\tNULL\tline\\\nnext\\\ttab\tNULL\tNULL\n")
+    loaded = sql_store.load_table(unique_name, "t1", LoadSpec(path, COLUMNS, frozenset({c.name for c in COLUMNS})))
+    assert loaded == 2
+    rows = sql_store.query(unique_name, "SELECT id, name, state, grade FROM t1 ORDER BY id")
+    assert [tuple(r) for r in rows] == [(1, "Zoë", '{"a": "x\\"y"}', 0.25), (2, None, "line\nnext\ttab", None)]
+
+
+def test_legacy_null_policy_keeps_the_text_null_in_text_columns(sql_store, tmp_path, unique_name):
+    path = spool(tmp_path, b"1\tNULL\tNULL\tNULL\tNULL\n")
+    spec = LoadSpec(path, COLUMNS, frozenset({"id", "created", "grade"}))
+    sql_store.load_table(unique_name, "t2", spec)
+    assert sql_store.query(unique_name, "SELECT name, state, created, grade FROM t2") == [("NULL", "NULL", None, None)]
+
+
+def test_reload_replaces_the_table_whole(sql_store, tmp_path, unique_name):
+    cols = [Column("id", "int"), Column("v", "text", 10)]
+    names = frozenset({"id", "v"})
+    sql_store.load_table(unique_name, "snap", LoadSpec(spool(tmp_path, b"1\ta\n2\tb\n3\tc\n"), cols, names))
+    sql_store.load_table(unique_name, "snap", LoadSpec(spool(tmp_path, b"4\td\n"), cols, names))
+    assert sql_store.query(unique_name, "SELECT id, v FROM snap") == [(4, "d")]
+    assert [t for t in sql_store.list_tables(unique_name) if t.startswith("snap")] == ["snap"]
+
+
+def test_readers_see_old_or_new_table_never_a_partial_one(sql_store, tmp_path, unique_name):
+    cols = [Column("id", "int")]
+    first = b"".join(b"%d\n" % i for i in range(5000))
+    second = b"".join(b"%d\n" % i for i in range(20000))
+    sql_store.load_table(unique_name, "big", LoadSpec(spool(tmp_path, first), cols, frozenset()))
+    seen: set[int] = set()
+    stop = threading.Event()
+
+    def read():
+        while not stop.is_set():
+            rows = sql_store.query(unique_name, "SELECT COUNT(*) FROM big")
+            seen.add(int(rows[0][0]))
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        path = tmp_path / "second.tsv"
+        path.write_bytes(second)
+        sql_store.load_table(unique_name, "big", LoadSpec(path, cols, frozenset()))
+    finally:
+        stop.set()
+        reader.join()
+    assert seen <= {5000, 20000}
+    assert sql_store.query(unique_name, "SELECT COUNT(*) FROM big") == [(20000,)]
+
+
+def test_text_columns_hold_long_values_without_truncation(sql_store, tmp_path, unique_name):
+    long_value = "é" * 70000
+    path = spool(tmp_path, b"1\t" + long_value.encode() + b"\n")
+    cols = [Column("id", "int"), Column("v", "text", len(long_value.encode()))]
+    sql_store.load_table(unique_name, "wide", LoadSpec(path, cols, frozenset()))
+    assert sql_store.query(unique_name, "SELECT v FROM wide")[0][0] == long_value
+
+
+def test_a_value_that_does_not_fit_fails_the_load_and_keeps_the_old_table(sql_store, tmp_path, unique_name):
+    cols = [Column("id", "int")]
+    sql_store.load_table(unique_name, "keep", LoadSpec(spool(tmp_path, b"1\n"), cols, frozenset()))
+    if sql_store.dialect == "sqlite":
+        pytest.skip("SQLite stores any value in any column; nothing can fail to fit")
+    with pytest.raises(TerminalError):
+        sql_store.load_table(unique_name, "keep", LoadSpec(spool(tmp_path, b"not a number\n"), cols, frozenset()))
+    assert sql_store.query(unique_name, "SELECT id FROM keep") == [(1,)]
+
+
+@pytest.mark.parametrize("name", ["a`b", 'a"b', "a;b", "../x", "x" * 65, "", "a b"])
+def test_hostile_identifiers_never_reach_sql(sql_store, tmp_path, name):
+    cols = [Column("id", "int")]
+    with pytest.raises(UnsafeNameError):
+        sql_store.load_table(name, "t", LoadSpec(spool(tmp_path, b"1\n"), cols, frozenset()))
+    with pytest.raises(UnsafeNameError):
+        sql_store.load_table("okdb", name, LoadSpec(spool(tmp_path, b"1\n"), cols, frozenset()))
+    with pytest.raises(UnsafeNameError):
+        sql_store.load_table("okdb", "t", LoadSpec(spool(tmp_path, b"1\n"), [Column(name, "int")], frozenset()))

@@ -1,0 +1,58 @@
+"""The .sql dumps' text format, era by era (edx-data-package.md section 2)."""
+
+from __future__ import annotations
+
+import io
+
+from utils.tsv import iter_records, split_fields, unescape
+
+
+def records(data: bytes) -> list[tuple[int, bytes]]:
+    return list(iter_records(io.BytesIO(data)))
+
+
+def test_python_writer_two_character_escapes_are_unescaped():
+    fields = split_fields(rb"a\tb	c\nd	e\\f	g\rh	nul\0")
+    assert [unescape(f.decode()) for f in fields] == ["a\tb", "c\nd", "e\\f", "g\rh", "nul\0"]
+
+
+def test_raw_carriage_return_of_the_mysql_client_era_stays_inside_the_value():
+    data = b"id\taddr\n1\tline one\r\\nline two\n2\tx\n"
+    got = records(data)
+    assert [n for n, _ in got] == [1, 2, 3]
+    assert unescape(split_fields(got[1][1])[1].decode()) == "line one\r\nline two"
+
+
+def test_studentmodule_backslash_raw_tab_is_data_not_a_delimiter():
+    record = b"7\tproblem\t{\"a\": \"x\\\ty\"}\t1"
+    fields = split_fields(record)
+    assert len(fields) == 4
+    assert unescape(fields[2].decode()) == '{"a": "x\ty"}'
+
+
+def test_studentmodule_backslash_newline_continues_the_record():
+    data = b"id\tstate\tgrade\n1\tfirst\\\nsecond\t0.5\n2\tplain\tNULL\n"
+    got = records(data)
+    assert [n for n, _ in got] == [1, 2, 4]
+    fields = split_fields(got[1][1])
+    assert len(fields) == 3
+    assert unescape(fields[1].decode()) == "first\nsecond"
+
+
+def test_escaped_backslash_before_a_newline_does_not_continue_the_record():
+    data = b"id\tv\n1\tends with backslash\\\\\n2\tnext\n"
+    got = records(data)
+    assert len(got) == 3
+    assert unescape(split_fields(got[1][1])[1].decode()) == "ends with backslash\\"
+
+
+def test_doubled_json_escapes_of_studentmodule_state_give_valid_json():
+    import json
+
+    field = rb'{"student_answers": {"p_2_1": "{\\"answer\\":\\"correct\\"}"}}'
+    value = unescape(field.decode())
+    assert json.loads(json.loads(value)["student_answers"]["p_2_1"]) == {"answer": "correct"}
+
+
+def test_last_line_without_newline_is_a_record():
+    assert records(b"id\n1\n2") == [(1, b"id"), (2, b"1"), (3, b"2")]
