@@ -156,12 +156,13 @@ class LeaseLost(TerminalError):
 class TrackingQueue:
     """The `ingestor` table as a queue with leases."""
 
-    def __init__(self, store: SqlStore, clock: Clock = utcnow) -> None:
+    def __init__(self, store: SqlStore, clock: Clock = utcnow, database: str = DATABASE) -> None:
         self.store = store
         self.clock = clock
+        self.database = database
 
     def _tx(self, immediate: bool = True) -> Any:
-        return self.store.transaction(DATABASE, immediate=immediate)
+        return self.store.transaction(self.database, immediate=immediate)
 
     def ensure_schema(self) -> None:
         columns = _COLUMNS_MYSQL if self.store.dialect == "mysql" else _COLUMNS_SQLITE

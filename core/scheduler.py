@@ -87,7 +87,7 @@ class Scheduler:
         self.sql = sql
         self.documents = documents
         self.clock = clock
-        self.queue = TrackingQueue(sql, clock)
+        self.queue = TrackingQueue(sql, clock, settings.TRACKING_DATABASE)
         self.stop = stop or threading.Event()
         self.host = settings.WORKER_NAME or socket.gethostname()
         self.worker = new_worker_id(self.host)

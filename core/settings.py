@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -36,6 +37,7 @@ class Settings:
     API_PORT: int = 8850
     API_TOKEN: str = ""
     LEGACY_SCHEMA: bool = False
+    TRACKING_DATABASE: str = "api"
     MAX_ATTEMPTS: int = 3
     LEASE_SECONDS: int = 120
     HEARTBEAT_SECONDS: int = 10
@@ -181,6 +183,8 @@ def _validate(s: Settings) -> list[str]:
         problems.append(f"SQL_URL: expected 'sqlite' or 'mysql://user:password@host:port', got {s.SQL_URL!r}")
     if s.MONGO_URL != "sqlite" and not s.MONGO_URL.startswith("mongodb://"):
         problems.append(f"MONGO_URL: expected 'sqlite' or 'mongodb://host:port/', got {s.MONGO_URL!r}")
+    if not re.fullmatch(r"[A-Za-z0-9_]{1,64}", s.TRACKING_DATABASE):
+        problems.append(f"TRACKING_DATABASE: {s.TRACKING_DATABASE!r} is not a valid database name")
     if not s.DATA_PATHS:
         problems.append("DATA_PATHS: at least one data directory is needed")
     if s.SCAN_INTERVAL < 1:

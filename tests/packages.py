@@ -44,3 +44,30 @@ def settings_for(data: Path, state: Path, sql_url: str = "sqlite", **extra: str)
         **extra,
     }
     return load_settings(config_file=None, environ={}, overrides=overrides, base_dir=state.parent)
+
+
+STUDENTMODULE_HEADER = (
+    b"id\tmodule_type\tmodule_id\tstudent_id\tstate\tgrade\tcreated\tmodified\tmax_grade\tdone\tcourse_id\n"
+)
+
+
+def write_large_studentmodule(path: Path, rows: int) -> None:
+    """A deterministic courseware_studentmodule dump of `rows` rows, written in chunks."""
+    with path.open("wb") as out:
+        out.write(STUDENTMODULE_HEADER)
+        chunk = []
+        for i in range(1, rows + 1):
+            state = (
+                b'{"correct_map": {"p_2_1": {"correctness": "correct", "npoints": null}}, '
+                b'"student_answers": {"p_2_1": "{\\\\"answer\\\\":\\\\"%d\\\\"}"}, "attempts": %d, "seed": 1}'
+                % (i, i % 7)
+            )
+            chunk.append(
+                b"%d\tproblem\tblock-v1:UQx+X+1T+type@problem+block@p%d\t%d\t%s\t%s\t2016-01-01 10:00:00\t"
+                b"2016-01-02 10:00:%02d\t1\tna\tcourse-v1:UQx+X+1T\n"
+                % (i, i % 50, i % 5000, state, b"NULL" if i % 3 == 0 else b"1", i % 60)
+            )
+            if len(chunk) >= 10000:
+                out.write(b"".join(chunk))
+                chunk = []
+        out.write(b"".join(chunk))

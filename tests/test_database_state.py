@@ -18,13 +18,10 @@ ENROLL = "UQx-PSYC1030.1x-4T2016-student_courseenrollment-prod-analytics.sql"
 
 
 @pytest.fixture
-def env(tmp_path, sql_backend, unique_name, monkeypatch):
+def env(tmp_path, sql_backend, unique_name):
     """A data package, a state dir and a daemon factory; databases have a per-test prefix on MariaDB."""
     data = make_package(tmp_path / "data")
     state = tmp_path / "var"
-    import core.queue
-
-    monkeypatch.setattr(core.queue, "DATABASE", f"api_{unique_name}")
     created: list[str] = []
 
     class Env:
@@ -33,7 +30,7 @@ def env(tmp_path, sql_backend, unique_name, monkeypatch):
             self.store = open_sql_store(sql_backend, state)
 
         def run(self, **extra):
-            settings = settings_for(data, state, sql_backend, **extra)
+            settings = settings_for(data, state, sql_backend, TRACKING_DATABASE=f"api_{unique_name}", **extra)
             daemon = Daemon(settings, foreground=False)
             status = daemon.run(once=True)
             self.scheduler = daemon.scheduler

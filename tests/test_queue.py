@@ -23,13 +23,10 @@ class Clock:
 
 
 @pytest.fixture
-def queue(sql_store, unique_name, monkeypatch):
-    import core.queue
-
+def queue(sql_store, unique_name):
     # Each test gets its own tracking database on the shared server.
-    monkeypatch.setattr(core.queue, "DATABASE", f"api_{unique_name}")
     clock = Clock()
-    q = TrackingQueue(sql_store, clock)
+    q = TrackingQueue(sql_store, clock, database=f"api_{unique_name}")
     q.ensure_schema()
     q.clock_ = clock  # type: ignore[attr-defined]
     return q
@@ -51,10 +48,8 @@ def test_contract_columns_are_set_as_the_dashboards_read_them(queue):
     queue.offer("DatabaseState", "/d/a.sql", "1:1")
     job = queue.claim("w1", ["DatabaseState"])
     queue.complete(job, 3, 0)
-    import core.queue
-
     (row,) = queue.store.query(
-        core.queue.DATABASE,
+        queue.database,
         "SELECT service_name, type, meta, started, completed, created, started_date, completed_date "
         "FROM ingestor",
     )
@@ -129,21 +124,19 @@ def test_save_run_rows_record_derived_runs(queue):
 
 
 @pytest.mark.mysql
-def test_two_competing_workers_never_claim_the_same_file(mysql_url, tmp_path, unique_name, monkeypatch):
-    import core.queue
+def test_two_competing_workers_never_claim_the_same_file(mysql_url, tmp_path, unique_name):
     from stores.sql.base import open_sql_store
 
-    monkeypatch.setattr(core.queue, "DATABASE", f"api_{unique_name}")
     store = open_sql_store(mysql_url, tmp_path)
     try:
-        setup = TrackingQueue(store)
+        setup = TrackingQueue(store, database=f"api_{unique_name}")
         setup.ensure_schema()
         for i in range(120):
             setup.offer("S", f"/d/{i:03d}", "1")
         claimed: dict[str, list[str]] = {"w1": [], "w2": []}
 
         def work(worker: str) -> None:
-            queue = TrackingQueue(open_sql_store(mysql_url, tmp_path))
+            queue = TrackingQueue(open_sql_store(mysql_url, tmp_path), database=f"api_{unique_name}")
             while (job := queue.claim(worker, ["S"])) is not None:
                 claimed[worker].append(job.path)
                 queue.complete(job, 1, 0)

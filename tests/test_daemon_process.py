@@ -1,0 +1,176 @@
+"""The real daemon as a process: the status API end to end, SIGTERM, and a SIGKILL crash + restart."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from core import states
+from core.queue import TrackingQueue
+from stores.sql.base import open_sql_store
+from tests.conftest import REPO
+from tests.packages import AUTH_USER_HEADER, dump_dir, make_package, write_dump, write_large_studentmodule
+
+BIG = "UQx-X-1T-courseware_studentmodule-prod-analytics.sql"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def environ(data, state, sql_url="sqlite", tracking="api", **extra) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INGESTOR_")}
+    settings = {
+        "DATA_PATHS": str(data),
+        "STATE_DIR": str(state),
+        "SQL_URL": sql_url,
+        "TRACKING_DATABASE": tracking,
+        "HEARTBEAT_SECONDS": "1",
+        "LEASE_SECONDS": "30",
+        "API_ENABLED": "0",
+        **extra,
+    }
+    env.update({f"INGESTOR_{k}": v for k, v in settings.items()})
+    return env
+
+
+def start(env: dict[str, str], *args: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, str(REPO / "ingestor.py"), "run", *args],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=REPO,
+    )
+
+
+def get_json(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return json.loads(response.read())
+
+
+def wait_for(predicate, timeout: float = 60, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_daemon_serves_status_until_every_file_is_done_then_stops_on_sigterm(tmp_path):
+    data = make_package(tmp_path / "data")
+    write_dump(data, "UQx-PSYC1030.1x-4T2016-auth_user-prod-analytics.sql",
+               AUTH_USER_HEADER + b"1\tada\tada@example.org\t0\t1\tNULL\t2014-12-01 09:00:00\n3\tbad\n")
+    write_dump(data, "UQx-PSYC1030.1x-4T2016-student_courseenrollment-prod-analytics.sql",
+               b"id\tuser_id\tcourse_id\tcreated\tis_active\tmode\n1\t1\tc\t2015-01-01 00:00:00\t1\thonor\n")
+    port = free_port()
+    proc = start(environ(data, tmp_path / "var", API_ENABLED="1", API_PORT=str(port), SCAN_INTERVAL="3600"))
+    try:
+        base = f"http://127.0.0.1:{port}"
+
+        def settled():
+            try:
+                status = get_json(base + "/status")["response"]["DatabaseState"]
+            except OSError:
+                return None
+            return status if status["files"]["done"] == 2 and status["tasksleft"] == 0 else None
+
+        status = wait_for(settled, what="both files done in /status")
+        assert set(status) >= {"name", "status", "task", "file", "startdate", "lastcompletedate", "tasksleft"}
+        assert (status["name"], status["rows_loaded"], status["rows_rejected"]) == ("DatabaseState", 2, 1)
+        assert status["lastcompletedate"]
+        assert get_json(base + "/")["response"]["DatabaseState"]["tasksleft"] == 0
+        assert get_json(base + "/healthz")["ok"] is True
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    log_dir = tmp_path / "var" / "logs"
+    assert (log_dir / "ingestor.log").exists() and (log_dir / "DatabaseState.log").exists()
+
+
+def test_second_daemon_on_the_same_state_directory_is_refused(tmp_path):
+    data = make_package(tmp_path / "data")
+    env = environ(data, tmp_path / "var", SCAN_INTERVAL="3600")
+    first = start(env)
+    try:
+        wait_for(lambda: (tmp_path / "var" / "ingestor.pid").exists(), what="pid file")
+        time.sleep(0.5)
+        second = start(env, "--once")
+        _, err = second.communicate(timeout=30)
+        assert second.returncode == 1 and b"another ingestor" in err
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.wait(timeout=30)
+
+
+def table_digest(store, database: str, table: str) -> tuple[int, str]:
+    digest = hashlib.sha256()
+    rows = store.query(database, f"SELECT * FROM {store.quote(table)} ORDER BY id")
+    for row in rows:
+        digest.update(repr(tuple(str(v) for v in row)).encode())
+    return len(rows), digest.hexdigest()
+
+
+@pytest.mark.slow
+def test_sigkill_in_the_middle_of_a_large_file_then_restart_gives_the_tables_of_an_uninterrupted_run(
+    tmp_path, sql_backend, unique_name
+):
+    data = make_package(tmp_path / "data")
+    write_large_studentmodule(dump_dir(data) / BIG, 300_000)
+    write_dump(data, "UQx-X-1T-auth_user-prod-analytics.sql",
+               AUTH_USER_HEADER + b"1\tada\tada@example.org\t0\t1\tNULL\t2014-12-01 09:00:00\n")
+    store = open_sql_store(sql_backend, tmp_path / "var")
+    tracking = f"api_{unique_name}"
+    try:
+        # The reference: an uninterrupted run.
+        reference_env = environ(data, tmp_path / "ref", sql_backend, f"{tracking}_ref")
+        assert subprocess.run([sys.executable, "ingestor.py", "run", "--once"], env=reference_env, cwd=REPO,
+                              capture_output=True, timeout=300).returncode == 0
+        ref_store = open_sql_store(sql_backend, tmp_path / "ref")
+        expected = {t: table_digest(ref_store, "UQx_X_1T", t) for t in ("courseware_studentmodule", "auth_user")}
+        assert expected["courseware_studentmodule"][0] == 300_000
+        if sql_backend != "sqlite":
+            store.drop_database("UQx_X_1T")
+
+        env = environ(data, tmp_path / "var", sql_backend, tracking)
+        queue = TrackingQueue(store, database=tracking)
+        proc = start(env, "--once")
+
+        def big_is_loading():
+            try:
+                rows = [r for r in queue.rows() if r.meta.endswith(BIG)]
+            except Exception:  # noqa: BLE001 - the daemon may not have created the table yet
+                return None
+            return rows and rows[0].state == states.RUNNING and rows[0].progress > 0
+
+        wait_for(big_is_loading, timeout=120, what="the large file to be half-way")
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        (killed,) = [r for r in queue.rows() if r.meta.endswith(BIG)]
+        assert killed.state == states.RUNNING, "the kill happened while the file was loading"
+
+        restarted = subprocess.run([sys.executable, "ingestor.py", "run", "--once"], env=env, cwd=REPO,
+                                   capture_output=True, timeout=300)
+        assert restarted.returncode == 0, restarted.stderr.decode()[-2000:]
+        got = {t: table_digest(store, "UQx_X_1T", t) for t in expected}
+        assert got == expected
+        (row,) = [r for r in queue.rows() if r.meta.endswith(BIG)]
+        assert (row.state, row.rows_loaded, row.attempts) == (states.DONE, 300_000, 2)
+        assert not [t for t in store.list_tables("UQx_X_1T") if t.endswith("__load")] or sql_backend == "sqlite"
+    finally:
+        if sql_backend != "sqlite":
+            for name in ("UQx_X_1T", tracking, f"{tracking}_ref"):
+                store.drop_database(name)
