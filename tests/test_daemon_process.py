@@ -174,3 +174,22 @@ def test_sigkill_in_the_middle_of_a_large_file_then_restart_gives_the_tables_of_
         if sql_backend != "sqlite":
             for name in ("UQx_X_1T", tracking, f"{tracking}_ref"):
                 store.drop_database(name)
+
+
+def test_start_status_stop_run_it_as_a_background_daemon(tmp_path):
+    data = make_package(tmp_path / "data")
+    env = environ(data, tmp_path / "var", SCAN_INTERVAL="3600")
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, str(REPO / "ingestor.py"), *args], env=env, cwd=tmp_path,
+                              capture_output=True, text=True, timeout=60)
+
+    assert cli("start").returncode == 0
+    try:
+        wait_for(lambda: cli("status").returncode == 0, what="the daemon to report running")
+        assert json.loads(cli("status").stdout)["running"] is True
+        assert "already running" in cli("start").stdout
+    finally:
+        stopped = cli("stop")
+    assert stopped.returncode == 0 and "stopped" in stopped.stdout
+    assert cli("status").returncode == 1

@@ -1,0 +1,56 @@
+"""Optimus Ingestor configuration: copy to config.py and edit.
+
+Every setting has a default (shown here). Each can also be set by an environment variable
+INGESTOR_<KEY> (lists separated by ':'), or by `ingestor.py --set KEY=VALUE`; later sources win:
+defaults < this file < environment < command line. Relative paths are taken from the directory of
+ingestor.py. No credentials belong in the repository: keep config.py out of it (it is ignored).
+"""
+
+# Data roots. Each holds clickstream_logs/latest and database_state/latest, links to dated dirs.
+DATA_PATHS = ["examples/data"]
+
+# Where the embedded databases, logs, pid file, rejects, output (www/) and exports live.
+STATE_DIR = "var"
+
+# SQL store: "sqlite" (one file per database under STATE_DIR/sql/) or
+# "mysql://user:password@host:port" (MySQL 5.7+/MariaDB 10.6+, through pymysql; the server must
+# allow LOAD DATA LOCAL INFILE: local_infile=1).
+SQL_URL = "sqlite"
+
+# Document store: "sqlite" (one file per database under STATE_DIR/documents/) or
+# "mongodb://host:port/" (MongoDB 4.4+ through pymongo; FerretDB 1.24 is what the tests use).
+MONGO_URL = "sqlite"
+
+# The tracking database (the dashboards read api.ingestor; change only for tests).
+TRACKING_DATABASE = "api"
+
+# The course registry (EDX_DATABASES).
+COURSES_FILE = "courses.py"
+
+# Seconds between two scans of the data roots.
+SCAN_INTERVAL = 300
+
+# Services to run (empty: every service found in services/) and services to leave out.
+SERVICES: list[str] = []
+IGNORE_SERVICES: list[str] = []
+
+# The status API (a thread of the daemon while `run`/`start` is up).
+API_ENABLED = True
+API_HOST = "127.0.0.1"
+API_PORT = 8850
+API_TOKEN = ""  # needed by write endpoints (none yet)
+
+# True: store the dump tables as the original did (text columns except id and the datetime
+# columns, and NULL kept as the text 'NULL'), so that dashboards written against it work unchanged.
+# False (default): typed columns inferred from the data and real SQL NULLs.
+LEGACY_SCHEMA = False
+
+# The queue: attempts before a file is failed, the lease of a running file and how often it is
+# renewed, and the first retry delay after a transient error (doubled at each attempt).
+MAX_ATTEMPTS = 3
+LEASE_SECONDS = 120
+HEARTBEAT_SECONDS = 10
+RETRY_BACKOFF_SECONDS = 30
+
+# The host part of this daemon's worker id (default: the host name).
+WORKER_NAME = ""
