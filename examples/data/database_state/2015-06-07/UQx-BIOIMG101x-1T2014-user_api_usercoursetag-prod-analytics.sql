@@ -1,0 +1,9 @@
+id	user_id	key	course_id	value
+7000	440076	xblock.partition_service.partition_1180612963	UQx/BIOIMG101x/1T2014	0
+7001	446802	xblock.partition_service.partition_1180612963	UQx/BIOIMG101x/1T2014	1
+7002	492571	xblock.partition_service.partition_1180612963	UQx/BIOIMG101x/1T2014	0
+7003	799796	xblock.partition_service.partition_1180612963	UQx/BIOIMG101x/1T2014	1
+7004	855945	xblock.partition_service.partition_1180612963	UQx/BIOIMG101x/1T2014	1
+7005	993691	xblock.partition_service.partition_1180612963	UQx/BIOIMG101x/1T2014	0
+7006	1442316	xblock.partition_service.partition_1180612963	UQx/BIOIMG101x/1T2014	0
+7007	1517261	xblock.partition_service.partition_1180612963	UQx/BIOIMG101x/1T2014	1

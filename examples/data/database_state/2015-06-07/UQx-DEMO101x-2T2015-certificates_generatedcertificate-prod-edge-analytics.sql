@@ -1,0 +1,4 @@
+id	user_id	download_url	grade	course_id	key	distinction	status	verify_uuid	download_uuid	name	created_date	modified_date	error_reason	mode
+6124837	440076	https://certificates.example.org/downloads/14bbfe6c70d44686547102f1401ba70d/Certificate.pdf	0.79	UQx/DEMO101x/2T2015	f985e294cd3069b48541aa59cb9e59d4	0	downloadable	9c6d27441b6140caea18b4493ce390b8	69e8a3e669d03cefc00b68556b6f1b62	Sam Staffer	2015-06-02 01:15:07	2015-06-02 01:15:07		verified
+6125291	446802		0.28	UQx/DEMO101x/2T2015	b4fbf0fd891983da868e4ec96a3a7fba	0	notpassing		4fc8a007f10376c5f5087952cb111f01	Ada Sample	2015-06-02 01:15:07	2015-06-02 01:16:07		honor
+6130619	9228039		0.24	UQx/DEMO101x/2T2015	6c9220c4c03890a3978e5a69a5dbd5cd	0	notpassing		fbcf1c49cf410b299d620c3083d4c50b	Ula Örnek	2015-06-02 01:15:07	2015-06-02 01:17:07		honor

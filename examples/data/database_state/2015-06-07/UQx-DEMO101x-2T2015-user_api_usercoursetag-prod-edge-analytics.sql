@@ -1,0 +1,9 @@
+id	user_id	key	course_id	value
+7200	440076	xblock.partition_service.partition_1180612963	UQx/DEMO101x/2T2015	0
+7201	446802	xblock.partition_service.partition_1180612963	UQx/DEMO101x/2T2015	1
+7202	492571	xblock.partition_service.partition_1180612963	UQx/DEMO101x/2T2015	0
+7203	825951	xblock.partition_service.partition_1180612963	UQx/DEMO101x/2T2015	0
+7204	4032940	xblock.partition_service.partition_1180612963	UQx/DEMO101x/2T2015	1
+7205	4136088	xblock.partition_service.partition_1180612963	UQx/DEMO101x/2T2015	0
+7206	4224708	xblock.partition_service.partition_1180612963	UQx/DEMO101x/2T2015	1
+7207	8337498	xblock.partition_service.partition_1180612963	UQx/DEMO101x/2T2015	0

@@ -1,0 +1,26 @@
+id	username	first_name	last_name	email	password	is_staff	is_active	is_superuser	last_login	date_joined	status	email_key	avatar_type	country	show_country	date_of_birth	interesting_tags	ignored_tags	email_tag_filter_strategy	display_tag_filter_strategy	consecutive_days_visit_count
+440076	uqx_staff	Sam	Staffer	uqx.staff@example.org		1	1	0	2015-05-28 04:13:30	2013-01-10 15:27:23		NULL			0	NULL			0	0	0
+3513645	rosa_ejemplo	Rosa	Ejemplo	rosa.ejemplo@example.org		0	1	0	2015-05-23 16:08:13	2013-11-27 04:26:49		NULL			0	NULL			0	0	0
+3518091	soren_prove	Søren	Prøve	soren.prove@example.org		0	1	0	2015-05-27 01:22:36	2013-12-12 22:02:25		NULL			0	NULL			0	0	0
+3592015	tariq_m	Tariq	Mithal	tariq.m@example.org		0	1	0	2015-05-27 22:21:10	2013-12-29 01:48:56		NULL			0	NULL			0	0	0
+3743315	uma_u	Uma	Udaharan	uma.u@example.org		0	1	0	2015-05-28 17:14:41	2014-01-13 13:39:01		NULL			0	NULL			0	0	0
+3799534	vera_probe	Vera	Probe	vera.probe@example.org		0	1	0	2015-05-27 08:55:55	2014-01-29 16:58:03		NULL			0	NULL			0	0	0
+3955241	nguyen_mau	Mẫu	Nguyễn	nguyen.mau@example.org		0	1	0	2015-05-21 11:56:24	2014-02-14 09:22:34		NULL			0	NULL			0	0	0
+4025493	xavier_essai	Xavier	Essai	xavier.essai@example.org		0	1	0	2015-05-28 11:54:21	2014-03-02 16:50:27		NULL			0	NULL			0	0	0
+4032940	yara_a	Yara	Amostra	yara.a@example.org		0	1	0	2015-05-27 15:57:38	2014-03-19 07:06:39		NULL			0	NULL			0	0	0
+4136088	siobhan_os	Siobhán	O'Sample	siobhan.os@example.org		0	1	0	2015-05-26 00:44:54	2014-04-03 17:36:52		NULL			0	NULL			0	0	0
+4224708	zane_trial	Zane	Trial	zane.trial@example.org		0	1	0	2015-06-03 00:51:36	2014-04-20 05:02:06		NULL			0	NULL			0	0	0
+4290817	aiko_rei	Aiko	Rei	aiko.rei@example.org		0	1	0	2015-06-02 20:44:12	2014-05-06 01:20:08		NULL			0	NULL			0	0	0
+4833978	ben_tw	Ben	Testworth	ben.tw@example.org		0	1	0	2015-05-24 05:13:31	2014-05-21 11:25:38		NULL			0	NULL			0	0	0
+5310069	carla_p	Carla	Proefje	carla.p@example.org		0	1	0	2015-05-28 11:41:40	2014-06-07 00:33:27		NULL			0	NULL			0	0	0
+5554027	dev_namuna	Dev	Namuna	dev.namuna@example.org		0	1	0	2015-05-30 23:10:55	2014-06-23 07:52:48		NULL			0	NULL			0	0	0
+5605649	eve_harness	Eve	Harness	eve.harness@example.org		0	1	0	2015-05-31 21:12:12	2014-07-09 03:30:37		NULL			0	NULL			0	0	0
+5618501	finn_mb	Finn	Mockingbird	finn.mb@example.org		0	1	0	2015-05-21 02:27:47	2014-07-25 02:27:27		NULL			0	NULL			0	0	0
+5806022	gia_campione	Gia	Campione	gia.campione@example.org		0	1	0	2015-05-30 18:28:30	2014-08-10 04:15:47		NULL			0	NULL			0	0	0
+5988350	hugo_exemple	Hugo	Exemple	hugo.exemple@example.org		0	1	0	2015-06-01 11:28:55	2014-08-25 13:18:43		NULL			0	NULL			0	0	0
+6821939	iris_p	Iris	Paradigm	iris.p@example.org		0	1	0	2015-06-02 05:26:05	2014-09-11 05:16:41		NULL			0	NULL			0	0	0
+7214860	jonas_p	Jonas	Pavyzdys	jonas.p@example.org		0	1	0	2015-05-31 11:29:29	2014-09-27 06:07:02		NULL			0	NULL			0	0	0
+7354230	kira_primjer	Kira	Primjer	kira.primjer@example.org		0	1	0	2015-05-29 13:00:56	2014-10-12 19:22:41		NULL			0	NULL			0	0	0
+7982208	leo_przyklad	Leo	Przykład	leo.przyklad@example.org		0	1	0	2015-05-22 16:19:30	2014-10-28 08:18:07		NULL			0	NULL			0	0	0
+8082473	maja_exempel	Maja	Exempel	maja.exempel@example.org		0	1	0	2015-05-23 12:11:12	2014-11-13 18:53:22		NULL			0	NULL			0	0	0
+8200719	nils_e	Nils	Eksempel	nils.e@example.org		0	1	0	2015-06-01 23:06:46	2014-11-30 01:52:16		NULL			0	NULL			0	0	0

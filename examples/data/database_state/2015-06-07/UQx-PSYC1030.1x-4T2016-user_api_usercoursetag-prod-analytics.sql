@@ -1,0 +1,9 @@
+id	user_id	key	course_id	value
+7100	440076	xblock.partition_service.partition_1180612963	course-v1:UQx+PSYC1030.1x+4T2016	0
+7101	3513645	xblock.partition_service.partition_1180612963	course-v1:UQx+PSYC1030.1x+4T2016	0
+7102	3518091	xblock.partition_service.partition_1180612963	course-v1:UQx+PSYC1030.1x+4T2016	1
+7103	3592015	xblock.partition_service.partition_1180612963	course-v1:UQx+PSYC1030.1x+4T2016	0
+7104	3743315	xblock.partition_service.partition_1180612963	course-v1:UQx+PSYC1030.1x+4T2016	1
+7105	3799534	xblock.partition_service.partition_1180612963	course-v1:UQx+PSYC1030.1x+4T2016	0
+7106	3955241	xblock.partition_service.partition_1180612963	course-v1:UQx+PSYC1030.1x+4T2016	1
+7107	4025493	xblock.partition_service.partition_1180612963	course-v1:UQx+PSYC1030.1x+4T2016	0
