@@ -12,6 +12,10 @@ status=$?
 set -e
 "$py" ingestor.py --set "DATA_PATHS=$here/examples/data" --set "STATE_DIR=$state" status || true
 echo "SQL databases: $state/sql/*.sqlite   rejects: $state/rejects/   logs: $state/logs/"
-# The sample package holds deliberately bad files (see examples/README.md), so some files fail:
-# exit status 1 means "ran, and some files were failed", as `run --once` reports it.
+# The sample package holds deliberately bad files (see examples/README.md), so `run --once` reports
+# some failed files (its exit status 1): that is the expected outcome here, not an error.
+if [ "$status" -eq 1 ]; then
+  echo "Done. Some files failed on purpose: the sample has deliberately bad input (examples/README.md)."
+  exit 0
+fi
 exit $status
