@@ -15,12 +15,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
-    from stores.documents.base import DocumentStore
-
     from core.courses import Courses
-    from core.queue import Job, TrackingQueue
+    from core.queue import Job, SqlWrites, TrackingQueue
     from core.rejects import Rejects
     from core.settings import Settings
+    from stores.documents.base import DocumentStore
     from stores.sql.base import SqlStore
 
 
@@ -36,13 +35,23 @@ class Entry:
 
 @dataclass
 class IngestResult:
-    """What an ingest reports back to the tracking table."""
+    """What an ingest reports back to the tracking table.
+
+    `sql_writes(cursor, qualify)` is run in the transaction that marks the file done (qualify(db,
+    table) names a table of another database listed in `attach`), so derived rows such as per-day
+    aggregates are committed exactly once with the file. With `dedupe`, a file whose
+    `content_hash` a done file already has is recorded as its duplicate and `sql_writes` is skipped.
+    """
 
     rows_loaded: int = 0
     rows_rejected: int = 0
     content_hash: str | None = None
     fingerprint: str | None = None
     warnings: list[str] = field(default_factory=list)
+    sql_writes: SqlWrites | None = None
+    attach: tuple[str, ...] = ()
+    dedupe: bool = False
+    failed: str | None = None  # the file is failed with this message, but what was loaded is kept
 
 
 @dataclass

@@ -22,6 +22,8 @@ from stores.sql.base import Cursor, SqlStore
 DATABASE = "api"
 TABLE = "ingestor"
 Clock = Callable[[], datetime]
+Qualify = Callable[[str, str], str]
+SqlWrites = Callable[[Cursor, Qualify], None]
 
 _COLUMNS_MYSQL = """
   id BIGINT AUTO_INCREMENT PRIMARY KEY,
@@ -255,15 +257,44 @@ class TrackingQueue:
         fingerprint: str | None = None,
         content_hash: str | None = None,
         error: str | None = None,
-    ) -> None:
-        """Mark done, with the counts and the fingerprint of the version actually loaded."""
+        writes: SqlWrites | None = None,
+        attach: Sequence[str] = (),
+        dedupe: bool = False,
+    ) -> bool:
+        """Mark done, with the counts and the fingerprint of the version actually loaded.
+
+        `writes(cursor, qualify)` runs in the same transaction (for example a file's aggregates,
+        replacing its previous contribution), so they are committed exactly when the file is done.
+        With `dedupe`, a file whose content hash another done file of the service already has is
+        recorded as a duplicate of it instead, and `writes` is not run. Returns False then.
+        """
         now = _ts(self.clock())
-        with self._tx() as cur:
+        with self.store.transaction(self.database, immediate=True, attach=attach) as cur:
+            if dedupe and content_hash:
+                found = cur.execute(
+                    f"SELECT MIN(id) FROM {TABLE} WHERE service_name=? AND content_hash=? AND state=? AND id<>?",
+                    (job.service_name, content_hash, states.DONE, job.id),
+                ).fetchone()
+                if found and found[0] is not None:
+                    self._running_update(
+                        cur,
+                        job,
+                        "state=?, completed=1, completed_date=?, duplicate_of=?, content_hash=?, progress=1, "
+                        "rows_loaded=0, rows_rejected=0, error=?, not_before=NULL",
+                        (
+                            states.DUPLICATE,
+                            now,
+                            found[0],
+                            content_hash,
+                            f"same content as tracking row {found[0]}",
+                        ),
+                    )
+                    return False
             self._running_update(
                 cur,
                 job,
                 "state=?, completed=1, completed_date=?, rows_loaded=?, rows_rejected=?, progress=1, "
-                "fingerprint=?, content_hash=?, error=?, not_before=NULL",
+                "fingerprint=?, content_hash=?, error=?, not_before=NULL, duplicate_of=NULL",
                 (
                     states.DONE,
                     now,
@@ -274,23 +305,10 @@ class TrackingQueue:
                     error,
                 ),
             )
-
-    def mark_duplicate(self, job: Job, of_id: int, content_hash: str) -> None:
-        """The same content was loaded before under another name: record it, load nothing."""
-        now = _ts(self.clock())
-        with self._tx() as cur:
-            self._running_update(
-                cur,
-                job,
-                "state=?, completed=1, completed_date=?, duplicate_of=?, content_hash=?, progress=1, error=?",
-                (
-                    states.DUPLICATE,
-                    now,
-                    of_id,
-                    content_hash,
-                    f"same content as tracking row {of_id}",
-                ),
-            )
+            if writes is not None:
+                main = self.database
+                writes(cur, lambda database, table: self.store.qualified(main, database, table))
+        return True
 
     def fail(self, job: Job, error: str, rows_loaded: int = 0, rows_rejected: int = 0) -> None:
         with self._tx() as cur:
@@ -472,14 +490,6 @@ class TrackingQueue:
         with self._tx(False) as cur:
             found = cur.execute(f"SELECT {_ROW_COLUMNS} FROM {TABLE} WHERE id=?", (row_id,)).fetchone()
         return _row(found) if found else None
-
-    def find_done_by_hash(self, service: str, content_hash: str, exclude_id: int) -> int | None:
-        with self._tx(False) as cur:
-            found = cur.execute(
-                f"SELECT MIN(id) FROM {TABLE} WHERE service_name=? AND content_hash=? AND state=? AND id<>?",
-                (service, content_hash, states.DONE, exclude_id),
-            ).fetchone()
-        return int(found[0]) if found and found[0] is not None else None
 
     def counts(self) -> dict[str, dict[str, int]]:
         """Files per service and state."""

@@ -215,20 +215,29 @@ class Scheduler:
             with rejects:
                 result = service.ingest(_path(job.path), ctx)
             done.set()
-            self.queue.complete(
+            if result.failed:
+                # The file cannot be read to its end, but what was read is loaded and kept.
+                message = result.failed if job.path in result.failed else f"{job.path}: {result.failed}"
+                slog.error("failed: %s", message)
+                self.failed.append(message)
+                state.last_error = message
+                self.queue.fail(job, message, result.rows_loaded, result.rows_rejected)
+            elif self.queue.complete(
                 job,
                 result.rows_loaded,
                 result.rows_rejected,
                 fingerprint=result.fingerprint,
                 content_hash=result.content_hash,
                 error="; ".join(result.warnings)[:60000] or None,
-            )
-            slog.info(
-                "done %s: %d loaded, %d rejected",
-                job.path,
-                result.rows_loaded,
-                result.rows_rejected,
-            )
+                writes=result.sql_writes,
+                attach=result.attach,
+                dedupe=result.dedupe,
+            ):
+                slog.info(
+                    "done %s: %d loaded, %d rejected", job.path, result.rows_loaded, result.rows_rejected
+                )
+            else:
+                slog.info("%s: same content as a file already loaded; recorded as its duplicate", job.path)
         except LeaseLost as exc:
             slog.error("%s", exc)
         except Interrupted as exc:

@@ -64,7 +64,10 @@ def test_dump_becomes_a_typed_table_with_rejects_kept(env):
     write_dump(env.data, USER, USERS)
     assert env.run() == 0
     assert env.query("SELECT id, username, email, is_active FROM auth_user ORDER BY id") == [
-        (1, "ada", "ada@example.org", 1), (2, "bob", None, 0), (6, "cy", "c@example.org", 1)]
+        (1, "ada", "ada@example.org", 1),
+        (2, "bob", None, 0),
+        (6, "cy", "c@example.org", 1),
+    ]
     row = env.rows()[USER]
     assert (row.state, row.rows_loaded, row.rows_rejected) == (states.DONE, 3, 3)
     rejects = (env.state / "rejects" / "DatabaseState").glob("*.rejects.tsv")
@@ -102,15 +105,24 @@ def test_studentmodule_quirks_load_exactly(env):
 
 
 def test_file_delivered_again_is_not_loaded_twice_and_a_new_version_replaces_the_table(env):
-    path = write_dump(env.data, ENROLL, b"id\tuser_id\tcourse_id\tcreated\tis_active\tmode\n1\t1\tc\t2015-01-01 00:00:00\t1\thonor\n")
+    path = write_dump(
+        env.data,
+        ENROLL,
+        b"id\tuser_id\tcourse_id\tcreated\tis_active\tmode\n1\t1\tc\t2015-01-01 00:00:00\t1\thonor\n",
+    )
     assert env.run() == 0
     first = env.rows()[ENROLL]
     assert env.run() == 0
     assert env.rows()[ENROLL].completed_date == first.completed_date, "unchanged file is not ingested again"
-    path.write_bytes(b"id\tuser_id\tcourse_id\tcreated\tis_active\tmode\n7\t7\tc\t2015-02-01 00:00:00\t1\taudit\n"
-                     b"8\t8\tc\t2015-02-01 00:00:00\t0\thonor\n")
+    path.write_bytes(
+        b"id\tuser_id\tcourse_id\tcreated\tis_active\tmode\n7\t7\tc\t2015-02-01 00:00:00\t1\taudit\n"
+        b"8\t8\tc\t2015-02-01 00:00:00\t0\thonor\n"
+    )
     assert env.run() == 0
-    assert env.query("SELECT id, mode FROM student_courseenrollment ORDER BY id") == [(7, "audit"), (8, "honor")]
+    assert env.query("SELECT id, mode FROM student_courseenrollment ORDER BY id") == [
+        (7, "audit"),
+        (8, "honor"),
+    ]
     assert len(env.scheduler.queue.rows()) == 1
 
 
@@ -128,21 +140,32 @@ def test_latest_link_moved_to_a_new_week_is_followed(env):
 def test_bad_files_fail_with_clear_errors_and_never_stop_the_others(env):
     write_dump(env.data, USER, USERS)
     write_dump(env.data, "UQx-X-1T-auth_user`;drop-prod-analytics.sql", b"id\n1\n")
-    write_dump(env.data, "UQx-PSYC1030.1x-4T2016-teams-prod-analytics.sql.failed",
-               b"Traceback (most recent call last):\nOperationalError: lost connection\n")
+    write_dump(
+        env.data,
+        "UQx-PSYC1030.1x-4T2016-teams-prod-analytics.sql.failed",
+        b"Traceback (most recent call last):\nOperationalError: lost connection\n",
+    )
     write_dump(env.data, "UQx-PSYC1030.1x-4T2016-wiki_article-prod-analytics.sql", b"")
-    write_dump(env.data, "UQx-PSYC1030.1x-4T2016-wiki_articlerevision-prod-analytics.sql",
-               b"id\tbad`col\n1\t2\n")
-    os.symlink("/nonexistent/target.sql",
-               env.data / "database_state" / "latest" / "UQx-PSYC1030.1x-4T2016-user_id_map-prod-analytics.sql")
+    write_dump(
+        env.data, "UQx-PSYC1030.1x-4T2016-wiki_articlerevision-prod-analytics.sql", b"id\tbad`col\n1\t2\n"
+    )
+    os.symlink(
+        "/nonexistent/target.sql",
+        env.data / "database_state" / "latest" / "UQx-PSYC1030.1x-4T2016-user_id_map-prod-analytics.sql",
+    )
     assert env.run() == 1
     rows = env.rows()
     assert rows[USER].state == states.DONE
     errors = {name: r.error for name, r in rows.items() if r.state == states.FAILED}
     assert len(errors) == 5
-    assert "unsafe" in errors["UQx-X-1T-auth_user`;drop-prod-analytics.sql"] or "cannot find" in errors[
-        "UQx-X-1T-auth_user`;drop-prod-analytics.sql"]
-    assert "OperationalError: lost connection" in errors["UQx-PSYC1030.1x-4T2016-teams-prod-analytics.sql.failed"]
+    assert (
+        "unsafe" in errors["UQx-X-1T-auth_user`;drop-prod-analytics.sql"]
+        or "cannot find" in errors["UQx-X-1T-auth_user`;drop-prod-analytics.sql"]
+    )
+    assert (
+        "OperationalError: lost connection"
+        in errors["UQx-PSYC1030.1x-4T2016-teams-prod-analytics.sql.failed"]
+    )
     assert "empty file" in errors["UQx-PSYC1030.1x-4T2016-wiki_article-prod-analytics.sql"]
     assert "header row" in errors["UQx-PSYC1030.1x-4T2016-wiki_articlerevision-prod-analytics.sql"]
     assert "broken symbolic link" in errors["UQx-PSYC1030.1x-4T2016-user_id_map-prod-analytics.sql"]
@@ -152,10 +175,23 @@ def test_bad_files_fail_with_clear_errors_and_never_stop_the_others(env):
 
 def test_values_are_never_truncated_and_types_follow_the_data(env):
     long_text = "x" * 300
-    write_dump(env.data, ENROLL,
-               b"id\tuser_id\tcourse_id\tcreated\tis_active\tmode\tzip\n"
-               b"1\t1\t" + long_text.encode() + b"\t2015-01-01 00:00:00\t1\thonor\t007\n"
-               b"2\t2\tc\t2015-01-01 00:00:00\t1\t\t4000\n")
+    write_dump(
+        env.data,
+        ENROLL,
+        b"id\tuser_id\tcourse_id\tcreated\tis_active\tmode\tzip\n"
+        b"1\t1\t" + long_text.encode() + b"\t2015-01-01 00:00:00\t1\thonor\t007\n"
+        b"2\t2\tc\t2015-01-01 00:00:00\t1\t\t4000\n",
+    )
     assert env.run() == 0
     rows = env.query("SELECT course_id, mode, zip FROM student_courseenrollment ORDER BY id")
     assert rows == [(long_text, "honor", "007"), ("c", "", "4000")], "leading zeros keep a column text"
+
+
+def test_type_inference_is_exact_across_batches(tmp_path):
+    from services.database_state.columns import ColumnTypes
+
+    types = ColumnTypes(["a", "b", "c", "d"])
+    types.add_batch([[b"2014", b"1", b"x", b"2015-01-01"]] * 3)
+    types.add_batch([[b"2014-01-01", b"1.5", b"NULL", b"2015-01-01 10:00:00"]])
+    columns = {c.name: c.kind for c in types.columns(legacy=False)[0]}
+    assert columns == {"a": "text", "b": "float", "c": "text", "d": "text"}

@@ -153,3 +153,42 @@ def test_two_competing_workers_never_claim_the_same_file(mysql_url, tmp_path, un
         assert all(r.state == states.DONE for r in setup.rows())
     finally:
         store.drop_database(f"api_{unique_name}")
+
+
+def test_completion_commits_the_files_derived_rows_in_the_same_transaction(queue, sql_store, unique_name):
+    other = f"agg_{unique_name}"
+    with sql_store.transaction(other) as cur:
+        cur.execute("CREATE TABLE per_day (source TEXT, n INTEGER)")
+    queue.offer("S", "/d/a", "1")
+    job = queue.claim("w1", ["S"])
+
+    def writes(cur, qualify):
+        cur.execute(f"INSERT INTO {qualify(other, 'per_day')} VALUES (?, ?)", ("/d/a", 3))
+
+    assert queue.complete(job, 3, 0, writes=writes, attach=(other,))
+    assert sql_store.query(other, "SELECT source, n FROM per_day") == [("/d/a", 3)]
+
+    queue.offer("S", "/d/b", "1")
+    job = queue.claim("w1", ["S"])
+
+    def failing(cur, qualify):
+        cur.execute(f"INSERT INTO {qualify(other, 'per_day')} VALUES (?, ?)", ("/d/b", 1))
+        raise RuntimeError("crash before commit")
+
+    with pytest.raises(RuntimeError):
+        queue.complete(job, 1, 0, writes=failing, attach=(other,))
+    assert sql_store.query(other, "SELECT COUNT(*) FROM per_day") == [(1,)], "nothing half-written"
+    assert {r.meta: r.state for r in queue.rows()}["/d/b"] == states.RUNNING
+
+
+def test_same_content_under_another_name_is_recorded_as_a_duplicate(queue):
+    queue.offer("S", "/d/a.log", "1")
+    queue.offer("S", "/d/copy-of-a.log", "1")
+    first = queue.claim("w1", ["S"])
+    assert queue.complete(first, 10, 0, content_hash="abc", dedupe=True)
+    second = queue.claim("w1", ["S"])
+    ran = []
+    assert not queue.complete(second, 10, 0, content_hash="abc", dedupe=True, writes=lambda c, q: ran.append(1))
+    rows = {r.meta: r for r in queue.rows()}
+    assert (rows["/d/copy-of-a.log"].state, rows["/d/copy-of-a.log"].duplicate_of) == (states.DUPLICATE, first.id)
+    assert rows["/d/copy-of-a.log"].rows_loaded == 0 and not ran

@@ -17,7 +17,7 @@ from tests.packages import settings_for
 
 MANIFEST = json.loads((SAMPLE_DATA / "manifest.json").read_text())
 SQL_COUNTS = {os.path.basename(k): v["rows"] for k, v in MANIFEST["counts"].items() if k.endswith(".sql")}
-BAD_ROWS = {}
+BAD_ROWS: dict[str, int] = {}
 for bad in MANIFEST["bad_input"]:
     if bad["file"].endswith(".sql"):
         name = os.path.basename(bad["file"])
@@ -26,7 +26,9 @@ for bad in MANIFEST["bad_input"]:
 
 @pytest.fixture
 def sample_run(tmp_path, sql_backend, unique_name):
-    settings = settings_for(SAMPLE_DATA, tmp_path / "var", sql_backend, TRACKING_DATABASE=f"api_{unique_name}")
+    settings = settings_for(
+        SAMPLE_DATA, tmp_path / "var", sql_backend, TRACKING_DATABASE=f"api_{unique_name}"
+    )
     daemon = Daemon(settings, foreground=False)
     status = daemon.run(once=True)
     yield status, daemon.scheduler, open_sql_store(sql_backend, tmp_path / "var")
@@ -44,7 +46,11 @@ def test_every_sample_dump_is_loaded_with_its_row_count(sample_run):
     assert failed == ["UQx-PSYC1030.1x-4T2016-student_languageproficiency-prod-analytics.sql.failed"]
     for name, count in SQL_COUNTS.items():
         row = rows[name]
-        assert (row.state, row.rows_loaded, row.rows_rejected) == (states.DONE, count, BAD_ROWS.get(name, 0)), name
+        assert (row.state, row.rows_loaded, row.rows_rejected) == (
+            states.DONE,
+            count,
+            BAD_ROWS.get(name, 0),
+        ), name
         dump = parse_dump_name(name)
         assert store.query(dump.database, f"SELECT COUNT(*) FROM {store.quote(dump.table)}") == [(count,)]
 
@@ -63,7 +69,9 @@ def test_dashboards_reads_of_the_sample_work(sample_run):
         profiles = store.query(course.dbname, "SELECT user_id, year_of_birth, gender FROM auth_userprofile")
         assert all(yob is None or isinstance(yob, int) for _, yob, _ in profiles), "real NULLs, typed"
         modules = store.query(course.dbname, "SELECT module_type, state FROM courseware_studentmodule")
-        for module_type, state in modules:
+        for _module_type, state in modules:
             json.loads(state)
-        certificates = store.query(course.dbname, "SELECT user_id, status, grade FROM certificates_generatedcertificate")
+        certificates = store.query(
+            course.dbname, "SELECT user_id, status, grade FROM certificates_generatedcertificate"
+        )
         assert {s for _, s, _ in certificates} <= {"downloadable", "notpassing", "unavailable", "generating"}

@@ -13,19 +13,33 @@ from core.settings import load_settings
 def test_defaults_run_on_the_embedded_stores_against_the_sample_package(tmp_path):
     s = load_settings(environ={}, base_dir=tmp_path)
     assert (s.SQL_URL, s.MONGO_URL, s.SCAN_INTERVAL, s.API_HOST, s.API_PORT) == (
-        "sqlite", "sqlite", 300, "127.0.0.1", 8850)
-    assert s.STATE_DIR == tmp_path / "var" and s.DATA_PATHS == (tmp_path / "examples/data",)
+        "sqlite",
+        "sqlite",
+        300,
+        "127.0.0.1",
+        8850,
+    )
+    assert tmp_path / "var" == s.STATE_DIR and (tmp_path / "examples/data",) == s.DATA_PATHS
 
 
 def test_later_sources_win_and_lists_split_on_colons(tmp_path):
     config = tmp_path / "config.py"
     config.write_text("SCAN_INTERVAL = 60\nAPI_PORT = 9000\nDATA_PATHS = ['/a']\n")
     s = load_settings(
-        environ={"INGESTOR_API_PORT": "9100", "INGESTOR_DATA_PATHS": "/x:/y", "INGESTOR_LEGACY_SCHEMA": "yes"},
+        environ={
+            "INGESTOR_API_PORT": "9100",
+            "INGESTOR_DATA_PATHS": "/x:/y",
+            "INGESTOR_LEGACY_SCHEMA": "yes",
+        },
         overrides={"API_PORT": "9200"},
         base_dir=tmp_path,
     )
-    assert (s.SCAN_INTERVAL, s.API_PORT, s.DATA_PATHS, s.LEGACY_SCHEMA) == (60, 9200, (Path("/x"), Path("/y")), True)
+    assert (60, 9200, (Path("/x"), Path("/y")), True) == (
+        s.SCAN_INTERVAL,
+        s.API_PORT,
+        s.DATA_PATHS,
+        s.LEGACY_SCHEMA,
+    )
 
 
 def test_every_invalid_value_is_reported_together_with_its_source(tmp_path):
@@ -44,7 +58,7 @@ def test_every_invalid_value_is_reported_together_with_its_source(tmp_path):
 def test_a_broken_config_file_is_a_config_error_naming_it(tmp_path):
     config = tmp_path / "config.py"
     config.write_text("SCAN_INTERVAL = (\n")
-    with pytest.raises(ConfigError, match="config.py"):
+    with pytest.raises(ConfigError, match=r"config\.py"):
         load_settings(environ={}, base_dir=tmp_path)
 
 
@@ -56,6 +70,9 @@ def test_command_line_exits_2_on_a_configuration_error(tmp_path):
 
     result = subprocess.run(
         [sys.executable, str(REPO / "ingestor.py"), "--set", "SCAN_INTERVAL=never", "run", "--once"],
-        capture_output=True, text=True, cwd=tmp_path, env={"PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin"},
     )
     assert result.returncode == 2 and "SCAN_INTERVAL" in result.stderr

@@ -24,7 +24,7 @@ def test_raw_carriage_return_of_the_mysql_client_era_stays_inside_the_value():
 
 
 def test_studentmodule_backslash_raw_tab_is_data_not_a_delimiter():
-    record = b"7\tproblem\t{\"a\": \"x\\\ty\"}\t1"
+    record = b'7\tproblem\t{"a": "x\\\ty"}\t1'
     fields = split_fields(record)
     assert len(fields) == 4
     assert unescape(fields[2].decode()) == '{"a": "x\ty"}'
@@ -56,3 +56,21 @@ def test_doubled_json_escapes_of_studentmodule_state_give_valid_json():
 
 def test_last_line_without_newline_is_a_record():
     assert records(b"id\n1\n2") == [(1, b"id"), (2, b"1"), (3, b"2")]
+
+
+def test_block_reader_gives_the_same_records_as_the_line_reader_whatever_the_block_size():
+    import random
+
+    from utils.tsv import iter_record_blocks
+
+    rng = random.Random(7)
+    pieces = [b"a", b"\\", b"\\\\", b"\t", b"\\\t", b"\n", b"\\\n", b"\r", b"xyz", b"NULL"]
+    for _ in range(200):
+        data = b"".join(rng.choice(pieces) for _ in range(rng.randint(0, 60)))
+        expected = records(data)
+        for size in (1, 2, 3, 7, 64, 4096):
+            got: list[tuple[int, bytes]] = []
+            for first, recs, numbers in iter_record_blocks(io.BytesIO(data), block_size=size):
+                lines = numbers if numbers is not None else range(first, first + len(recs))
+                got.extend(zip(lines, recs, strict=True))
+            assert got == expected, (data, size)

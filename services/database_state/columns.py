@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 
 from stores.sql.base import Column, Kind
 
@@ -48,10 +49,13 @@ _JOINED = {
     for kind, pattern in _PATTERNS.items()
 }
 _ORDER: tuple[Kind, ...] = ("int", "float", "date", "datetime")
+_STILL_POSSIBLE = {"int": {"int", "float"}, "float": {"float"}, "date": {"date"}, "datetime": {"datetime"}}
+_MAX_TYPED = 48  # longer than any value the patterns above accept
 
 
 @dataclass
 class _Seen:
+    fixed: bool = False  # the type does not depend on the data (LONGTEXT floor): no work per row
     candidates: set[str] = field(default_factory=lambda: set(_ORDER))
     max_bytes: int = 0
     fractional: bool = False
@@ -63,26 +67,38 @@ class ColumnTypes:
 
     def __init__(self, names: Sequence[str]) -> None:
         self.names = list(names)
-        self._seen = [_Seen() for _ in names]
+        self._seen = [_Seen(fixed=_floor(name) == "longtext") for name in names]
 
     def add_batch(self, rows: Sequence[Sequence[bytes]]) -> None:
         """Take in a batch of rows (each a list of escaped field bytes, all the right width)."""
         if not rows:
             return
-        for seen, values in zip(self._seen, zip(*rows, strict=True), strict=True):
-            longest = max(map(len, values))
-            if longest > seen.max_bytes:
-                seen.max_bytes = longest
+        for index, seen in enumerate(self._seen):
+            if seen.fixed:
+                continue
+            values = list(map(itemgetter(index), rows))
             if not seen.candidates:
+                longest = max(map(len, values))
+                if longest > seen.max_bytes:
+                    seen.max_bytes = longest
                 continue
             joined = _SEP.join(values)
             if not seen.non_null and joined.replace(b"NULL", b"").replace(_SEP, b""):
                 seen.non_null = True
-            for kind in list(seen.candidates):
-                if not _JOINED[kind].fullmatch(joined):
-                    seen.candidates.discard(kind)
+            # Kinds are tried narrowest first. The patterns are nested (int within float) or
+            # disjoint (numbers, dates, datetimes), so the first one that fits decides the rest.
+            for kind in _ORDER:
+                if kind not in seen.candidates:
+                    continue
+                if _JOINED[kind].fullmatch(joined):
+                    seen.candidates &= _STILL_POSSIBLE[kind]
+                    break
+                seen.candidates.discard(kind)
             if "datetime" in seen.candidates and b"." in joined:
                 seen.fractional = True
+            if not seen.candidates:
+                # Every value seen so far fit a pattern of at most _MAX_TYPED bytes, or this batch.
+                seen.max_bytes = max(seen.max_bytes, _MAX_TYPED, max(map(len, values)))
 
     def columns(self, legacy: bool) -> tuple[list[Column], list[str]]:
         """The columns to create, and warnings where the data is below the contract's floor."""

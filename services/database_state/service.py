@@ -1,15 +1,16 @@
 """DatabaseState: each weekly `.sql` dump becomes one table of the course's SQL database.
 
-The file is streamed once: records are split (with every era's escaping rules, utils/tsv.py),
-rows with the wrong number of fields or invalid UTF-8 are rejected and kept, the column types are
-inferred, and the good records are written unchanged to a spool file. The store then replaces the
-table atomically from the spool (MySQL: `LOAD DATA LOCAL INFILE`; SQLite: batched inserts in one
-transaction).
+The file is read once, in blocks: records are split (with every era's escaping rules, utils/tsv.py),
+rows with the wrong number of fields or invalid UTF-8 are rejected and kept, and the column types
+are inferred. The store then replaces the table atomically (MySQL: `LOAD DATA LOCAL INFILE`; SQLite:
+batched inserts in one transaction) straight from the dump; only a dump with rejected rows is first
+copied, without them, to a spool file.
 """
 
 from __future__ import annotations
 
 import os
+from operator import methodcaller
 from pathlib import Path
 
 from base_service import Context, Entry, IngestResult, Service
@@ -17,12 +18,10 @@ from core.errors import Interrupted, TerminalError, TransientError, UnsafeNameEr
 from core.rejects import Rejects
 from services.database_state.columns import ColumnTypes, null_columns
 from services.database_state.filenames import parse_dump_name
-from stores.sql.base import LoadSpec
+from stores.sql.base import Column, LoadSpec, StagedLoad
 from stores.sql.identifiers import column_name
 from utils.fingerprint import file_fingerprint
-from utils.tsv import iter_records, split_fields
-
-BATCH_ROWS = 20000
+from utils.tsv import iter_record_blocks, split_fields
 
 
 class DatabaseStateService(Service):
@@ -43,68 +42,159 @@ class DatabaseStateService(Service):
             raise TerminalError(f"{path}: the exporter failed for this table: {_failure_text(path)}")
         if not dump.known_table:
             ctx.log.warning("%s: table %s is not a known edX table; loading it anyway", path, dump.table)
-        before = file_fingerprint(path)
-        tmp_dir = ctx.settings.tmp_dir
-        tmp_dir.mkdir(parents=True, exist_ok=True)
-        spool = tmp_dir / f"{dump.database}.{dump.table}.{os.getpid()}.spool"
         assert ctx.rejects is not None
+        before = file_fingerprint(path)
+        staged = _start_background_load(path, dump.database, dump.table, ctx)
         try:
-            columns, loaded_rows, warnings = self._spool(path, spool, ctx, ctx.rejects)
+            columns, good_rows, bad_lines, warnings = _read(path, ctx, ctx.rejects)
             if file_fingerprint(path) != before:
                 raise TransientError(f"{path}: the file changed while it was being read")
-            spec = LoadSpec(spool, columns, null_columns(columns, ctx.settings.LEGACY_SCHEMA))
-            loaded = ctx.sql.load_table(dump.database, dump.table, spec)
+            loaded = None
+            if staged is not None:
+                load, guessed = staged
+                same_types = [ctx.sql.column_type(c) for c in columns] == [
+                    ctx.sql.column_type(c) for c in guessed
+                ]
+                if not bad_lines and same_types and load.wait() == good_rows:
+                    load.commit()
+                    loaded = good_rows
+                else:
+                    ctx.log.info("%s: the first rows did not predict the table; loading again", path)
+                    load.abort()
+                staged = None
+                load.close()
+            if loaded is None:
+                loaded = _load(path, dump.database, dump.table, columns, bad_lines, ctx)
         finally:
-            spool.unlink(missing_ok=True)
-        if loaded != loaded_rows:
-            raise TerminalError(f"{path}: {loaded_rows} rows read but {loaded} loaded")
+            if staged is not None:
+                staged[0].abort()
+                staged[0].close()
+        if file_fingerprint(path) != before:
+            raise TransientError(f"{path}: the file changed while it was being loaded")
+        if loaded != good_rows:
+            raise TerminalError(f"{path}: {good_rows} rows read but {loaded} loaded")
         for warning in warnings:
             ctx.log.warning("%s: %s", path, warning)
         return IngestResult(loaded, ctx.rejects.count, fingerprint=before, warnings=warnings)
 
-    def _spool(self, path: Path, spool: Path, ctx: Context, rejects: Rejects) -> tuple[list, int, list[str]]:
-        size = max(path.stat().st_size, 1)
-        with path.open("rb") as source, spool.open("wb") as out:
-            records = iter_records(source)
-            header = next(records, None)
-            if header is None:
-                raise TerminalError(f"{path}: empty file, no header row")
-            names = _header(path, header[1])
-            width = len(names)
-            types = ColumnTypes(names)
-            batch: list[list[bytes]] = []
-            good: list[bytes] = []
-            total = 0
-            for line_no, record in records:
-                fields = split_fields(record)
-                if len(fields) != width:
-                    reason = "blank line" if not record else f"{len(fields)} fields, expected {width}"
-                    rejects.add(line_no, reason, record)
-                    continue
-                try:
-                    record.decode("utf-8")
-                except UnicodeDecodeError as exc:
-                    rejects.add(line_no, f"invalid UTF-8 at byte {exc.start}", record)
-                    continue
-                batch.append(fields)
-                good.append(record)
-                if len(batch) >= BATCH_ROWS:
-                    total += self._flush(types, batch, good, out)
-                    batch, good = [], []
-                    ctx.progress(min(source.tell() / size, 0.99))
-                    if ctx.should_stop():
-                        raise Interrupted(f"{path}: stopped at line {line_no}")
-            total += self._flush(types, batch, good, out)
-        columns, warnings = types.columns(ctx.settings.LEGACY_SCHEMA)
-        return columns, total, warnings
 
-    @staticmethod
-    def _flush(types: ColumnTypes, batch: list[list[bytes]], good: list[bytes], out: object) -> int:
-        if not batch:
-            return 0
-        types.add_batch(batch)
-        out.write(b"\n".join(good) + b"\n")  # type: ignore[attr-defined]
-        return len(batch)
+def _start_background_load(
+    path: Path, database: str, table: str, ctx: Context
+) -> tuple[StagedLoad, list[Column]] | None:
+    """Where the server can load while we read (MySQL), start loading now with the types of the
+    first block; the full read then confirms them (or the load is dropped and done again)."""
+    if not ctx.sql.supports_background_load:
+        return None
+    with path.open("rb") as source:
+        first_block = next(iter_record_blocks(source), None)
+    if first_block is None:
+        return None
+    _, records, _ = first_block
+    header = _header(path, records[0])
+    types = ColumnTypes(header)
+    types.add_batch([fields for fields in _split(records[1:], True) if len(fields) == len(header)])
+    guessed, _ = types.columns(ctx.settings.LEGACY_SCHEMA)
+    nulls = null_columns(guessed, ctx.settings.LEGACY_SCHEMA)
+    load = ctx.sql.stage_load(database, table, LoadSpec(path, guessed, nulls, skip_lines=1), background=True)
+    return load, guessed
+
+
+def _load(
+    path: Path, database: str, table: str, columns: list[Column], bad_lines: set[int], ctx: Context
+) -> int:
+    """Load the dump (or, if rows were rejected, a copy without them) and swap the table in."""
+    nulls = null_columns(columns, ctx.settings.LEGACY_SCHEMA)
+    if not bad_lines:
+        return ctx.sql.load_table(database, table, LoadSpec(path, columns, nulls, skip_lines=1))
+    spool = ctx.settings.tmp_dir / f"{database}.{table}.{os.getpid()}.spool"
+    spool.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        _write_spool(path, spool, bad_lines)
+        return ctx.sql.load_table(database, table, LoadSpec(spool, columns, nulls))
+    finally:
+        spool.unlink(missing_ok=True)
+
+
+def _read(path: Path, ctx: Context, rejects: Rejects) -> tuple[list[Column], int, set[int], list[str]]:
+    """One pass: check every record, infer the types. Returns columns, good rows, bad line numbers."""
+    size = max(path.stat().st_size, 1)
+    bad_lines: set[int] = set()
+    good_rows = 0
+    types: ColumnTypes | None = None
+    width = 0
+    with path.open("rb") as source:
+        for first, records, numbers in iter_record_blocks(source):
+            if types is None:
+                header = _header(path, records[0])
+                types, width = ColumnTypes(header), len(header)
+                records, first = records[1:], first + 1
+                numbers = numbers[1:] if numbers is not None else None
+            joined = b"\n".join(records)
+            rows = _split(records, b"\\\t" in joined)
+            lengths = list(map(len, rows))
+            bad = (
+                [] if lengths.count(width) == len(rows) else [i for i, n in enumerate(lengths) if n != width]
+            )
+            try:
+                joined.decode("utf-8")
+            except UnicodeDecodeError:
+                bad = sorted(set(bad) | {i for i, r in enumerate(records) if not _is_utf8(r)})
+            if bad:
+                for i in bad:
+                    line = numbers[i] if numbers is not None else first + i
+                    bad_lines.add(line)
+                    rejects.add(line, _reason(records[i], len(rows[i]), width), records[i])
+                skip = set(bad)
+                rows = [fields for i, fields in enumerate(rows) if i not in skip]
+            types.add_batch(rows)
+            good_rows += len(rows)
+            ctx.progress(min(source.tell() / size, 0.99))
+            if ctx.should_stop():
+                raise Interrupted(f"{path}: stopped before line {first + len(records)}")
+    if types is None:
+        raise TerminalError(f"{path}: empty file, no header row")
+    columns, warnings = types.columns(ctx.settings.LEGACY_SCHEMA)
+    return columns, good_rows, bad_lines, warnings
+
+
+_TAB_SPLIT = methodcaller("split", b"\t")
+
+
+def _split(records: list[bytes], escaped_tabs: bool) -> list[list[bytes]]:
+    """Fields of each record; the careful splitter only where a backslash precedes a TAB."""
+    if not escaped_tabs:
+        return list(map(_TAB_SPLIT, records))
+    return [split_fields(r) if b"\\\t" in r else r.split(b"\t") for r in records]
+
+
+def _is_utf8(record: bytes) -> bool:
+    try:
+        record.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _reason(record: bytes, fields: int, width: int) -> str:
+    if not record:
+        return "blank line"
+    if fields != width:
+        return f"{fields} fields, expected {width}"
+    try:
+        record.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return f"invalid UTF-8 at byte {exc.start}"
+    return "rejected"
+
+
+def _write_spool(path: Path, spool: Path, bad_lines: set[int]) -> None:
+    """Copy the dump without its header and its rejected records."""
+    with path.open("rb") as source, spool.open("wb") as out:
+        for first, records, numbers in iter_record_blocks(source):
+            lines = numbers if numbers is not None else range(first, first + len(records))
+            keep = [r for r, n in zip(records, lines, strict=True) if n not in bad_lines and n != 1]
+            if keep:
+                out.write(b"\n".join(keep) + b"\n")
 
 
 def _header(path: Path, record: bytes) -> list[str]:

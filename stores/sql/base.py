@@ -54,18 +54,45 @@ class Cursor(Protocol):
     def fetchall(self) -> list[tuple[Any, ...]]: ...
 
 
+class StagedLoad(Protocol):
+    """A load into a staging table, swapped in by `commit()` or dropped by `abort()`."""
+
+    def wait(self) -> int: ...
+    def commit(self) -> None: ...
+    def abort(self) -> None: ...
+    def close(self) -> None: ...
+
+
 class SqlStore(ABC):
     """A SQL server (or a directory of SQLite files) holding many databases."""
 
     dialect: str
+    # True if `stage_load(..., background=True)` lets the server load while the caller reads on.
+    supports_background_load = False
+
+    def column_type(self, column: Column) -> str:
+        """The SQL type this backend creates for `column`."""
+        return column.kind
+
+    def stage_load(self, database: str, table: str, spec: LoadSpec, background: bool) -> StagedLoad:
+        """Load into a staging table; `commit()` swaps it in (only where supported)."""
+        raise NotImplementedError(f"{self.dialect} has no staged loads")
 
     @abstractmethod
-    def transaction(self, database: str, *, immediate: bool = False) -> AbstractContextManager[Cursor]:
+    def transaction(
+        self, database: str, *, immediate: bool = False, attach: Sequence[str] = ()
+    ) -> AbstractContextManager[Cursor]:
         """A cursor in one transaction on `database` (created if missing); commits on success.
 
         `immediate` takes the write lock at the start (SQLite `BEGIN IMMEDIATE`), for
-        read-then-write sequences such as claiming a queued file.
+        read-then-write sequences such as claiming a queued file. `attach` names other databases
+        the transaction also writes (name their tables with `qualified`), so that for example a
+        file's aggregates and its completion in the tracking table commit together.
         """
+
+    @abstractmethod
+    def qualified(self, main: str, database: str, table: str) -> str:
+        """The quoted name of `database.table` inside a transaction opened on `main`."""
 
     @abstractmethod
     def load_table(self, database: str, table: str, spec: LoadSpec) -> int:

@@ -7,7 +7,9 @@ the load (a value that did not fit, a bad date) fails the load instead of silent
 
 from __future__ import annotations
 
+import logging
 import re
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -61,6 +63,8 @@ class _Cursor:
 
 
 def _mysql_type(column: Column) -> str:
+    """The column type for a kind; text sizes go by class, so that the type depends on the data only
+    through the class of its longest value (and nothing is ever truncated)."""
     if column.kind == "int":
         return "BIGINT"
     if column.kind == "float":
@@ -68,12 +72,12 @@ def _mysql_type(column: Column) -> str:
     if column.kind == "date":
         return "DATE"
     if column.kind == "datetime":
-        return "DATETIME(6)" if column.fractional else "DATETIME"
+        return "DATETIME(6)"
     if column.kind == "longtext":
         return "LONGTEXT"
-    # max_bytes bounds the character length from above, so VARCHAR(max_bytes) never truncates.
+    # max_bytes bounds the character length from above, so these never truncate.
     if column.max_bytes <= 255:
-        return f"VARCHAR({max(column.max_bytes, 1)})"
+        return "VARCHAR(255)"
     if column.max_bytes <= 65535:
         return "TEXT"
     if column.max_bytes <= 16777215:
@@ -118,8 +122,13 @@ class MysqlStore(SqlStore):
             raise _translate(exc, f"connecting to {self.display}") from exc
 
     @contextmanager
-    def transaction(self, database: str, *, immediate: bool = False) -> Iterator[Cursor]:
+    def transaction(
+        self, database: str, *, immediate: bool = False, attach: Sequence[str] = ()
+    ) -> Iterator[Cursor]:
         conn = self._connect(database)
+        for other in attach:
+            if other != database:
+                self._connect(other).close()  # creates it if missing
         try:
             with conn.cursor() as raw:
                 try:
@@ -133,6 +142,9 @@ class MysqlStore(SqlStore):
             raise _translate(exc, f"MySQL database {database}") from exc
         finally:
             conn.close()
+
+    def qualified(self, main: str, database: str, table: str) -> str:
+        return f"{quote(database, self.dialect)}.{quote(table, self.dialect)}"
 
     def list_tables(self, database: str) -> list[str]:
         rows = self._admin_query(
@@ -160,28 +172,71 @@ class MysqlStore(SqlStore):
         finally:
             conn.close()
 
+    supports_background_load = True
+
+    def column_type(self, column: Column) -> str:
+        return _mysql_type(column)
+
     def load_table(self, database: str, table: str, spec: LoadSpec) -> int:
+        load = self.stage_load(database, table, spec, background=False)
+        try:
+            rows = load.wait()
+            load.commit()
+        finally:
+            load.close()
+        return rows
+
+    def stage_load(self, database: str, table: str, spec: LoadSpec, background: bool) -> _MysqlLoad:
+        """Start loading `spec` into `<table>__load`; `commit()` swaps it in with one RENAME TABLE.
+
+        With `background`, the server parses the file while the caller goes on (the caller then
+        checks the same file and either commits or aborts).
+        """
+        return _MysqlLoad(self, database, table, spec, background)
+
+
+class _MysqlLoad:
+    """A LOAD DATA into a staging table, optionally on a thread, swapped in by `commit()`."""
+
+    def __init__(
+        self, store: MysqlStore, database: str, table: str, spec: LoadSpec, background: bool
+    ) -> None:
         check_name(table, "table name", 56)
-        final = quote(table, self.dialect)
-        staging = quote(f"{table}__load", self.dialect)
-        old = quote(f"{table}__old", self.dialect)
-        columns_sql = ", ".join(f"{quote(c.name, self.dialect)} {_mysql_type(c)}" for c in spec.columns)
+        self.store, self.database, self.table, self.spec = store, database, table, spec
+        self.final = quote(table, store.dialect)
+        self.staging = quote(f"{table}__load", store.dialect)
+        self.old = quote(f"{table}__old", store.dialect)
+        self.columns_sql = ", ".join(f"{quote(c.name, store.dialect)} {_mysql_type(c)}" for c in spec.columns)
+        self.conn = store._connect(database)
+        self.rows: int | None = None
+        self.error: BaseException | None = None
+        self.thread: threading.Thread | None = None
+        if background:
+            self.thread = threading.Thread(target=self._run, name=f"load-{table}", daemon=True)
+            self.thread.start()
+        else:
+            self._run()
+
+    def _what(self) -> str:
+        return f"loading {self.spec.path} into {self.database}.{self.table}"
+
+    def _run(self) -> None:
+        spec = self.spec
         variables = ", ".join(f"@v{i}" for i in range(len(spec.columns)))
         assignments = ", ".join(
-            f"{quote(c.name, self.dialect)} = "
+            f"{quote(c.name, self.store.dialect)} = "
             + (f"NULLIF(@v{i}, _binary'NULL')" if c.name in spec.null_columns else f"@v{i}")
             for i, c in enumerate(spec.columns)
         )
-        conn = self._connect(database)
         try:
-            with conn.cursor() as cur:
-                cur.execute(f"DROP TABLE IF EXISTS {staging}, {old}")
+            with self.conn.cursor() as cur:
+                cur.execute(f"DROP TABLE IF EXISTS {self.staging}, {self.old}")
                 cur.execute(
-                    f"CREATE TABLE {staging} ({columns_sql}) ENGINE=InnoDB "
+                    f"CREATE TABLE {self.staging} ({self.columns_sql}) ENGINE=InnoDB "
                     "DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci"
                 )
                 cur.execute(
-                    f"LOAD DATA LOCAL INFILE %s INTO TABLE {staging} CHARACTER SET utf8mb4 "
+                    f"LOAD DATA LOCAL INFILE %s INTO TABLE {self.staging} CHARACTER SET utf8mb4 "
                     "FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' "
                     f"IGNORE {int(spec.skip_lines)} LINES ({variables}) SET {assignments}",
                     (str(spec.path),),
@@ -189,23 +244,65 @@ class MysqlStore(SqlStore):
                 loaded = int(cur.rowcount)
                 cur.execute("SHOW WARNINGS LIMIT 5")
                 warnings = list(cur.fetchall())
-                if warnings:
-                    cur.execute(f"DROP TABLE IF EXISTS {staging}")
-                    details = "; ".join(f"{w[0]} {w[1]}: {w[2]}" for w in warnings)
-                    raise TerminalError(f"loading {spec.path} into {database}.{table}: {details}")
+            self.conn.commit()
+            if warnings:
+                details = "; ".join(f"{w[0]} {w[1]}: {w[2]}" for w in warnings)
+                raise TerminalError(f"{self._what()}: {details}")
+            self.rows = loaded
+        except pymysql.MySQLError as exc:
+            self.error = _translate(exc, self._what())
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
+            self.error = exc
+
+    def wait(self) -> int:
+        """Rows loaded into the staging table; raises what the load raised."""
+        if self.thread is not None:
+            self.thread.join()
+        if self.error is not None:
+            raise self.error
+        assert self.rows is not None
+        return self.rows
+
+    def commit(self) -> None:
+        """Swap the staging table in (atomically, with one RENAME TABLE)."""
+        try:
+            with self.conn.cursor() as cur:
                 cur.execute(
                     "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema=%s AND table_name=%s",
-                    (database, table),
+                    (self.database, self.table),
                 )
-                exists = cur.fetchone()[0] > 0
-                if exists:
-                    cur.execute(f"RENAME TABLE {final} TO {old}, {staging} TO {final}")
-                    cur.execute(f"DROP TABLE {old}")
+                row = cur.fetchone()
+                if row and row[0] > 0:
+                    cur.execute(f"RENAME TABLE {self.final} TO {self.old}, {self.staging} TO {self.final}")
+                    cur.execute(f"DROP TABLE {self.old}")
                 else:
-                    cur.execute(f"RENAME TABLE {staging} TO {final}")
-            conn.commit()
-            return loaded
+                    cur.execute(f"RENAME TABLE {self.staging} TO {self.final}")
+            self.conn.commit()
         except pymysql.MySQLError as exc:
-            raise _translate(exc, f"loading {spec.path} into {database}.{table}") from exc
-        finally:
-            conn.close()
+            raise _translate(exc, self._what()) from exc
+
+    def abort(self) -> None:
+        """Stop a running load (KILL QUERY) and drop the staging table."""
+        if self.thread is not None and self.thread.is_alive():
+            try:
+                killer = self.store._connect(None)
+                try:
+                    with killer.cursor() as cur:
+                        cur.execute("KILL QUERY %s", (self.conn.thread_id(),))
+                finally:
+                    killer.close()
+            except (pymysql.MySQLError, TransientError) as exc:
+                logging.getLogger("ingestor").warning("could not stop %s: %s", self._what(), exc)
+            self.thread.join()
+        try:
+            with self.store._connect(self.database).cursor() as cur:
+                cur.execute(f"DROP TABLE IF EXISTS {self.staging}")
+        except (pymysql.MySQLError, TransientError) as exc:
+            logging.getLogger("ingestor").warning(
+                "could not drop the staging table of %s: %s", self._what(), exc
+            )
+
+    def close(self) -> None:
+        if self.thread is not None:
+            self.thread.join()
+        self.conn.close()

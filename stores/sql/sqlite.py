@@ -11,12 +11,11 @@ import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 from core.errors import TerminalError, TransientError
 from stores.sql.base import Column, Cursor, LoadSpec, SqlStore
 from stores.sql.identifiers import check_name, quote
-from utils.tsv import iter_records, split_fields, unescape
+from utils.tsv import iter_record_blocks, split_fields, unescape
 
 _TYPES = {
     "int": "INTEGER",
@@ -41,6 +40,9 @@ class SqliteStore(SqlStore):
 
     dialect = "sqlite"
 
+    def column_type(self, column: Column) -> str:
+        return _TYPES[column.kind]
+
     def __init__(self, directory: Path) -> None:
         self.directory = directory
 
@@ -56,9 +58,16 @@ class SqliteStore(SqlStore):
         return conn
 
     @contextmanager
-    def transaction(self, database: str, *, immediate: bool = False) -> Iterator[Cursor]:
+    def transaction(
+        self, database: str, *, immediate: bool = False, attach: Sequence[str] = ()
+    ) -> Iterator[Cursor]:
         try:
             conn = self._connect(database)
+            for other in attach:
+                if other != database:
+                    conn.execute(
+                        "ATTACH DATABASE ? AS " + quote(other, self.dialect), (str(self.path(other)),)
+                    )
         except sqlite3.Error as exc:
             raise _translate(exc, f"opening SQLite database {database}") from exc
         try:
@@ -74,6 +83,11 @@ class SqliteStore(SqlStore):
             raise _translate(exc, f"SQLite database {database}") from exc
         finally:
             conn.close()
+
+    def qualified(self, main: str, database: str, table: str) -> str:
+        if database == main:
+            return quote(table, self.dialect)
+        return f"{quote(database, self.dialect)}.{quote(table, self.dialect)}"
 
     def list_tables(self, database: str) -> list[str]:
         if not self.path(database).exists():
@@ -117,25 +131,31 @@ class SqliteStore(SqlStore):
 
 
 def _rows(spec: LoadSpec) -> Iterator[list[str | None]]:
-    """Decode the spool's records into values, with the NULL policy of `spec`."""
+    """Decode the records into values, with the NULL policy of `spec`."""
     nullable = [c.name in spec.null_columns for c in spec.columns]
+    all_nullable = all(nullable)
     width = len(spec.columns)
     with spec.path.open("rb") as stream:
-        for line_no, record in iter_records(stream):
-            if line_no <= spec.skip_lines or not record:
-                continue
-            fields = split_fields(record)
-            if len(fields) != width:
-                raise TerminalError(f"{spec.path}:{line_no}: {len(fields)} fields, expected {width}")
-            yield [_value(f, n) for f, n in zip(fields, nullable, strict=True)]
-
-
-def _value(field: bytes, nullable: bool) -> str | None:
-    if field == b"\\N" or (nullable and field == b"NULL"):
-        return None
-    return unescape(field.decode("utf-8"))
-
-
-def column_types(columns: Sequence[Column]) -> dict[str, Any]:
-    """The declared SQLite type of each column (for tests and documentation)."""
-    return {c.name: _TYPES[c.kind] for c in columns}
+        for first, records, numbers in iter_record_blocks(stream):
+            for index, raw in enumerate(records):
+                line_no = numbers[index] if numbers is not None else first + index
+                if line_no <= spec.skip_lines:
+                    continue
+                record = raw.decode("utf-8")
+                if "\\" in record:
+                    fields = [f.decode("utf-8") for f in split_fields(raw)]
+                    values: list[str | None] = [
+                        None if f == "\\N" or (n and f == "NULL") else unescape(f)
+                        for f, n in zip(fields, nullable, strict=False)
+                    ]
+                else:
+                    fields = record.split("\t")
+                    if all_nullable:
+                        values = [None if f == "NULL" else f for f in fields]
+                    else:
+                        values = [
+                            None if n and f == "NULL" else f for f, n in zip(fields, nullable, strict=False)
+                        ]
+                if len(fields) != width:
+                    raise TerminalError(f"{spec.path}:{line_no}: {len(fields)} fields, expected {width}")
+                yield values
