@@ -24,6 +24,9 @@ MONGO_URL = "sqlite"
 # The tracking database (the dashboards read api.ingestor; change only for tests).
 TRACKING_DATABASE = "api"
 
+# Prepended to the document databases' names (logs, discussion_forum); empty in production.
+DOCUMENT_DB_PREFIX = ""
+
 # The course registry (EDX_DATABASES).
 COURSES_FILE = "courses.py"
 

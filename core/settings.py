@@ -38,6 +38,7 @@ class Settings:
     API_TOKEN: str = ""
     LEGACY_SCHEMA: bool = False
     TRACKING_DATABASE: str = "api"
+    DOCUMENT_DB_PREFIX: str = ""
     MAX_ATTEMPTS: int = 3
     LEASE_SECONDS: int = 120
     HEARTBEAT_SECONDS: int = 10
@@ -65,6 +66,10 @@ class Settings:
     @property
     def tmp_dir(self) -> Path:
         return self.STATE_DIR / "tmp"
+
+    def document_db(self, name: str) -> str:
+        """The document database `name` (logs, discussion_forum), with DOCUMENT_DB_PREFIX."""
+        return f"{self.DOCUMENT_DB_PREFIX}{name}"
 
     @property
     def pid_file(self) -> Path:
@@ -185,6 +190,8 @@ def _validate(s: Settings) -> list[str]:
         problems.append(f"MONGO_URL: expected 'sqlite' or 'mongodb://host:port/', got {s.MONGO_URL!r}")
     if not re.fullmatch(r"[A-Za-z0-9_]{1,64}", s.TRACKING_DATABASE):
         problems.append(f"TRACKING_DATABASE: {s.TRACKING_DATABASE!r} is not a valid database name")
+    if s.DOCUMENT_DB_PREFIX and not re.fullmatch(r"[A-Za-z0-9_]{1,20}", s.DOCUMENT_DB_PREFIX):
+        problems.append(f"DOCUMENT_DB_PREFIX: {s.DOCUMENT_DB_PREFIX!r} must be letters, digits or _")
     if not s.DATA_PATHS:
         problems.append("DATA_PATHS: at least one data directory is needed")
     if s.SCAN_INTERVAL < 1:
