@@ -76,6 +76,8 @@ class Service:
     name: ClassVar[str] = ""
     depends_on: ClassVar[tuple[str, ...]] = ()
     derived: ClassVar[bool] = False  # True: no files, runs when its inputs changed
+    # Derived services: False to run only when `due()` says so, not after every new input.
+    runs_on_new_input: ClassVar[bool] = True
 
     def wants(self, entry: Entry) -> bool:
         """True if this service ingests `entry`."""
@@ -87,6 +89,11 @@ class Service:
 
     def start(self, ctx: Context) -> None:
         """Called once when the daemon starts (create indexes, check resources)."""
+
+    def due(self, ctx: Context) -> bool:
+        """Derived services: True if a run is needed even though no input completed since the
+        last run (for example data left to backfill). The inputs must still have nothing pending."""
+        return False
 
     def run(self, ctx: Context) -> None:
         """Derived services: recompute from the inputs."""

@@ -27,6 +27,16 @@ TRACKING_DATABASE = "api"
 # Prepended to the document databases' names (logs, discussion_forum); empty in production.
 DOCUMENT_DB_PREFIX = ""
 
+# A MaxMind GeoIP2/GeoLite2 Country or City database (.mmdb) for the events' `country` (and the
+# Australian `subdivision` with a City database). Empty: no country lookup (ingestion still works).
+GEOIP_DATABASE = ""
+
+# Hold back the newest-dated tracking log of the directory while it may still be growing.
+CLICKSTREAM_HOLD_NEWEST = True
+
+# Events written to the document store per batch.
+CLICKSTREAM_BATCH = 5000
+
 # The course registry (EDX_DATABASES).
 COURSES_FILE = "courses.py"
 

@@ -310,14 +310,27 @@ class TrackingQueue:
                 writes(cur, lambda database, table: self.store.qualified(main, database, table))
         return True
 
-    def fail(self, job: Job, error: str, rows_loaded: int = 0, rows_rejected: int = 0) -> None:
-        with self._tx() as cur:
+    def fail(
+        self,
+        job: Job,
+        error: str,
+        rows_loaded: int = 0,
+        rows_rejected: int = 0,
+        *,
+        writes: SqlWrites | None = None,
+        attach: Sequence[str] = (),
+    ) -> None:
+        """Mark failed; `writes` (the rows derived from what was loaded, if kept) commit with it."""
+        with self.store.transaction(self.database, immediate=True, attach=attach) as cur:
             self._running_update(
                 cur,
                 job,
                 "state=?, error=?, rows_loaded=?, rows_rejected=?, not_before=NULL",
                 (states.FAILED, error[:60000], rows_loaded, rows_rejected),
             )
+            if writes is not None:
+                main = self.database
+                writes(cur, lambda database, table: self.store.qualified(main, database, table))
 
     def release(self, job: Job, error: str | None, delay: float = 0, count_attempt: bool = True) -> None:
         """Put a running file back in the queue, due after `delay` seconds."""

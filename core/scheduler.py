@@ -221,7 +221,14 @@ class Scheduler:
                 slog.error("failed: %s", message)
                 self.failed.append(message)
                 state.last_error = message
-                self.queue.fail(job, message, result.rows_loaded, result.rows_rejected)
+                self.queue.fail(
+                    job,
+                    message,
+                    result.rows_loaded,
+                    result.rows_rejected,
+                    writes=result.sql_writes,
+                    attach=result.attach,
+                )
             elif self.queue.complete(
                 job,
                 result.rows_loaded,
@@ -292,7 +299,8 @@ class Scheduler:
                 continue
             inputs = self.queue.last_completed(service.depends_on) if service.depends_on else None
             last = self.queue.last_run_started(service.name)
-            if inputs is None or (last is not None and inputs <= last):
+            changed = service.runs_on_new_input and inputs is not None and (last is None or inputs > last)
+            if not changed and not service.due(self.context(service)):
                 continue
             state = self.states[service.name]
             started = self.clock()

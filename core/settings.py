@@ -39,6 +39,9 @@ class Settings:
     LEGACY_SCHEMA: bool = False
     TRACKING_DATABASE: str = "api"
     DOCUMENT_DB_PREFIX: str = ""
+    GEOIP_DATABASE: str = ""
+    CLICKSTREAM_HOLD_NEWEST: bool = True
+    CLICKSTREAM_BATCH: int = 5000
     MAX_ATTEMPTS: int = 3
     LEASE_SECONDS: int = 120
     HEARTBEAT_SECONDS: int = 10
@@ -192,6 +195,10 @@ def _validate(s: Settings) -> list[str]:
         problems.append(f"TRACKING_DATABASE: {s.TRACKING_DATABASE!r} is not a valid database name")
     if s.DOCUMENT_DB_PREFIX and not re.fullmatch(r"[A-Za-z0-9_]{1,20}", s.DOCUMENT_DB_PREFIX):
         problems.append(f"DOCUMENT_DB_PREFIX: {s.DOCUMENT_DB_PREFIX!r} must be letters, digits or _")
+    if s.GEOIP_DATABASE and not Path(s.GEOIP_DATABASE).is_file():
+        problems.append(f"GEOIP_DATABASE: {s.GEOIP_DATABASE} is not a file")
+    if s.CLICKSTREAM_BATCH < 1:
+        problems.append("CLICKSTREAM_BATCH: must be at least 1")
     if not s.DATA_PATHS:
         problems.append("DATA_PATHS: at least one data directory is needed")
     if s.SCAN_INTERVAL < 1:

@@ -1,0 +1,154 @@
+"""Per (course, user, UTC day) counts of a tracking-log file, for the person-course tables.
+
+They are written to `Person_Course.person_course_day` in the transaction that marks the file done,
+after deleting that file's previous rows, so they are exact under crashes and re-deliveries and the
+person-course service never needs to scan the event store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from stores.sql.base import Cursor
+
+DATABASE = "Person_Course"
+TABLE = "person_course_day"
+MAX_IPS = 20
+
+COLUMNS = (
+    ("course_id", "VARCHAR(255) NOT NULL"),
+    ("user_id", "BIGINT NULL"),
+    ("username", "VARCHAR(255) NOT NULL"),
+    ("day", "DATE NOT NULL"),
+    ("nevents", "INTEGER NOT NULL"),
+    ("nplay_video", "INTEGER NOT NULL"),
+    ("nproblem_check", "INTEGER NOT NULL"),
+    ("nshowanswer", "INTEGER NOT NULL"),
+    ("nseq_goto", "INTEGER NOT NULL"),
+    ("nforum", "INTEGER NOT NULL"),
+    ("first_event", "DATETIME NULL"),
+    ("last_event", "DATETIME NULL"),
+    ("countries", "TEXT NULL"),
+    ("ips", "TEXT NULL"),
+    ("source_file", "VARCHAR(700) NOT NULL"),
+)
+
+
+def create_statements(dialect: str) -> list[str]:
+    """The table (and its indexes: by file, to replace a file's rows; by course, for readers)."""
+    columns = ", ".join(f"{name} {kind}" for name, kind in COLUMNS)
+    if dialect == "mysql":
+        return [
+            f"CREATE TABLE IF NOT EXISTS {TABLE} ({columns}, INDEX {TABLE}_source (source_file), "
+            f"INDEX {TABLE}_course (course_id, user_id)) DEFAULT CHARSET=utf8mb4"
+        ]
+    return [
+        f"CREATE TABLE IF NOT EXISTS {TABLE} ({columns})",
+        f"CREATE INDEX IF NOT EXISTS {TABLE}_source ON {TABLE} (source_file)",
+        f"CREATE INDEX IF NOT EXISTS {TABLE}_course ON {TABLE} (course_id, user_id)",
+    ]
+
+
+@dataclass
+class _Day:
+    username: str = ""
+    nevents: int = 0
+    nplay_video: int = 0
+    nproblem_check: int = 0
+    nshowanswer: int = 0
+    nseq_goto: int = 0
+    nforum: int = 0
+    first: datetime | None = None
+    last: datetime | None = None
+    countries: set[str] = field(default_factory=set)
+    ips: set[str] = field(default_factory=set)
+
+
+class DayCounts:
+    """Accumulates the counts of one file."""
+
+    def __init__(self) -> None:
+        self.days: dict[tuple[str, int | None, str, str], _Day] = {}
+
+    def add(
+        self,
+        course: str,
+        user_id: int | None,
+        username: str,
+        when: datetime | None,
+        name: str,
+        country: str | None,
+        ip: Any,
+    ) -> None:
+        if not course or when is None or (user_id is None and not username):
+            return
+        key = (course, user_id, username if user_id is None else "", when.date().isoformat())
+        day = self.days.get(key)
+        if day is None:
+            day = self.days[key] = _Day(username)
+        elif not day.username:
+            day.username = username
+        day.nevents += 1
+        if name == "play_video":
+            day.nplay_video += 1
+        elif name == "problem_check":
+            day.nproblem_check += 1
+        elif name == "showanswer":
+            day.nshowanswer += 1
+        elif name == "seq_goto":
+            day.nseq_goto += 1
+        elif name.startswith("edx.forum."):
+            day.nforum += 1
+        if day.first is None or when < day.first:
+            day.first = when
+        if day.last is None or when > day.last:
+            day.last = when
+        if country:
+            day.countries.add(country)
+        if isinstance(ip, str) and ip and len(day.ips) < MAX_IPS:
+            day.ips.add(ip)
+
+    def rows(self, source: str) -> list[tuple[Any, ...]]:
+        result = []
+        for (course, user_id, _, day), d in self.days.items():
+            result.append(
+                (
+                    course,
+                    user_id,
+                    d.username,
+                    day,
+                    d.nevents,
+                    d.nplay_video,
+                    d.nproblem_check,
+                    d.nshowanswer,
+                    d.nseq_goto,
+                    d.nforum,
+                    _ts(d.first),
+                    _ts(d.last),
+                    ",".join(sorted(d.countries)),
+                    ",".join(sorted(d.ips)),
+                    source,
+                )
+            )
+        return result
+
+    def writer(self, source: str) -> Callable[[Cursor, Callable[[str, str], str]], None]:
+        """The completion transaction's SQL: replace this file's rows."""
+        rows = self.rows(source)
+
+        def write(cur: Cursor, qualify: Callable[[str, str], str]) -> None:
+            table = qualify(DATABASE, TABLE)
+            cur.execute(f"DELETE FROM {table} WHERE source_file=?", (source,))
+            marks = ", ".join("?" for _ in COLUMNS)
+            names = ", ".join(name for name, _ in COLUMNS)
+            for start in range(0, len(rows), 5000):
+                cur.executemany(f"INSERT INTO {table} ({names}) VALUES ({marks})", rows[start : start + 5000])
+
+        return write
+
+
+def _ts(value: datetime | None) -> str | None:
+    return value.strftime("%Y-%m-%d %H:%M:%S") if value else None

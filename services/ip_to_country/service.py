@@ -1,0 +1,68 @@
+"""IPToCountry: backfills `country` (and `subdivision`) on events stored without a GeoIP look-up.
+
+Documents looked up while ingesting carry `geoip` (the build time of the database used). This
+service looks up the ones without it, or with an older database than the configured one, in
+batches, and marks each with the current build, so it always ends and never repeats work. It runs
+only when GEOIP_DATABASE is configured, and records each run as a `save_run` row.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from base_service import Context, Service
+from services.clickstream.service import COLLECTION, LOGS, open_geoip
+from utils.geoip import GeoIP
+
+BATCH = 5000
+
+
+class IPToCountryService(Service):
+    name = "IPToCountry"
+    derived = True
+    depends_on = ("Clickstream",)
+    runs_on_new_input = False  # only when due(): events left to backfill
+
+    def __init__(self) -> None:
+        self.geoip: GeoIP | None = None
+
+    def start(self, ctx: Context) -> None:
+        self.geoip = open_geoip(ctx)
+
+    def status_extra(self, ctx: Context) -> dict[str, object]:
+        return {"country": "off (no GEOIP_DATABASE)" if self.geoip is None else "on"}
+
+    def _missing(self) -> dict[str, Any]:
+        assert self.geoip is not None
+        return {"$or": [{"geoip": {"$exists": False}}, {"geoip": {"$lt": self.geoip.build_epoch}}]}
+
+    def due(self, ctx: Context) -> bool:
+        if self.geoip is None:
+            return False
+        store = ctx.documents()
+        return store.find_one(ctx.settings.document_db(LOGS), COLLECTION, self._missing()) is not None
+
+    def run(self, ctx: Context) -> None:
+        if self.geoip is None:
+            return
+        store = ctx.documents()
+        database = ctx.settings.document_db(LOGS)
+        build = self.geoip.build_epoch
+        total = 0
+        while not ctx.should_stop():
+            docs = list(store.find(database, COLLECTION, self._missing(), projection={"ip": 1}, limit=BATCH))
+            if not docs:
+                break
+            updates = []
+            for doc in docs:
+                ip = doc.get("ip")
+                fields: dict[str, Any] = {"geoip": build}
+                found = self.geoip.lookup(ip) if isinstance(ip, str) else None
+                if found is not None:
+                    fields["country"] = found[0]
+                    if found[1]:
+                        fields["subdivision"] = found[1]
+                updates.append((doc["_id"], fields))
+            store.update_fields(database, COLLECTION, updates)
+            total += len(updates)
+        ctx.log.info("country looked up for %d event(s)", total)

@@ -1,0 +1,302 @@
+"""Clickstream, TimeFinder and IPToCountry through the real daemon loop, on the embedded document
+store and on the MongoDB-wire server (FerretDB)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+from datetime import datetime
+from pathlib import Path
+
+import netaddr
+import pytest
+from mmdb_writer import MMDBWriter
+
+from core import states
+from core.daemon import Daemon
+from services.clickstream.service import log_date
+from stores.documents import open_document_store
+from stores.sql.base import open_sql_store
+from tests.packages import make_package, settings_for
+
+COURSE = "course-v1:UQx+PSYC1030.1x+4T2016"
+
+
+def event(n: int, **fields) -> dict:
+    base = {
+        "username": f"user{n % 7}",
+        "event_type": "play_video" if n % 3 == 0 else "seq_goto",
+        "event_source": "browser",
+        "event": json.dumps({"id": f"v{n}", "currentTime": n}),
+        "context": {"course_id": COURSE, "user_id": 100 + n % 7, "org_id": "UQx", "path": "/event"},
+        "time": f"2015-05-30T{n % 24:02d}:{n % 60:02d}:01.{n:06d}+00:00",
+        "ip": "1.2.3.4",
+        "agent": "Mozilla/5.0",
+        "host": "courses.edx.org",
+        "page": None,
+    }
+    base.update(fields)
+    return base
+
+
+def log_text(events) -> bytes:
+    return b"".join(json.dumps(e).encode() + b"\n" for e in events)
+
+
+def small_geoip(path: Path) -> Path:
+    writer = MMDBWriter(ip_version=6, database_type="GeoIP2-Country", ipv4_compatible=True)
+    writer.insert_network(netaddr.IPSet(["1.2.3.0/24"]), {"country": {"iso_code": "NZ"}})
+    writer.insert_network(netaddr.IPSet(["2a00:1450::/32"]), {"country": {"iso_code": "FR"}})
+    writer.to_db_file(str(path))
+    return path
+
+
+def geolite2_city() -> Path:
+    import _maxminddb_geolite2
+
+    return Path(_maxminddb_geolite2.__file__).parent / "GeoLite2-City.mmdb"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("mongo", marks=pytest.mark.mongo)])
+def env(request, tmp_path, unique_name):
+    mongo = "sqlite" if request.param == "sqlite" else request.getfixturevalue("mongo_url")
+    data = make_package(tmp_path / "data")
+    logs = (data / "clickstream_logs" / "latest").resolve()
+
+    class Env:
+        def __init__(self):
+            self.data, self.logs, self.state = data, logs, tmp_path / "var"
+            self.docs = open_document_store(mongo, self.state)
+            self.db = f"{unique_name}logs"
+
+        def run(self, sql_url="sqlite", **extra):
+            extra.setdefault("CLICKSTREAM_HOLD_NEWEST", "0")
+            settings = settings_for(
+                data,
+                self.state,
+                sql_url,
+                MONGO_URL=mongo,
+                DOCUMENT_DB_PREFIX=unique_name,
+                TRACKING_DATABASE=f"api_{unique_name}",
+                **extra,
+            )
+            daemon = Daemon(settings, foreground=False)
+            status = daemon.run(once=True)
+            self.scheduler = daemon.scheduler
+            return status
+
+        def rows(self, service="Clickstream"):
+            return {os.path.basename(r.meta): r for r in self.scheduler.queue.rows(service=service)}
+
+        def events(self, filter=None):
+            return sorted(self.docs.find(self.db, "clickstream", filter or {}), key=lambda d: str(d["_id"]))
+
+        def days(self):
+            store = open_sql_store("sqlite", self.state)
+            return sorted(
+                store.query(
+                    "Person_Course",
+                    "SELECT course_id, user_id, username, day, nevents, "
+                    "nplay_video, nseq_goto, countries FROM person_course_day",
+                )
+            )
+
+    environment = Env()
+    yield environment
+    environment.docs.drop_database(environment.db)
+    environment.docs.close()
+
+
+def test_each_line_becomes_a_document_with_time_country_and_source(env, tmp_path):
+    (env.logs / "uqx-edx-events-2015-05-30.log").write_bytes(log_text([event(n) for n in range(30)]))
+    assert env.run(GEOIP_DATABASE=str(small_geoip(tmp_path / "c.mmdb"))) == 0
+    docs = env.events()
+    assert len(docs) == 30
+    first = env.events({"source_line": 1})[0]
+    assert first["time_date"] == datetime(2015, 5, 30, 0, 0, 1)
+    assert first["country"] == "NZ" and isinstance(first["event"], str), "event stays a string"
+    assert first["source_file"].endswith("uqx-edx-events-2015-05-30.log")
+    assert env.rows()["uqx-edx-events-2015-05-30.log"].rows_loaded == 30
+    assert (
+        env.docs.count(env.db, "clickstream", {"context.course_id": COURSE, "event_type": "play_video"}) == 10
+    )
+
+
+def test_every_time_format_of_the_logs_is_parsed(env):
+    times = {
+        "2014-05-02T16:01:49.512248+00:00": datetime(2014, 5, 2, 16, 1, 49, 512000),
+        "2014-12-09T03:57:24+00:00": datetime(2014, 12, 9, 3, 57, 24),
+        "2013-06-09T06:29:13.583880": datetime(2013, 6, 9, 6, 29, 13, 583000),
+        "2014-01-01T10:00:00Z": datetime(2014, 1, 1, 10, 0, 0),
+        "2014-01-01T10:00:00.250+10:00": datetime(2014, 1, 1, 0, 0, 0, 250000),
+    }
+    lines = [event(i, time=t) for i, t in enumerate(times)]
+    (env.logs / "uqx-edx-events-2015-05-30.log").write_bytes(log_text(lines))
+    assert env.run() == 0
+    got = {d["time"]: d["time_date"] for d in env.events()}
+    assert got == times
+
+
+def test_keys_with_dollar_or_dot_are_mapped(env):
+    lines = [event(1, event={"$set": 1, "a.b": {"c.d": 2}}, **{"x.y": "z"})]
+    (env.logs / "uqx-edx-events-2015-05-30.log").write_bytes(log_text(lines))
+    assert env.run() == 0
+    (doc,) = env.events()
+    assert doc["event"] == {"_set": 1, "a-b": {"c-d": 2}} and doc["x-y"] == "z"
+
+
+def test_bad_lines_are_rejected_with_their_line_numbers_and_the_rest_loads(env):
+    good = [json.dumps(event(n)).encode() for n in range(6)]
+    truncated = json.dumps(event(99, event="x" * 3000)).encode()[:2043]
+    lines = [
+        b"# a comment",
+        good[0],
+        b"",
+        b"<html>502</html>",
+        good[1],
+        truncated,
+        good[2],
+        good[3].replace(b"Mozilla", b"Mo\xffzilla"),
+        b"[1, 2]",
+        b"Sep  9 00:00:48 localhost " + good[4],
+        good[5],
+    ]
+    (env.logs / "uqx-edx-events-2015-05-30.log").write_bytes(b"\n".join(lines) + b"\n")
+    assert env.run() == 0
+    row = env.rows()["uqx-edx-events-2015-05-30.log"]
+    assert (row.state, row.rows_loaded, row.rows_rejected) == (states.DONE, 5, 6)
+    text = next((env.state / "rejects" / "Clickstream").glob("*.tsv")).read_text()
+    for expected in (
+        "1\tcomment line",
+        "3\tblank line",
+        "4\tnot JSON",
+        "6\ttruncated line (2043 bytes)",
+        "8\tinvalid UTF-8",
+        "9\tnot a JSON object",
+    ):
+        assert expected in text
+
+
+def test_gzip_and_plain_logs_load_alike_and_a_truncated_gzip_keeps_what_was_read(env):
+    events = [event(n) for n in range(2000)]
+    (env.logs / "uqx-edx-events-2015-05-28.log").write_bytes(log_text(events[:1000]))
+    (env.logs / "uqx-edx-events-2015-05-29.log.gz").write_bytes(gzip.compress(log_text(events[1000:])))
+    whole = gzip.compress(log_text([event(n, username="late") for n in range(3000, 6000)]))
+    (env.logs / "uqx-edx-events-2015-05-30.log.gz").write_bytes(whole[: len(whole) // 2])
+    assert env.run() == 1, "the truncated file fails the run"
+    rows = env.rows()
+    assert rows["uqx-edx-events-2015-05-28.log"].rows_loaded == 1000
+    assert rows["uqx-edx-events-2015-05-29.log.gz"].rows_loaded == 1000
+    cut = rows["uqx-edx-events-2015-05-30.log.gz"]
+    assert cut.state == states.FAILED and "truncated" in cut.error and "kept" in cut.error
+    kept = env.docs.count(env.db, "clickstream", {"username": "late"})
+    assert 0 < kept < 3000 and kept == cut.rows_loaded
+
+
+def test_same_file_under_two_names_is_loaded_once(env):
+    content = log_text([event(n) for n in range(50)])
+    (env.logs / "uqx-edx-events-2015-05-30.log").write_bytes(content)
+    (env.logs / "uqx-prod-events-2015-05-30.log.gz").write_bytes(gzip.compress(content))
+    assert env.run() == 0
+    rows = env.rows()
+    states_seen = sorted(r.state for r in rows.values())
+    assert states_seen == [states.DONE, states.DUPLICATE]
+    assert len(env.events()) == 50
+    assert sum(d[4] for d in env.days()) == 50, "aggregates counted once"
+
+
+def test_a_changed_file_replaces_its_previous_events_and_aggregates(env):
+    path = env.logs / "uqx-edx-events-2015-05-30.log"
+    path.write_bytes(log_text([event(n) for n in range(40)]))
+    assert env.run() == 0
+    before = env.days()
+    path.write_bytes(log_text([event(n) for n in range(20, 30)]))
+    assert env.run() == 0
+    assert len(env.events()) == 10
+    assert sum(d[4] for d in env.days()) == 10 and before != env.days()
+    again = env.days()
+    assert env.run() == 0 and env.days() == again, "delivering it again changes nothing"
+
+
+def test_newest_dated_log_is_held_back_while_it_may_still_grow(env):
+    for day in ("2015-05-29", "2015-05-30"):
+        (env.logs / f"uqx-edx-events-{day}.log").write_bytes(
+            log_text([event(1, time=f"{day}T01:00:00+00:00")])
+        )
+    assert env.run(CLICKSTREAM_HOLD_NEWEST="1") == 0
+    assert list(env.rows()) == ["uqx-edx-events-2015-05-29.log"]
+    assert log_date("universityx-edge-2014-07-25.log.gz").isoformat() == "2014-07-25"
+
+
+def test_geolite2_city_gives_country_and_australian_state_and_skips_private_addresses(env):
+    ips = [
+        "203.2.218.214",
+        "8.8.8.8",
+        "2001:4860:4860::8888",
+        "10.0.0.5",
+        "192.168.1.20",
+        "",
+        "::1",
+        "127.0.0.1",
+    ]
+    (env.logs / "uqx-edx-events-2015-05-30.log").write_bytes(
+        log_text([event(i, ip=ip) for i, ip in enumerate(ips)])
+    )
+    assert env.run(GEOIP_DATABASE=str(geolite2_city())) == 0
+    got = {d["ip"]: (d.get("country"), d.get("subdivision")) for d in env.events()}
+    assert got == {
+        "203.2.218.214": ("AU", "NSW"),
+        "8.8.8.8": ("US", None),
+        "2001:4860:4860::8888": ("US", None),
+        "10.0.0.5": (None, None),
+        "192.168.1.20": (None, None),
+        "": ("", None),
+        "::1": ("", None),
+        "127.0.0.1": (None, None),
+    }
+    assert env.scheduler.states["Clickstream"].extra["country"].startswith("on")
+
+
+def test_backfill_services_add_time_and_country_to_events_loaded_without_them(env, tmp_path):
+    (env.logs / "uqx-edx-events-2015-05-30.log").write_bytes(
+        log_text([event(1), event(2, ip="2a00:1450::1"), event(3, ip="8.8.8.8")])
+    )
+    assert env.run() == 0, "no GeoIP configured: ingestion still works"
+    assert env.scheduler.states["Clickstream"].extra["country"].startswith("off")
+    assert not env.events({"country": {"$exists": True}})
+    env.docs.update_fields(env.db, "clickstream", [(d["_id"], {}) for d in env.events()])
+    # Documents loaded by an older version, without time_date.
+    for doc in env.events({"source_line": 1}):
+        env.docs.delete_many(env.db, "clickstream", {"_id": doc["_id"]})
+        doc.pop("time_date")
+        env.docs.insert_many(env.db, "clickstream", [doc])
+    assert env.run(GEOIP_DATABASE=str(small_geoip(tmp_path / "c.mmdb"))) == 0
+    got = {d["ip"]: d.get("country") for d in env.events()}
+    assert got == {"1.2.3.4": "NZ", "2a00:1450::1": "FR", "8.8.8.8": None}
+    assert all(isinstance(d["time_date"], datetime) for d in env.events())
+    runs = [r for r in env.scheduler.queue.rows() if r.type == "save_run"]
+    assert {r.service_name for r in runs} >= {"TimeFinder", "IPToCountry"}
+    count = len(runs)
+    assert env.run(GEOIP_DATABASE=str(tmp_path / "c.mmdb")) == 0
+    assert len([r for r in env.scheduler.queue.rows() if r.type == "save_run"]) == count, "nothing left to do"
+
+
+@pytest.mark.mysql
+def test_per_day_aggregates_commit_with_the_file_on_mariadb(env, mysql_url, unique_name):
+    (env.logs / "uqx-edx-events-2015-05-30.log").write_bytes(log_text([event(n) for n in range(21)]))
+    store = open_sql_store(mysql_url, env.state)
+    try:
+        assert env.run(sql_url=mysql_url) == 0
+        rows = store.query(
+            "Person_Course",
+            "SELECT SUM(nevents), SUM(nplay_video) FROM person_course_day WHERE source_file LIKE ?",
+            ("%uqx-edx-events-2015-05-30.log",),
+        )
+        assert [tuple(int(v) for v in r) for r in rows] == [(21, 7)]
+    finally:
+        with store.transaction("Person_Course") as cur:
+            cur.execute(
+                "DELETE FROM person_course_day WHERE source_file LIKE ?", (f"%{env.data.parent.name}%",)
+            )
+        store.drop_database(f"api_{unique_name}")
