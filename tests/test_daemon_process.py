@@ -48,7 +48,10 @@ def environ(data, state, sql_url="sqlite", tracking="api", **extra) -> dict[str,
 def start(env: dict[str, str], *args: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, str(REPO / "ingestor.py"), "run", *args],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        cwd=REPO,
     )
 
 
@@ -69,10 +72,16 @@ def wait_for(predicate, timeout: float = 60, what: str = "condition"):
 
 def test_daemon_serves_status_until_every_file_is_done_then_stops_on_sigterm(tmp_path):
     data = make_package(tmp_path / "data")
-    write_dump(data, "UQx-PSYC1030.1x-4T2016-auth_user-prod-analytics.sql",
-               AUTH_USER_HEADER + b"1\tada\tada@example.org\t0\t1\tNULL\t2014-12-01 09:00:00\n3\tbad\n")
-    write_dump(data, "UQx-PSYC1030.1x-4T2016-student_courseenrollment-prod-analytics.sql",
-               b"id\tuser_id\tcourse_id\tcreated\tis_active\tmode\n1\t1\tc\t2015-01-01 00:00:00\t1\thonor\n")
+    write_dump(
+        data,
+        "UQx-PSYC1030.1x-4T2016-auth_user-prod-analytics.sql",
+        AUTH_USER_HEADER + b"1\tada\tada@example.org\t0\t1\tNULL\t2014-12-01 09:00:00\n3\tbad\n",
+    )
+    write_dump(
+        data,
+        "UQx-PSYC1030.1x-4T2016-student_courseenrollment-prod-analytics.sql",
+        b"id\tuser_id\tcourse_id\tcreated\tis_active\tmode\n1\t1\tc\t2015-01-01 00:00:00\t1\thonor\n",
+    )
     port = free_port()
     proc = start(environ(data, tmp_path / "var", API_ENABLED="1", API_PORT=str(port), SCAN_INTERVAL="3600"))
     try:
@@ -130,17 +139,30 @@ def test_sigkill_in_the_middle_of_a_large_file_then_restart_gives_the_tables_of_
 ):
     data = make_package(tmp_path / "data")
     write_large_studentmodule(dump_dir(data) / BIG, 300_000)
-    write_dump(data, "UQx-X-1T-auth_user-prod-analytics.sql",
-               AUTH_USER_HEADER + b"1\tada\tada@example.org\t0\t1\tNULL\t2014-12-01 09:00:00\n")
+    write_dump(
+        data,
+        "UQx-X-1T-auth_user-prod-analytics.sql",
+        AUTH_USER_HEADER + b"1\tada\tada@example.org\t0\t1\tNULL\t2014-12-01 09:00:00\n",
+    )
     store = open_sql_store(sql_backend, tmp_path / "var")
     tracking = f"api_{unique_name}"
     try:
         # The reference: an uninterrupted run.
         reference_env = environ(data, tmp_path / "ref", sql_backend, f"{tracking}_ref")
-        assert subprocess.run([sys.executable, "ingestor.py", "run", "--once"], env=reference_env, cwd=REPO,
-                              capture_output=True, timeout=300).returncode == 0
+        assert (
+            subprocess.run(
+                [sys.executable, "ingestor.py", "run", "--once"],
+                env=reference_env,
+                cwd=REPO,
+                capture_output=True,
+                timeout=300,
+            ).returncode
+            == 0
+        )
         ref_store = open_sql_store(sql_backend, tmp_path / "ref")
-        expected = {t: table_digest(ref_store, "UQx_X_1T", t) for t in ("courseware_studentmodule", "auth_user")}
+        expected = {
+            t: table_digest(ref_store, "UQx_X_1T", t) for t in ("courseware_studentmodule", "auth_user")
+        }
         assert expected["courseware_studentmodule"][0] == 300_000
         if sql_backend != "sqlite":
             store.drop_database("UQx_X_1T")
@@ -162,14 +184,21 @@ def test_sigkill_in_the_middle_of_a_large_file_then_restart_gives_the_tables_of_
         (killed,) = [r for r in queue.rows() if r.meta.endswith(BIG)]
         assert killed.state == states.RUNNING, "the kill happened while the file was loading"
 
-        restarted = subprocess.run([sys.executable, "ingestor.py", "run", "--once"], env=env, cwd=REPO,
-                                   capture_output=True, timeout=300)
+        restarted = subprocess.run(
+            [sys.executable, "ingestor.py", "run", "--once"],
+            env=env,
+            cwd=REPO,
+            capture_output=True,
+            timeout=300,
+        )
         assert restarted.returncode == 0, restarted.stderr.decode()[-2000:]
         got = {t: table_digest(store, "UQx_X_1T", t) for t in expected}
         assert got == expected
         (row,) = [r for r in queue.rows() if r.meta.endswith(BIG)]
         assert (row.state, row.rows_loaded, row.attempts) == (states.DONE, 300_000, 2)
-        assert not [t for t in store.list_tables("UQx_X_1T") if t.endswith("__load")] or sql_backend == "sqlite"
+        assert (
+            not [t for t in store.list_tables("UQx_X_1T") if t.endswith("__load")] or sql_backend == "sqlite"
+        )
     finally:
         if sql_backend != "sqlite":
             for name in ("UQx_X_1T", tracking, f"{tracking}_ref"):
@@ -181,8 +210,14 @@ def test_start_status_stop_run_it_as_a_background_daemon(tmp_path):
     env = environ(data, tmp_path / "var", SCAN_INTERVAL="3600")
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, str(REPO / "ingestor.py"), *args], env=env, cwd=tmp_path,
-                              capture_output=True, text=True, timeout=60)
+        return subprocess.run(
+            [sys.executable, str(REPO / "ingestor.py"), *args],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
 
     assert cli("start").returncode == 0
     try:
@@ -193,3 +228,98 @@ def test_start_status_stop_run_it_as_a_background_daemon(tmp_path):
         stopped = cli("stop")
     assert stopped.returncode == 0 and "stopped" in stopped.stdout
     assert cli("status").returncode == 1
+
+
+def write_large_log(path, events: int) -> None:
+    """A gzipped tracking log of `events` events of 300 users in two courses."""
+    import gzip
+
+    with gzip.open(path, "wb", compresslevel=1) as out:
+        for n in range(events):
+            course = "course-v1:UQx+BIG+1T" if n % 2 else "UQx/BIG/2T"
+            out.write(
+                json.dumps(
+                    {
+                        "username": f"u{n % 300}",
+                        "event_type": ("play_video", "seq_goto", "problem_check")[n % 3],
+                        "event_source": "browser",
+                        "event": json.dumps({"n": n}),
+                        "ip": f"1.2.{n % 250}.{n % 200}",
+                        "context": {"course_id": course, "user_id": n % 300, "path": "/event"},
+                        "time": f"2015-05-{10 + n % 20:02d}T{n % 24:02d}:{n % 60:02d}:{n % 59:02d}.{n % 999999:06d}+00:00",
+                        "page": "https://courses.edx.org/courses/x/courseware",
+                        "agent": "Mozilla/5.0 (X11)" * 5,
+                    }
+                ).encode()
+                + b"\n"
+            )
+
+
+def clickstream_state(docs, db, store) -> tuple:
+    ids = sorted(str(d["_id"]) for d in docs.find(db, "clickstream", {}, projection={"_id": 1}))
+    days = sorted(
+        tuple(str(v) for v in r)
+        for r in store.query(
+            "Person_Course",
+            "SELECT course_id, user_id, day, nevents, nplay_video, nproblem_check, first_event, "
+            "last_event FROM person_course_day",
+        )
+    )
+    return len(ids), hashlib.sha256("".join(ids).encode()).hexdigest(), days
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("mongo", marks=pytest.mark.mongo)])
+def test_sigkill_half_way_through_a_large_tracking_log_then_restart_gives_the_same_collection(
+    tmp_path, backend, unique_name, request
+):
+    from stores.documents import open_document_store
+
+    mongo = "sqlite" if backend == "sqlite" else request.getfixturevalue("mongo_url")
+    events = 120_000 if backend == "sqlite" else 40_000
+    data = make_package(tmp_path / "data")
+    logs = (data / "clickstream_logs" / "latest").resolve()
+    write_large_log(logs / "uqx-edx-events-2015-05-30.log.gz", events)
+    common = {
+        "MONGO_URL": mongo,
+        "CLICKSTREAM_HOLD_NEWEST": "0",
+        "SERVICES": "Clickstream",
+        "CLICKSTREAM_BATCH": "2000",
+    }
+    results = {}
+    for run, killed in (("ref", False), ("crash", True)):
+        prefix = f"{unique_name}{run}"
+        env = environ(data, tmp_path / run, "sqlite", "api", DOCUMENT_DB_PREFIX=prefix, **common)
+        docs = open_document_store(mongo, tmp_path / run)
+        store = open_sql_store("sqlite", tmp_path / run)
+        try:
+            if killed:
+                proc = start(env, "--once")
+                queue = TrackingQueue(store)
+
+                def half_way():
+                    try:
+                        rows = queue.rows()
+                    except Exception:  # noqa: BLE001 - the daemon may not have created the table yet
+                        return None
+                    return rows and rows[0].state == states.RUNNING and rows[0].progress > 0.3
+
+                wait_for(half_way, timeout=240, what="the log to be a third loaded")
+                proc.send_signal(signal.SIGKILL)
+                proc.wait(timeout=30)
+                partial = docs.count(f"{prefix}logs", "clickstream")
+                assert 0 < partial < events, "killed in the middle of the file"
+            done = subprocess.run(
+                [sys.executable, "ingestor.py", "run", "--once"],
+                env=env,
+                cwd=REPO,
+                capture_output=True,
+                timeout=600,
+            )
+            assert done.returncode == 0, done.stderr.decode()[-2000:]
+            results[run] = clickstream_state(docs, f"{prefix}logs", store)
+        finally:
+            docs.drop_database(f"{prefix}logs")
+            docs.close()
+    assert results["ref"][0] == events
+    assert results["crash"] == results["ref"]
