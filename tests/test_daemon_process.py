@@ -297,7 +297,7 @@ def test_sigkill_half_way_through_a_large_tracking_log_then_restart_gives_the_sa
                 proc = start(env, "--once")
                 queue = TrackingQueue(store)
 
-                def half_way():
+                def half_way(queue=queue):
                     try:
                         rows = queue.rows()
                     except Exception:  # noqa: BLE001 - the daemon may not have created the table yet
