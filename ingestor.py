@@ -122,7 +122,9 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     from stores.sql.base import open_sql_store
 
     pid = running_pid(settings.pid_file)
-    queue = TrackingQueue(open_sql_store(settings.SQL_URL, settings.STATE_DIR), database=settings.TRACKING_DATABASE)
+    queue = TrackingQueue(
+        open_sql_store(settings.SQL_URL, settings.STATE_DIR), database=settings.TRACKING_DATABASE
+    )
     queue.ensure_schema()
     print(json.dumps({"running": bool(pid), "pid": pid, "files": queue.counts()}, indent=2, sort_keys=True))
     return 0 if pid else 1

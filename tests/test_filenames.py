@@ -12,13 +12,26 @@ from services.database_state.filenames import parse_dump_name
     ("name", "database", "table"),
     [
         ("UQx-BIOIMG101x-1T2014-auth_user-prod-analytics.sql", "UQx_BIOIMG101x_1T2014", "auth_user"),
-        ("UQx-PSYC1030.1x-4T2016-auth_userprofile-prod-analytics.sql", "UQx_PSYC10301x_4T2016", "auth_userprofile"),
-        ("UQx-DEMO101x-2T2015-student_courseenrollment-prod-edge-analytics.sql", "UQx_DEMO101x_2T2015",
-         "student_courseenrollment"),
-        ("MITx-6.00.1-x-1T2014-courseware_studentmodule-prod-analytics.sql", "MITx_6001_x_1T2014",
-         "courseware_studentmodule"),
-        ("UQx-X101-1T2016-assessment_assessmentfeedback_options-prod-analytics.sql", "UQx_X101_1T2016",
-         "assessment_assessmentfeedback_options"),
+        (
+            "UQx-PSYC1030.1x-4T2016-auth_userprofile-prod-analytics.sql",
+            "UQx_PSYC10301x_4T2016",
+            "auth_userprofile",
+        ),
+        (
+            "UQx-DEMO101x-2T2015-student_courseenrollment-prod-edge-analytics.sql",
+            "UQx_DEMO101x_2T2015",
+            "student_courseenrollment",
+        ),
+        (
+            "MITx-6.00.1-x-1T2014-courseware_studentmodule-prod-analytics.sql",
+            "MITx_6001_x_1T2014",
+            "courseware_studentmodule",
+        ),
+        (
+            "UQx-X101-1T2016-assessment_assessmentfeedback_options-prod-analytics.sql",
+            "UQx_X101_1T2016",
+            "assessment_assessmentfeedback_options",
+        ),
         ("UQx-X101-1T2016-teams_membership-prod-analytics.sql", "UQx_X101_1T2016", "teams_membership"),
     ],
 )

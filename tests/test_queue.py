@@ -188,7 +188,12 @@ def test_same_content_under_another_name_is_recorded_as_a_duplicate(queue):
     assert queue.complete(first, 10, 0, content_hash="abc", dedupe=True)
     second = queue.claim("w1", ["S"])
     ran = []
-    assert not queue.complete(second, 10, 0, content_hash="abc", dedupe=True, writes=lambda c, q: ran.append(1))
+    assert not queue.complete(
+        second, 10, 0, content_hash="abc", dedupe=True, writes=lambda c, q: ran.append(1)
+    )
     rows = {r.meta: r for r in queue.rows()}
-    assert (rows["/d/copy-of-a.log"].state, rows["/d/copy-of-a.log"].duplicate_of) == (states.DUPLICATE, first.id)
+    assert (rows["/d/copy-of-a.log"].state, rows["/d/copy-of-a.log"].duplicate_of) == (
+        states.DUPLICATE,
+        first.id,
+    )
     assert rows["/d/copy-of-a.log"].rows_loaded == 0 and not ran

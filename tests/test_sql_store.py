@@ -16,24 +16,39 @@ def spool(tmp_path, text: bytes):
     return path
 
 
-COLUMNS = [Column("id", "int"), Column("name", "text", 40), Column("state", "longtext", 100),
-           Column("created", "datetime", 26, fractional=True), Column("grade", "float")]
+COLUMNS = [
+    Column("id", "int"),
+    Column("name", "text", 40),
+    Column("state", "longtext", 100),
+    Column("created", "datetime", 26, fractional=True),
+    Column("grade", "float"),
+]
 
 
 def test_load_table_round_trips_escapes_nulls_and_types(sql_store, tmp_path, unique_name):
-    path = spool(tmp_path, b"1\tZo\xc3\xab\t{\"a\": \"x\\\\\"y\"}\t2015-01-01 10:00:00.5\t0.25\n"
-                           b"2\tNULL\tline\\\nnext\\\ttab\tNULL\tNULL\n")
-    loaded = sql_store.load_table(unique_name, "t1", LoadSpec(path, COLUMNS, frozenset({c.name for c in COLUMNS})))
+    path = spool(
+        tmp_path,
+        b'1\tZo\xc3\xab\t{"a": "x\\\\"y"}\t2015-01-01 10:00:00.5\t0.25\n'
+        b"2\tNULL\tline\\\nnext\\\ttab\tNULL\tNULL\n",
+    )
+    loaded = sql_store.load_table(
+        unique_name, "t1", LoadSpec(path, COLUMNS, frozenset({c.name for c in COLUMNS}))
+    )
     assert loaded == 2
     rows = sql_store.query(unique_name, "SELECT id, name, state, grade FROM t1 ORDER BY id")
-    assert [tuple(r) for r in rows] == [(1, "Zoë", '{"a": "x\\"y"}', 0.25), (2, None, "line\nnext\ttab", None)]
+    assert [tuple(r) for r in rows] == [
+        (1, "Zoë", '{"a": "x\\"y"}', 0.25),
+        (2, None, "line\nnext\ttab", None),
+    ]
 
 
 def test_legacy_null_policy_keeps_the_text_null_in_text_columns(sql_store, tmp_path, unique_name):
     path = spool(tmp_path, b"1\tNULL\tNULL\tNULL\tNULL\n")
     spec = LoadSpec(path, COLUMNS, frozenset({"id", "created", "grade"}))
     sql_store.load_table(unique_name, "t2", spec)
-    assert sql_store.query(unique_name, "SELECT name, state, created, grade FROM t2") == [("NULL", "NULL", None, None)]
+    assert sql_store.query(unique_name, "SELECT name, state, created, grade FROM t2") == [
+        ("NULL", "NULL", None, None)
+    ]
 
 
 def test_reload_replaces_the_table_whole(sql_store, tmp_path, unique_name):
@@ -85,7 +100,9 @@ def test_a_value_that_does_not_fit_fails_the_load_and_keeps_the_old_table(sql_st
     if sql_store.dialect == "sqlite":
         pytest.skip("SQLite stores any value in any column; nothing can fail to fit")
     with pytest.raises(TerminalError):
-        sql_store.load_table(unique_name, "keep", LoadSpec(spool(tmp_path, b"not a number\n"), cols, frozenset()))
+        sql_store.load_table(
+            unique_name, "keep", LoadSpec(spool(tmp_path, b"not a number\n"), cols, frozenset())
+        )
     assert sql_store.query(unique_name, "SELECT id FROM keep") == [(1,)]
 
 
@@ -97,4 +114,6 @@ def test_hostile_identifiers_never_reach_sql(sql_store, tmp_path, name):
     with pytest.raises(UnsafeNameError):
         sql_store.load_table("okdb", name, LoadSpec(spool(tmp_path, b"1\n"), cols, frozenset()))
     with pytest.raises(UnsafeNameError):
-        sql_store.load_table("okdb", "t", LoadSpec(spool(tmp_path, b"1\n"), [Column(name, "int")], frozenset()))
+        sql_store.load_table(
+            "okdb", "t", LoadSpec(spool(tmp_path, b"1\n"), [Column(name, "int")], frozenset())
+        )

@@ -24,8 +24,6 @@ from utils.timeparse import parse_event_time
 
 TRUNCATION_LENGTHS = (512, 2043, 10000, 50000)
 _SYSLOG = re.compile(rb"^[^{]*?(\{.*\})\s*$", re.S)
-# A key containing a dot: a JSON string with a '.' followed by ':'. False positives only cost a walk.
-_DOT_KEY = re.compile(rb'"(?:[^"\\]|\\.)*\.(?:[^"\\]|\\.)*"\s*:')
 _COURSE_IN_PATH = re.compile(r"/courses/(course-v1:[^/?#]+|[^/?#]+/[^/?#]+/[^/?#]+)/")
 _COURSE_IN_BLOCK = re.compile(r"block-v1:([^+/]+)\+([^+/]+)\+([^+/]+)\+type@")
 _decoder = json.JSONDecoder()
@@ -55,11 +53,26 @@ def parse(raw: bytes) -> tuple[dict[str, Any] | None, str]:
         return None, f"not JSON: {exc.msg} at column {exc.colno}"
     if not isinstance(event, dict):
         return None, "not a JSON object"
-    if b'"$' in body or b'"_id"' in body or _DOT_KEY.search(body):
+    if "_id" in event:
+        event["mongoid"] = _mongoid(event.pop("_id"))
+    if _needs_mapping(event):
         event = _map_keys(event)
-        if "_id" in event:
-            event["mongoid"] = _mongoid(event.pop("_id"))
     return event, ""
+
+
+def _needs_mapping(event: dict[str, Any]) -> bool:
+    """True if a key at any depth starts with `$` or holds a `.` (most events: a few dozen keys)."""
+    stack = [event]
+    while stack:
+        for key, value in stack.pop().items():
+            if "." in key or key[:1] == "$":
+                return True
+            kind = type(value)
+            if kind is dict:
+                stack.append(value)
+            elif kind is list:
+                stack.extend(v for v in value if type(v) is dict)
+    return False
 
 
 def _not_an_object(body: bytes) -> str:

@@ -1,0 +1,1 @@
+"""CourseStructure: the course XML export as the dashboards' JSON tree and a `course_axis` table."""

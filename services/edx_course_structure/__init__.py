@@ -1,0 +1,1 @@
+"""EdxCourseStructure: edX's course_structure JSON, checked and served to the dashboards as delivered."""
