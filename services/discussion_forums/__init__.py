@@ -1,0 +1,1 @@
+"""DiscussionForums: the weekly `.mongo` forum dumps, one document collection per course forum."""
