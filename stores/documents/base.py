@@ -7,12 +7,18 @@ file names and are validated here before any backend sees them.
 
 from __future__ import annotations
 
+import base64
+import json
+import math
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
+
+from bson import ObjectId
 
 from core.errors import TerminalError, UnsafeNameError
 
@@ -25,7 +31,8 @@ IndexKeys = Sequence[tuple[str, int]]
 MAX_NAME = 120
 MAX_DATABASE_NAME = 64  # MongoDB's own limit on database names
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
-_FIELD_PART = re.compile(r"[A-Za-z0-9_\-]+")
+FIELD_PART = re.compile(r"[A-Za-z0-9_\-]+")
+_LONG_NUMBER = re.compile(r"[:,\[]-?[0-9]{19}")  # a JSON number of 19+ digits, maybe > 64 bits
 
 
 def check_name(name: object, kind: str = "collection") -> str:
@@ -61,10 +68,8 @@ def check_database_name(name: object) -> str:
 
 def check_field_path(path: object) -> str:
     """Validate a dotted field path used as an index key or a distinct field (`context.course_id`)."""
-    if not isinstance(path, str) or not all(_FIELD_PART.fullmatch(p) for p in path.split(".")):
-        raise UnsafeNameError(
-            f"unsafe field path {path!r}: dot-separated parts of letters, digits, '_', '-'"
-        )
+    if not isinstance(path, str) or not all(FIELD_PART.fullmatch(p) for p in path.split(".")):
+        raise UnsafeNameError(f"unsafe field path {path!r}: dot-separated parts of letters, digits, '_', '-'")
     return path
 
 
@@ -91,6 +96,208 @@ def check_set_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
     return dict(fields)
 
 
+def check_sort(sort: Iterable[tuple[str, int]] | None) -> list[tuple[str, int]]:
+    """Validate a sort spec: (field path, 1 or -1) pairs."""
+    spec = list(sort or [])
+    for field, direction in spec:
+        if not isinstance(field, str) or not field or direction not in (1, -1):
+            raise TerminalError(f"sort must be (field, 1 or -1) pairs, got {spec!r}")
+    return spec
+
+
+def check_projection(projection: Mapping[str, Any] | None) -> tuple[bool, dict[str, Any]] | None:
+    """Turn `{"a": 1, "b.c": 1}` or `{"a": 0}` into (inclusive?, tree of parts); None = whole doc.
+
+    `_id` is kept unless `{"_id": 0}`; mixing inclusion and exclusion of other fields is an error.
+    """
+    if not projection:
+        return None
+    modes = set()
+    tree: dict[str, Any] = {}
+    for path, flag in projection.items():
+        if not isinstance(flag, bool | int) or flag not in (0, 1):
+            raise TerminalError(f"projection values must be 0 or 1, got {path!r}: {flag!r}")
+        if path != "_id":
+            modes.add(bool(flag))
+            _add_path(tree, path.split("."), projection)
+    if len(modes) > 1:
+        raise TerminalError(f"projection cannot mix inclusion and exclusion: {dict(projection)!r}")
+    id_flag = bool(projection.get("_id", True))
+    inclusive = modes.pop() if modes else id_flag
+    if inclusive == id_flag:  # keep _id in an inclusion, drop it in an exclusion
+        tree["_id"] = True
+    return inclusive, tree
+
+
+def _add_path(tree: dict[str, Any], parts: list[str], projection: Mapping[str, Any]) -> None:
+    node = tree
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if node is True:
+            raise TerminalError(f"projection paths collide: {dict(projection)!r}")
+    if parts[-1] in node:
+        raise TerminalError(f"projection paths collide: {dict(projection)!r}")
+    node[parts[-1]] = True
+
+
+def project(doc: dict[str, Any], spec: tuple[bool, dict[str, Any]] | None) -> dict[str, Any]:
+    """Apply a projection made by `check_projection` (list elements are projected one by one)."""
+    if spec is None:
+        return doc
+    inclusive, tree = spec
+    if inclusive:
+        out = _include(doc, tree)
+        if "_id" in out:  # MongoDB returns _id first
+            out = {"_id": out.pop("_id"), **out}
+        return out
+    return _exclude(doc, tree)
+
+
+def _include(node: Any, tree: dict[str, Any]) -> Any:
+    if isinstance(node, list):
+        return [_include(e, tree) for e in node if isinstance(e, dict | list)]
+    out = {}
+    for key, value in node.items():
+        sub = tree.get(key)
+        if sub is True:
+            out[key] = value
+        elif sub is not None and isinstance(value, dict | list):
+            out[key] = _include(value, sub)
+    return out
+
+
+def _exclude(node: Any, tree: dict[str, Any]) -> Any:
+    if isinstance(node, list):
+        return [_exclude(e, tree) if isinstance(e, dict) else e for e in node]
+    out = {}
+    for key, value in node.items():
+        sub = tree.get(key)
+        if sub is True:
+            continue
+        out[key] = _exclude(value, sub) if sub is not None and isinstance(value, dict | list) else value
+    return out
+
+
+# --- values: what a document may hold, and its Extended JSON text form ---------------------------
+#
+# The SQLite backend stores documents as this text, and its SQL translation of filters compares
+# against it, so both live here beside the interface that lists the supported types.
+
+
+def normalize_datetime(value: datetime) -> datetime:
+    """Naive UTC at millisecond precision: what a BSON datetime can hold."""
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value.replace(microsecond=value.microsecond // 1000 * 1000)
+
+
+def ext_json_scalar(value: Any) -> dict[str, str] | None:
+    """The Extended JSON form of an ObjectId or datetime (`{"$oid": hex}`), else None."""
+    if isinstance(value, ObjectId):
+        return {"$oid": str(value)}
+    if isinstance(value, datetime):
+        return {"$date": normalize_datetime(value).isoformat(timespec="milliseconds") + "Z"}
+    return None
+
+
+def _default(value: Any) -> Any:
+    scalar = ext_json_scalar(value)
+    if scalar is not None:
+        return scalar
+    if isinstance(value, bytes):
+        return {"$binary": {"base64": base64.b64encode(value).decode(), "subType": "00"}}
+    raise TypeError(f"cannot store a value of type {type(value).__name__}")
+
+
+def _check_ints(value: Any) -> None:
+    """Refuse integers BSON cannot hold, as pymongo does (JSON would store them)."""
+    if isinstance(value, int) and not -(2**63) <= value < 2**63:
+        raise OverflowError(f"integer {value} does not fit in 64 bits")
+    if isinstance(value, dict):
+        value = value.values()
+    if isinstance(value, Iterable) and not isinstance(value, str | bytes):
+        for item in value:
+            _check_ints(item)
+
+
+_ENCODER = json.JSONEncoder(default=_default, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        text = "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+        return {"$numberDouble": text}
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+def encode(doc: Any) -> str:
+    """A document as compact Extended JSON text (ObjectId `{"$oid": hex}`, datetime
+    `{"$date": "2014-01-02T03:04:05.123Z"}`, NaN/infinity `{"$numberDouble": "NaN"}`, bytes
+    `{"$binary": ...}`), which SQLite's JSON functions and `bson.json_util` both read.
+    TypeError/ValueError (OverflowError for integers beyond 64 bits) if it cannot be stored."""
+    try:
+        text = _ENCODER.encode(doc)
+    except ValueError as exc:
+        if "float" not in str(exc):
+            raise
+        text = _ENCODER.encode(_finite(doc))
+    if _LONG_NUMBER.search(text):  # rare: only then look for integers too big for BSON
+        _check_ints(doc)
+    return text
+
+
+def _object_hook(obj: dict[str, Any]) -> Any:
+    if len(obj) == 1:
+        if "$oid" in obj:
+            return ObjectId(obj["$oid"])
+        if "$date" in obj:
+            return datetime.fromisoformat(obj["$date"][:-1])
+        if "$numberDouble" in obj:
+            return float(obj["$numberDouble"])
+        if "$binary" in obj:
+            return base64.b64decode(obj["$binary"]["base64"])
+    return obj
+
+
+_DECODER = json.JSONDecoder(object_hook=_object_hook)
+
+
+def decode(text: str) -> Any:
+    """The inverse of `encode`."""
+    return _DECODER.decode(text)
+
+
+def id_key(value: Any) -> str:
+    """The canonical text key of an `_id` (`o<hex>`, `s<text>`, `n<number>` ...): equal exactly
+    when MongoDB considers two `_id`s the same (1 and 1.0 are; 1 and True are not)."""
+    if isinstance(value, ObjectId):
+        return "o" + str(value)
+    if isinstance(value, str):
+        return "s" + value
+    if isinstance(value, bool):
+        return "b1" if value else "b0"
+    if isinstance(value, int):
+        return "n" + str(value)
+    if isinstance(value, float):
+        return "n" + (str(int(value)) if value.is_integer() else repr(value))
+    if value is None:
+        return "z"
+    return "j" + encode(value)
+
+
+def from_json_type(json_type: str, value: Any) -> Any:
+    """A value SQLite's json_extract returned (with its json_type) back to Python."""
+    if json_type in ("true", "false"):
+        return json_type == "true"
+    if json_type == "null":
+        return None
+    return decode(value) if json_type == "object" else value
+
+
 @dataclass(frozen=True, slots=True)
 class InsertResult:
     """What one `insert_many` call did: new documents written, and documents skipped because their
@@ -104,7 +311,7 @@ class DocumentStore(ABC):
     """Databases of collections of documents, by name; one instance serves every database.
 
     Documents are dicts of str, int (64-bit), float, bool, None, naive-UTC datetime (millisecond
-    precision, as BSON stores it), bson.ObjectId, lists and nested dicts. Field names must not start
+    precision, as BSON stores it), bson.ObjectId, bytes, lists and nested dicts. Field names must not start
     with `$` or contain `.` (map them before storing). Every driver error leaves as a
     `core.errors` class: TransientError (retry), BadDataError, TerminalError (incl. UnsafeNameError).
     """
@@ -156,9 +363,7 @@ class DocumentStore(ABC):
         sorted in BSON order so both backends return the same list."""
 
     @abstractmethod
-    def update_fields(
-        self, db: str, coll: str, updates: Sequence[tuple[Any, Mapping[str, Any]]]
-    ) -> int:
+    def update_fields(self, db: str, coll: str, updates: Sequence[tuple[Any, Mapping[str, Any]]]) -> int:
         """`$set` the given (possibly dotted) fields of each `_id`; return how many were found."""
 
     @abstractmethod
@@ -200,7 +405,7 @@ class DocumentStore(ABC):
     def close(self) -> None:
         """Release connections; the store may be used again afterwards (it reconnects lazily)."""
 
-    def __enter__(self) -> DocumentStore:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(

@@ -1,0 +1,316 @@
+"""The MongoDB backend, through pymongo: production MongoDB, FerretDB 1.24 in the tests.
+
+Only what FerretDB 1.24 also implements is used (plain find/count/distinct, bulk writes, simple and
+unique indexes, renameCollection without dropTarget as a fallback). Filters are checked against the
+shared language first, so a filter MongoDB would accept but SQLite could not is refused here too.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from bson.errors import BSONError, InvalidDocument
+from pymongo import MongoClient, UpdateOne
+from pymongo.collection import Collection
+from pymongo.errors import (
+    AutoReconnect,
+    BulkWriteError,
+    ConfigurationError,
+    ConnectionFailure,
+    NetworkTimeout,
+    OperationFailure,
+    PyMongoError,
+    ServerSelectionTimeoutError,
+)
+
+from core.errors import BadDataError, ConfigError, TerminalError, TransientError
+from stores.documents.base import (
+    Document,
+    DocumentStore,
+    Filter,
+    IndexKeys,
+    InsertResult,
+    Projection,
+    SortSpec,
+    check_database_name,
+    check_field_path,
+    check_index_keys,
+    check_name,
+    check_projection,
+    check_set_fields,
+    check_sort,
+    default_index_name,
+)
+from stores.documents.filters import bson_key, distinct_values, validate_filter
+
+DUPLICATE_KEY = 11000
+# FerretDB 1.24 (SQLite backend) keeps one pooled connection open per statement of an `update`
+# command until the command ends; at about 100 statements its pool (100) is exhausted and the
+# database deadlocks for good. So updates go in commands of at most this many statements.
+UPDATE_CHUNK = 50
+NOT_IMPLEMENTED = 238
+INVALID_NAMESPACE = 73
+COPY_BATCH = 5000
+_SYSTEM_DATABASES = frozenset({"admin", "local", "config"})
+
+
+def redact_url(url: object) -> str:
+    """A URL fit for a log line or error message: the password replaced by `***`."""
+    return re.sub(r"(//[^/@:]*:)[^/@]*@", r"\1***@", str(url))
+
+
+@contextmanager
+def _translated(db: str, coll: str | None = None) -> Iterator[None]:
+    """Turn driver errors into the project's: connection trouble is transient, the rest terminal."""
+    where = f"{db}.{coll}" if coll else db
+    try:
+        yield
+    except (AutoReconnect, ServerSelectionTimeoutError, NetworkTimeout, ConnectionFailure) as exc:
+        raise TransientError(f"mongodb {where}: server unavailable: {exc}") from exc
+    except (InvalidDocument, OverflowError, UnicodeEncodeError) as exc:
+        raise BadDataError(f"mongodb {where}: cannot store document: {exc}") from exc
+    except (PyMongoError, BSONError) as exc:
+        raise TerminalError(f"mongodb {where}: {exc}") from exc
+
+
+def _is_id_clash(error: Mapping[str, Any]) -> bool | None:
+    """Whether a duplicate-key write error is about `_id`; None when the server does not say."""
+    key = error.get("keyPattern")
+    if isinstance(key, Mapping):
+        return list(key) == ["_id"]
+    message = str(error.get("errmsg", ""))
+    return (" index: _id_ " in message) if " index: " in message else None
+
+
+def _copy_over(source: Collection[Document], target: Collection[Document]) -> None:
+    """Replace `target` by a copy of `source` (indexes included), then drop `source`."""
+    target.drop()
+    for index in source.list_indexes():
+        if index["name"] != "_id_":
+            keys = [(field, int(direction)) for field, direction in index["key"].items()]
+            options: dict[str, Any] = {"name": index["name"]}
+            if index.get("unique"):
+                options["unique"] = True
+            target.create_index(keys, **options)
+    batch: list[Document] = []
+    for doc in source.find(batch_size=COPY_BATCH):
+        batch.append(doc)
+        if len(batch) == COPY_BATCH:
+            target.insert_many(batch, ordered=False)
+            batch = []
+    if batch:
+        target.insert_many(batch, ordered=False)
+    source.drop()
+
+
+class MongoDocumentStore(DocumentStore):
+    """Documents in MongoDB (or a MongoDB-wire server) at `url`."""
+
+    def __init__(self, url: str, server_selection_timeout_ms: int = 5000) -> None:
+        self._url = url
+        self._timeout_ms = server_selection_timeout_ms
+        self._lock = threading.Lock()
+        self._client: MongoClient[Document] | None = self._connect()
+
+    def _connect(self) -> MongoClient[Document]:
+        try:
+            return MongoClient(self._url, serverSelectionTimeoutMS=self._timeout_ms, tz_aware=False)
+        except (ConfigurationError, ValueError, TypeError) as exc:
+            raise ConfigError([f"document store URL {redact_url(self._url)}: {exc}"]) from exc
+
+    @property
+    def client(self) -> MongoClient[Document]:
+        """The pymongo client, reopened after `close()`."""
+        with self._lock:
+            if self._client is None:
+                self._client = self._connect()
+            return self._client
+
+    def _coll(self, db: str, coll: str) -> Collection[Document]:
+        return self.client[check_database_name(db)][check_name(coll)]
+
+    def insert_many(self, db: str, coll: str, docs: Iterable[Document]) -> InsertResult:
+        collection = self._coll(db, coll)
+        batch = list(docs)
+        if not batch:
+            return InsertResult(0, 0)
+        with _translated(db, coll):
+            try:
+                result = collection.insert_many(batch, ordered=False)
+            except BulkWriteError as exc:
+                return self._after_duplicates(collection, batch, exc)
+            return InsertResult(len(result.inserted_ids), 0)
+
+    def _after_duplicates(
+        self, collection: Collection[Document], batch: list[Document], exc: BulkWriteError
+    ) -> InsertResult:
+        """Count duplicate `_id`s of a failed unordered insert; raise for any other error.
+
+        Code 11000 also means a clash on another unique index. MongoDB says which index in the
+        error; FerretDB does not, so then, if the collection has another unique index, the
+        rejected `_id`s are looked up: a rejected document whose `_id` is absent clashed elsewhere.
+        """
+        errors = exc.details.get("writeErrors", [])
+        others = [e for e in errors if e.get("code") != DUPLICATE_KEY]
+        if others or exc.details.get("writeConcernErrors") or not errors:
+            first = others[0]["errmsg"] if others else exc.details
+            raise TerminalError(f"mongodb {collection.full_name}: insert failed: {first}") from exc
+        verdicts = [_is_id_clash(e) for e in errors]
+        clashes = [batch[e["index"]]["_id"] for e, v in zip(errors, verdicts, strict=True) if v is False]
+        unknown = [batch[e["index"]]["_id"] for e, v in zip(errors, verdicts, strict=True) if v is None]
+        if unknown and any(ix.get("unique") for ix in collection.list_indexes()):
+            query = {"_id": {"$in": unknown}}
+            present = {bson_key(d["_id"]) for d in collection.find(query, {"_id": 1})}
+            clashes += [i for i in unknown if bson_key(i) not in present]
+        if clashes:
+            raise TerminalError(
+                f"mongodb {collection.full_name}: unique index violated by _id {clashes[:5]!r}"
+            ) from exc
+        return InsertResult(int(exc.details.get("nInserted", 0)), len(errors))
+
+    def find(
+        self,
+        db: str,
+        coll: str,
+        filter: Filter | None = None,
+        projection: Projection | None = None,
+        sort: SortSpec | None = None,
+        limit: int = 0,
+    ) -> Iterator[Document]:
+        collection = self._coll(db, coll)
+        filt, order = validate_filter(filter), check_sort(sort)
+        check_projection(projection)
+        if limit < 0:
+            raise TerminalError(f"limit must be >= 0, got {limit}")
+        return self._stream(collection, filt, dict(projection) if projection else None, order, limit)
+
+    def _stream(
+        self,
+        collection: Collection[Document],
+        filt: dict[str, Any],
+        projection: dict[str, Any] | None,
+        order: list[tuple[str, int]],
+        limit: int,
+    ) -> Iterator[Document]:
+        db, coll = collection.database.name, collection.name
+        with _translated(db, coll):
+            cursor = collection.find(filt, projection, sort=order or None, limit=limit)
+            try:
+                yield from cursor
+            finally:
+                cursor.close()
+
+    def count(self, db: str, coll: str, filter: Filter | None = None) -> int:
+        collection = self._coll(db, coll)
+        filt = validate_filter(filter)
+        with _translated(db, coll):
+            return collection.count_documents(filt)
+
+    def distinct(self, db: str, coll: str, field: str, filter: Filter | None = None) -> list[Any]:
+        collection = self._coll(db, coll)
+        check_field_path(field)
+        filt = validate_filter(filter)
+        with _translated(db, coll):
+            return distinct_values(collection.distinct(field, filt))
+
+    def update_fields(self, db: str, coll: str, updates: Sequence[tuple[Any, Mapping[str, Any]]]) -> int:
+        """Sent as commands of at most UPDATE_CHUNK updates (see there why); if one fails, those
+        before it stay applied (setting a field again is harmless)."""
+        collection = self._coll(db, coll)
+        ops = [UpdateOne({"_id": _id}, {"$set": check_set_fields(f)}) for _id, f in updates]
+        with _translated(db, coll):
+            try:
+                return sum(
+                    collection.bulk_write(ops[i : i + UPDATE_CHUNK], ordered=False).matched_count
+                    for i in range(0, len(ops), UPDATE_CHUNK)
+                )
+            except BulkWriteError as exc:
+                first = exc.details.get("writeErrors", [{}])[0].get("errmsg", exc.details)
+                raise TerminalError(f"mongodb {db}.{coll}: update failed: {first}") from exc
+            except KeyError as exc:  # FerretDB 1.24 answers some failed updates without nModified
+                raise TerminalError(f"mongodb {db}.{coll}: update failed: {exc!r}") from exc
+
+    def delete_many(self, db: str, coll: str, filter: Filter) -> int:
+        collection = self._coll(db, coll)
+        filt = validate_filter(filter)
+        with _translated(db, coll):
+            return collection.delete_many(filt).deleted_count
+
+    def create_index(
+        self, db: str, coll: str, keys: IndexKeys, unique: bool = False, name: str | None = None
+    ) -> str:
+        collection = self._coll(db, coll)
+        spec = check_index_keys(keys)
+        if spec == [("_id", 1)]:
+            return "_id_"
+        options: dict[str, Any] = {"name": name or default_index_name(spec)}
+        if unique:
+            options["unique"] = True
+        with _translated(db, coll):
+            return collection.create_index(spec, **options)
+
+    def index_names(self, db: str, coll: str) -> list[str]:
+        collection = self._coll(db, coll)
+        with _translated(db, coll):
+            return [index["name"] for index in collection.list_indexes()]
+
+    def drop_collection(self, db: str, coll: str) -> None:
+        collection = self._coll(db, coll)
+        with _translated(db, coll):
+            collection.drop()
+
+    def list_collections(self, db: str) -> list[str]:
+        database = self.client[check_database_name(db)]
+        with _translated(db):
+            return sorted(n for n in database.list_collection_names() if not n.startswith("system."))
+
+    def list_databases(self) -> list[str]:
+        with _translated("(server)"):
+            return sorted(n for n in self.client.list_database_names() if n not in _SYSTEM_DATABASES)
+
+    def drop_database(self, db: str) -> None:
+        check_database_name(db)
+        with _translated(db):
+            self.client.drop_database(db)
+
+    def replace_collection(self, db: str, src: str, dst: str) -> None:
+        """renameCollection with dropTarget: atomic on MongoDB.
+
+        FerretDB 1.24 lacks dropTarget, so there `dst` is dropped and then `src` renamed: for the
+        moment between the two commands readers find no `dst` at all (never a half-loaded one).
+        It also refuses to rename names containing `.` (most forum names), so those are copied
+        into `dst` with their indexes and `src` dropped: readers may then see `dst` partly copied.
+        """
+        source = self._coll(db, src)
+        check_name(dst)
+        with _translated(db, src):
+            names = set(source.database.list_collection_names())
+            if src not in names:
+                raise TerminalError(f"{db}.{src} does not exist: cannot make it {dst}")
+            if src == dst:
+                return
+            try:
+                if dst not in names:
+                    source.rename(dst)
+                    return
+                try:
+                    source.rename(dst, dropTarget=True)
+                except OperationFailure as exc:
+                    if exc.code != NOT_IMPLEMENTED:
+                        raise
+                    source.database.drop_collection(dst)
+                    source.rename(dst)
+            except OperationFailure as exc:
+                if exc.code != INVALID_NAMESPACE or "." not in src + dst:
+                    raise
+                _copy_over(source, source.database[dst])
+
+    def close(self) -> None:
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()

@@ -1,0 +1,511 @@
+"""The embedded document store: one SQLite file per database, one table per collection.
+
+Layout: `<root>/<database>.sqlite` holds one table per collection, `(id TEXT PRIMARY KEY, doc TEXT)`:
+`doc` is the whole document as compact Extended JSON (`base.encode`), `id` the canonical text key
+of its `_id` (`base.id_key`). The table `$indexes` records MongoDB-style indexes: each is a real
+SQLite index on `json_extract(doc, '$."a"."b"')` and remembers whether its fields ever held a list
+(MongoDB's "multikey"). `filters.to_sql` turns filters into SQL that uses those indexes.
+
+Each database file has one writer connection, used under a lock (every write call is one
+transaction), and a few read-only connections lent to one read at a time: a streaming `find` keeps
+its own snapshot while the same thread writes (the backfill pattern) or reads elsewhere, which a
+single shared connection could not promise. All are opened lazily, in WAL mode with
+synchronous=NORMAL and a busy timeout.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import uuid
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from bson import ObjectId
+
+from core.errors import BadDataError, TerminalError, TransientError
+from stores.documents.base import (
+    Document,
+    DocumentStore,
+    Filter,
+    IndexKeys,
+    InsertResult,
+    Projection,
+    SortSpec,
+    check_database_name,
+    check_field_path,
+    check_index_keys,
+    check_name,
+    check_projection,
+    check_set_fields,
+    check_sort,
+    decode,
+    default_index_name,
+    encode,
+    from_json_type,
+    id_key,
+    project,
+)
+from stores.documents.filters import (
+    distinct_values,
+    has_list,
+    json_path,
+    known_paths,
+    list_sql,
+    matches,
+    resolve,
+    set_path,
+    sort_documents,
+    to_sql,
+    validate_filter,
+)
+
+_META = '"$indexes"'
+_META_DDL = (
+    f"CREATE TABLE IF NOT EXISTS {_META} (coll TEXT NOT NULL, name TEXT NOT NULL, sql_name TEXT "
+    "NOT NULL UNIQUE, keys TEXT NOT NULL, uniq INTEGER NOT NULL, multikey INTEGER NOT NULL, "
+    "PRIMARY KEY (coll, name))"
+)
+_FETCH = 500
+_IDLE_READERS = 4  # reader connections kept open per database between reads
+
+
+def _q(name: str) -> str:
+    """Quote an identifier (names are validated before; quoting is the second fence)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+@contextmanager
+def _translated(db: str, coll: str | None) -> Iterator[None]:
+    """Turn sqlite3 errors into the project's: locked/busy is transient, the rest terminal."""
+    where = f"{db}.{coll}" if coll else db
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        text = str(exc).lower()
+        if "locked" in text or "busy" in text:
+            raise TransientError(f"sqlite document store {where}: {exc}") from exc
+        raise TerminalError(f"sqlite document store {where}: {exc}") from exc
+    except sqlite3.IntegrityError as exc:
+        raise TerminalError(f"sqlite document store {where}: unique index violated: {exc}") from exc
+    except sqlite3.Error as exc:
+        raise TerminalError(f"sqlite document store {where}: {exc}") from exc
+    except UnicodeEncodeError as exc:  # a lone surrogate in a string: MongoDB refuses it too
+        raise BadDataError(f"sqlite document store {where}: cannot store text: {exc}") from exc
+
+
+class _Handle:
+    """The connections of one database file."""
+
+    def __init__(self, path: Path, writer: sqlite3.Connection) -> None:
+        self.path = path
+        self.writer = writer
+        self.lock = threading.RLock()  # serializes use of the writer across threads
+        self.idle_readers: list[sqlite3.Connection] = []
+        self.closed = False
+
+
+class _Index(NamedTuple):
+    name: str
+    sql_name: str
+    keys: list[tuple[str, int]]
+    unique: bool
+    multikey: bool
+
+
+class SqliteDocumentStore(DocumentStore):
+    """Documents in SQLite files under `root` (`<state_dir>/documents`): the embedded backend."""
+
+    def __init__(self, root: Path, busy_timeout: float = 30.0) -> None:
+        self.root = Path(root)
+        self._busy_timeout = busy_timeout
+        self._lock = threading.Lock()
+        self._handles: dict[str, _Handle] = {}
+
+    def path_for(self, db: str) -> Path:
+        """The file holding database `db`."""
+        return self.root / f"{check_database_name(db)}.sqlite"
+
+    def _connect(self, path: Path, db: str, read_only: bool) -> sqlite3.Connection:
+        with _translated(db, None):
+            conn = sqlite3.connect(
+                path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
+            )
+            try:
+                if read_only:
+                    conn.execute("PRAGMA query_only = ON")
+                else:
+                    conn.execute("PRAGMA journal_mode = WAL")
+                    conn.execute(_META_DDL)
+                conn.execute("PRAGMA synchronous = NORMAL")
+            except sqlite3.Error:
+                conn.close()
+                raise
+        return conn
+
+    def _open(self, db: str, create: bool = True) -> _Handle | None:
+        """The connections of `db`, opened on first use; None if it does not exist and not `create`."""
+        path = self.path_for(db)
+        with self._lock:
+            handle = self._handles.get(db)
+            if handle is not None or (not create and not path.exists()):
+                return handle
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise TerminalError(f"sqlite document store {db}: {exc}") from exc
+            handle = self._handles[db] = _Handle(path, self._connect(path, db, read_only=False))
+            return handle
+
+    @contextmanager
+    def _write(self, db: str, coll: str) -> Iterator[sqlite3.Connection]:
+        """One write transaction (BEGIN IMMEDIATE ... COMMIT), rolled back on any error."""
+        handle = self._open(db)
+        assert handle is not None
+        conn = handle.writer
+        with handle.lock, _translated(db, coll):
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    @contextmanager
+    def _read(self, db: str, coll: str | None) -> Iterator[sqlite3.Connection | None]:
+        """A reader lent for the duration of the block; None if the database or collection is
+        missing."""
+        handle = self._open(db, create=False)
+        if handle is None:
+            yield None
+            return
+        with self._lock:
+            conn = handle.idle_readers.pop() if handle.idle_readers else None
+        if conn is None:
+            conn = self._connect(handle.path, db, read_only=True)
+        try:
+            with _translated(db, coll):
+                found = coll is None or _has_table(conn, coll)
+                yield conn if found else None
+        finally:
+            with self._lock:
+                keep = not handle.closed and len(handle.idle_readers) < _IDLE_READERS
+                if keep:
+                    handle.idle_readers.append(conn)
+            if not keep:
+                conn.close()
+
+    def _indexes(self, conn: sqlite3.Connection, coll: str) -> list[_Index]:
+        rows = conn.execute(
+            f"SELECT name, sql_name, keys, uniq, multikey FROM {_META} WHERE coll = ? ORDER BY rowid",
+            (coll,),
+        )
+        return [
+            _Index(name, sql, [(p, d) for p, d in json.loads(keys)], bool(u), bool(m))
+            for name, sql, keys, u, m in rows
+        ]
+
+    def _known(self, conn: sqlite3.Connection, coll: str) -> set[str]:
+        return known_paths(ix.keys for ix in self._indexes(conn, coll) if not ix.multikey)
+
+    def _plan(self, conn: sqlite3.Connection, coll: str, filt: Filter) -> tuple[str, list[Any], bool]:
+        """(" WHERE ...", parameters, exact?) for a validated filter."""
+        sql, params, exact = to_sql(filt, self._known(conn, coll), id_key)
+        return (f" WHERE {sql}" if sql else ""), params, exact
+
+    def _note_lists(self, conn: sqlite3.Connection, coll: str, docs: Iterable[Document]) -> None:
+        """Mark an index multikey once a document holds a list on one of its paths."""
+        docs = list(docs)
+        for ix in self._indexes(conn, coll):
+            paths = [path.split(".") for path, _ in ix.keys]
+            if not ix.multikey and any(has_list(doc, p) for doc in docs for p in paths):
+                conn.execute(f"UPDATE {_META} SET multikey = 1 WHERE sql_name = ?", (ix.sql_name,))
+
+    def _matching(self, db: str, coll: str, filt: Filter, limit: int = 0) -> Iterator[Document]:
+        """Stream the matching documents: SQL narrows, Python decides unless SQL was exact."""
+        with self._read(db, coll) as conn:
+            if conn is None:
+                return
+            where, params, exact = self._plan(conn, coll, filt)
+            sql = f"SELECT doc FROM {_q(coll)}{where}"
+            if exact and limit:
+                sql, params = f"{sql} LIMIT ?", [*params, limit]
+            cursor = conn.execute(sql, params)
+            try:
+                found = 0
+                while rows := cursor.fetchmany(_FETCH):
+                    for (text,) in rows:
+                        doc = decode(text)
+                        if exact or matches(doc, filt):
+                            yield doc
+                            found += 1
+                            if found == limit:
+                                return
+            finally:
+                cursor.close()
+
+    def insert_many(self, db: str, coll: str, docs: Iterable[Document]) -> InsertResult:
+        check_database_name(db)
+        check_name(coll)
+        rows: list[tuple[str, str]] = []
+        with_lists: list[Document] = []  # documents that may hold a list somewhere
+        try:
+            for doc in docs:
+                if "_id" not in doc:
+                    doc["_id"] = ObjectId()  # in the caller's dict too, as pymongo does
+                body = doc if next(iter(doc)) == "_id" else {"_id": doc["_id"], **doc}
+                if isinstance(body["_id"], list | tuple):
+                    raise TerminalError(f"{db}.{coll}: _id cannot be a list: {body['_id']!r}")
+                text = encode(body)
+                rows.append((id_key(body["_id"]), text))
+                if "[" in text:
+                    with_lists.append(body)
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise BadDataError(f"{db}.{coll}: cannot store document: {exc}") from exc
+        if not rows:
+            return InsertResult(0, 0)
+        with self._write(db, coll) as conn:
+            _create_table(conn, coll)
+            self._note_lists(conn, coll, with_lists)
+            cursor = conn.executemany(
+                f"INSERT INTO {_q(coll)} (id, doc) VALUES (?, ?) ON CONFLICT (id) DO NOTHING", rows
+            )
+            inserted = cursor.rowcount
+        return InsertResult(inserted, len(rows) - inserted)
+
+    def find(
+        self,
+        db: str,
+        coll: str,
+        filter: Filter | None = None,
+        projection: Projection | None = None,
+        sort: SortSpec | None = None,
+        limit: int = 0,
+    ) -> Iterator[Document]:
+        """Streams unless `sort` is given: sorting holds the matches in memory, as MongoDB's
+        in-memory sort does."""
+        check_database_name(db)
+        check_name(coll)
+        filt, spec, order = validate_filter(filter), check_projection(projection), check_sort(sort)
+        if limit < 0:
+            raise TerminalError(f"limit must be >= 0, got {limit}")
+        if not order:
+            return (project(doc, spec) for doc in self._matching(db, coll, filt, limit))
+        return (
+            project(doc, spec)
+            for doc in sort_documents(self._matching(db, coll, filt), order)[: limit or None]
+        )
+
+    def count(self, db: str, coll: str, filter: Filter | None = None) -> int:
+        check_name(coll)
+        filt = validate_filter(filter)
+        with self._read(db, coll) as conn:
+            if conn is None:
+                return 0
+            where, params, exact = self._plan(conn, coll, filt)
+            if exact:
+                return int(conn.execute(f"SELECT count(*) FROM {_q(coll)}{where}", params).fetchone()[0])
+        return sum(1 for _ in self._matching(db, coll, filt))
+
+    def distinct(self, db: str, coll: str, field: str, filter: Filter | None = None) -> list[Any]:
+        check_name(coll)
+        parts = check_field_path(field).split(".")
+        filt = validate_filter(filter)
+        with self._read(db, coll) as conn:
+            if conn is None:
+                return []
+            where, params, exact = self._plan(conn, coll, filt)
+            if exact and field in self._known(conn, coll):  # no lists there: SQL does it all
+                path = json_path(parts)
+                rows = conn.execute(
+                    f'SELECT DISTINCT json_type("doc", {path}), json_extract("doc", {path}) '
+                    f"FROM {_q(coll)}{where}",
+                    params,
+                ).fetchall()
+                return distinct_values(from_json_type(t, v) for t, v in rows if t is not None)
+        return distinct_values(v for doc in self._matching(db, coll, filt) for v in resolve(doc, parts))
+
+    def update_fields(self, db: str, coll: str, updates: Sequence[tuple[Any, Mapping[str, Any]]]) -> int:
+        """Read, change and rewrite the documents in one transaction; returns how many matched."""
+        check_name(coll)
+        batch = [(id_key(_id), check_set_fields(fields)) for _id, fields in updates]
+        if not batch or self._open(db, create=False) is None:
+            return 0
+        with self._write(db, coll) as conn:
+            if not _has_table(conn, coll):
+                return 0
+            docs: dict[str, Document] = {}
+            keys = list(dict.fromkeys(key for key, _ in batch))
+            for start in range(0, len(keys), _FETCH):
+                chunk = keys[start : start + _FETCH]
+                marks = ", ".join("?" * len(chunk))
+                found = conn.execute(f"SELECT id, doc FROM {_q(coll)} WHERE id IN ({marks})", chunk)
+                docs.update((key, decode(text)) for key, text in found)
+            matched = 0
+            for key, fields in batch:
+                if key in docs:
+                    matched += 1
+                    for path, value in fields.items():
+                        set_path(docs[key], path, value)
+            try:
+                rows = [(encode(doc), key) for key, doc in docs.items()]
+            except (TypeError, ValueError, OverflowError) as exc:
+                raise BadDataError(f"{db}.{coll}: cannot store document: {exc}") from exc
+            self._note_lists(conn, coll, docs.values())
+            conn.executemany(f"UPDATE {_q(coll)} SET doc = ? WHERE id = ?", rows)
+        return matched
+
+    def delete_many(self, db: str, coll: str, filter: Filter) -> int:
+        check_name(coll)
+        filt = validate_filter(filter)
+        if self._open(db, create=False) is None:
+            return 0
+        with self._write(db, coll) as conn:
+            if not _has_table(conn, coll):
+                return 0
+            where, params, exact = self._plan(conn, coll, filt)
+            if exact:
+                return int(conn.execute(f"DELETE FROM {_q(coll)}{where}", params).rowcount)
+            rows = conn.execute(f"SELECT id, doc FROM {_q(coll)}{where}", params)
+            doomed = [(key,) for key, text in rows if matches(decode(text), filt)]  # keys only
+            conn.executemany(f"DELETE FROM {_q(coll)} WHERE id = ?", doomed)
+            return len(doomed)
+
+    def create_index(
+        self, db: str, coll: str, keys: IndexKeys, unique: bool = False, name: str | None = None
+    ) -> str:
+        """A SQLite index on the fields' json_extract expressions. Unlike MongoDB, a unique index
+        lets several documents lack the field, and compares a list field as one whole value."""
+        check_name(coll)
+        spec = check_index_keys(keys)
+        name = name or default_index_name(spec)
+        if spec == [("_id", 1)]:
+            return "_id_"
+        with self._write(db, coll) as conn:
+            _create_table(conn, coll)
+            for ix in self._indexes(conn, coll):
+                if ix.name == name and ix.keys == spec and ix.unique == unique:
+                    return name
+                if ix.name == name or ix.keys == spec:
+                    raise TerminalError(
+                        f"{db}.{coll}: index {ix.name!r} on {ix.keys} already exists; "
+                        f"cannot create {name!r} on {spec} (unique={unique})"
+                    )
+            sql_name = "ix_" + uuid.uuid4().hex
+            columns = ", ".join(
+                f'json_extract("doc", {json_path(path.split("."))}){" DESC" if d < 0 else ""}'
+                for path, d in spec
+            )
+            kind = "UNIQUE INDEX" if unique else "INDEX"
+            conn.execute(f"CREATE {kind} {_q(sql_name)} ON {_q(coll)} ({columns})")
+            lists = " OR ".join(c for path, _ in spec for c in list_sql(path.split(".")))
+            multikey = conn.execute(f"SELECT EXISTS (SELECT 1 FROM {_q(coll)} WHERE {lists})")
+            conn.execute(
+                f"INSERT INTO {_META} VALUES (?, ?, ?, ?, ?, ?)",
+                (coll, name, sql_name, json.dumps(spec), int(unique), multikey.fetchone()[0]),
+            )
+        return name
+
+    def index_names(self, db: str, coll: str) -> list[str]:
+        check_name(coll)
+        with self._read(db, coll) as conn:
+            return [] if conn is None else ["_id_", *(ix.name for ix in self._indexes(conn, coll))]
+
+    def drop_collection(self, db: str, coll: str) -> None:
+        check_name(coll)
+        if self._open(db, create=False) is None:
+            return
+        with self._write(db, coll) as conn:
+            conn.execute(f"DROP TABLE IF EXISTS {_q(coll)}")
+            conn.execute(f"DELETE FROM {_META} WHERE coll = ?", (coll,))
+
+    def list_collections(self, db: str) -> list[str]:
+        with self._read(db, None) as conn:
+            if conn is None:
+                return []
+            rows = conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name != '$indexes' "
+                "AND name NOT LIKE 'sqlite%' ORDER BY name"
+            )
+            return [name for (name,) in rows]
+
+    def list_databases(self) -> list[str]:
+        paths = self.root.glob("*.sqlite") if self.root.is_dir() else []
+        return sorted(p.stem for p in paths if _valid_database(p.stem))
+
+    def drop_database(self, db: str) -> None:
+        path = self.path_for(db)
+        with self._lock:
+            handle = self._handles.pop(db, None)
+        if handle is not None:
+            self._close(handle)
+        try:
+            for suffix in ("", "-wal", "-shm"):
+                path.with_name(path.name + suffix).unlink(missing_ok=True)
+        except OSError as exc:
+            raise TerminalError(f"sqlite document store {db}: cannot drop: {exc}") from exc
+
+    def replace_collection(self, db: str, src: str, dst: str) -> None:
+        """Atomic here: drop `dst` and rename `src` (indexes included) in one transaction."""
+        check_name(src)
+        check_name(dst)
+        if self._open(db, create=False) is None:
+            raise TerminalError(f"{db}.{src} does not exist: cannot make it {dst}")
+        with self._write(db, dst) as conn:
+            if not _has_table(conn, src):
+                raise TerminalError(f"{db}.{src} does not exist: cannot make it {dst}")
+            if src != dst:
+                conn.execute(f"DROP TABLE IF EXISTS {_q(dst)}")
+                conn.execute(f"DELETE FROM {_META} WHERE coll = ?", (dst,))
+                conn.execute(f"ALTER TABLE {_q(src)} RENAME TO {_q(dst)}")
+                conn.execute(f"UPDATE {_META} SET coll = ? WHERE coll = ?", (dst, src))
+
+    def query_plan(self, db: str, coll: str, filter: Filter | None = None) -> list[str]:
+        """SQLite's EXPLAIN QUERY PLAN for `find` with this filter (to check index use)."""
+        check_name(coll)
+        filt = validate_filter(filter)
+        with self._read(db, coll) as conn:
+            if conn is None:
+                return []
+            where, params, _ = self._plan(conn, coll, filt)
+            plan = conn.execute(f"EXPLAIN QUERY PLAN SELECT doc FROM {_q(coll)}{where}", params)
+            return [str(row[3]) for row in plan]
+
+    def close(self) -> None:
+        """Close every connection; readers lent to unfinished finds close when those end."""
+        with self._lock:
+            handles = list(self._handles.values())
+            self._handles.clear()
+        for handle in handles:
+            self._close(handle)
+
+    def _close(self, handle: _Handle) -> None:
+        with self._lock:
+            handle.closed = True
+            idle, handle.idle_readers = handle.idle_readers, []
+        for conn in idle:
+            conn.close()
+        with handle.lock:
+            handle.writer.close()
+
+
+def _has_table(conn: sqlite3.Connection, coll: str) -> bool:
+    found = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (coll,))
+    return found.fetchone() is not None
+
+
+def _create_table(conn: sqlite3.Connection, coll: str) -> None:
+    conn.execute(f"CREATE TABLE IF NOT EXISTS {_q(coll)} (id TEXT PRIMARY KEY NOT NULL, doc TEXT NOT NULL)")
+
+
+def _valid_database(name: str) -> bool:
+    try:
+        check_database_name(name)
+    except TerminalError:
+        return False
+    return True
