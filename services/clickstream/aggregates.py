@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from stores.sql.base import Cursor
@@ -52,6 +52,14 @@ def create_statements(dialect: str) -> list[str]:
     ]
 
 
+_COUNTERS = {
+    "play_video": "nplay_video",
+    "problem_check": "nproblem_check",
+    "showanswer": "nshowanswer",
+    "seq_goto": "nseq_goto",
+}
+
+
 @dataclass
 class _Day:
     username: str = ""
@@ -71,7 +79,7 @@ class DayCounts:
     """Accumulates the counts of one file."""
 
     def __init__(self) -> None:
-        self.days: dict[tuple[str, int | None, str, str], _Day] = {}
+        self.days: dict[tuple[str, int | None, str, date], _Day] = {}
 
     def add(
         self,
@@ -85,30 +93,27 @@ class DayCounts:
     ) -> None:
         if not course or when is None or (user_id is None and not username):
             return
-        key = (course, user_id, username if user_id is None else "", when.date().isoformat())
+        key = (course, user_id, username if user_id is None else "", when.date())
         day = self.days.get(key)
         if day is None:
             day = self.days[key] = _Day(username)
-        elif not day.username:
-            day.username = username
+            day.first = day.last = when
+        else:
+            if not day.username:
+                day.username = username
+            if when < day.first:  # type: ignore[operator]
+                day.first = when
+            elif when > day.last:  # type: ignore[operator]
+                day.last = when
         day.nevents += 1
-        if name == "play_video":
-            day.nplay_video += 1
-        elif name == "problem_check":
-            day.nproblem_check += 1
-        elif name == "showanswer":
-            day.nshowanswer += 1
-        elif name == "seq_goto":
-            day.nseq_goto += 1
+        counter = _COUNTERS.get(name)
+        if counter is not None:
+            setattr(day, counter, getattr(day, counter) + 1)
         elif name.startswith("edx.forum."):
             day.nforum += 1
-        if day.first is None or when < day.first:
-            day.first = when
-        if day.last is None or when > day.last:
-            day.last = when
         if country:
             day.countries.add(country)
-        if isinstance(ip, str) and ip and len(day.ips) < MAX_IPS:
+        if ip and type(ip) is str and len(day.ips) < MAX_IPS:
             day.ips.add(ip)
 
     def rows(self, source: str) -> list[tuple[Any, ...]]:

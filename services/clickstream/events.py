@@ -13,7 +13,6 @@ event's own `_id` (2012-era logs) is kept as `mongoid`.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from typing import Any
@@ -30,47 +29,65 @@ _decoder = json.JSONDecoder()
 
 
 def parse(raw: bytes) -> tuple[dict[str, Any] | None, str]:
-    """The event of a line (without LF), or None and the reason it is rejected."""
+    """The event of a line (without LF), or None and the reason it is rejected.
+
+    For an event stored exactly as in the file (no key mapped), the reason is "" and the JSON
+    text of the event is in `parse.text` (see `parse_with_text`)."""
+    event, reason, _ = parse_with_text(raw)
+    return event, reason
+
+
+def parse_with_text(raw: bytes) -> tuple[dict[str, Any] | None, str, str | None]:
+    """`parse`, plus the event's JSON text when the document may be stored as that text."""
     body = raw[:-1] if raw.endswith(b"\r") else raw
     if not body.strip():
-        return None, "blank line"
+        return None, "blank line", None
     if body.lstrip().startswith(b"#"):
-        return None, "comment line"
+        return None, "comment line", None
     if not body.startswith(b"{"):
         match = _SYSLOG.match(body)
         if match is None:
-            return None, _not_an_object(body)
+            return None, _not_an_object(body), None
         body = match.group(1)
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
-        return None, f"invalid UTF-8 at byte {exc.start}"
+        return None, f"invalid UTF-8 at byte {exc.start}", None
     try:
         event = _decoder.decode(text)
     except json.JSONDecodeError as exc:
         if len(raw) in TRUNCATION_LENGTHS or exc.pos >= len(text) - 1:
-            return None, f"truncated line ({len(raw)} bytes): {exc.msg}"
-        return None, f"not JSON: {exc.msg} at column {exc.colno}"
+            return None, f"truncated line ({len(raw)} bytes): {exc.msg}", None
+        return None, f"not JSON: {exc.msg} at column {exc.colno}", None
     if not isinstance(event, dict):
-        return None, "not a JSON object"
+        return None, "not a JSON object", None
+    as_is: str | None = text
     if "_id" in event:
         event["mongoid"] = _mongoid(event.pop("_id"))
+        as_is = None
     if _needs_mapping(event):
         event = _map_keys(event)
-    return event, ""
+        as_is = None
+    elif as_is is not None and ("NaN" in text or "Infinity" in text):
+        as_is = None  # not JSON for SQLite's json functions: re-encoded by the store's encoder
+    return event, "", as_is
 
 
 def _needs_mapping(event: dict[str, Any]) -> bool:
-    """True if a key at any depth starts with `$` or holds a `.` (most events: a few dozen keys)."""
+    """True if a key at any depth starts with `$` or holds a `.`.
+
+    Each dict's keys are checked in one joined string (C speed); only dict values are descended."""
     stack = [event]
     while stack:
-        for key, value in stack.pop().items():
-            if "." in key or key[:1] == "$":
-                return True
+        current = stack.pop()
+        keys = "\x00" + "\x00".join(current)
+        if "." in keys or "\x00$" in keys:
+            return True
+        for value in current.values():
             kind = type(value)
             if kind is dict:
                 stack.append(value)
-            elif kind is list:
+            elif kind is list and value and type(value[0]) is dict:
                 stack.extend(v for v in value if type(v) is dict)
     return False
 
@@ -105,11 +122,6 @@ def _mongoid(value: Any) -> Any:
         except (TypeError, ValueError):
             return {"_oid": value["$oid"]}
     return _map_keys(value) if isinstance(value, dict) else value
-
-
-def content_id(raw: bytes) -> ObjectId:
-    """The document id of a line: the same line always gives the same id."""
-    return ObjectId(hashlib.blake2b(raw, digest_size=12).digest())
 
 
 def event_time(event: dict[str, Any]) -> Any:

@@ -13,15 +13,24 @@ person-course tables are committed with the file's completion (aggregates.py).
 from __future__ import annotations
 
 import hashlib
+import json
+import queue
 import re
+import threading
+from collections.abc import Callable
 from datetime import date
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
+
+from bson import ObjectId
 
 from base_service import Context, Entry, IngestResult, Service
 from core.errors import Interrupted, TerminalError
 from services.clickstream import aggregates
-from services.clickstream.events import content_id, course_of, event_name, parse, user_of
+from services.clickstream.events import course_of, event_name, parse_with_text, user_of
+from stores.documents.base import InsertResult
+from stores.documents.base import encode as encode_document
 from utils.geoip import GeoIP
 from utils.lines import TruncatedInput, iter_line_blocks
 from utils.timeparse import parse_event_time
@@ -36,7 +45,6 @@ INDEXES: tuple[tuple[tuple[str, int], ...], ...] = (
     (("context.course_id", 1),),
     (("time_date", 1),),
     (("username", 1),),
-    (("context.user_id", 1),),
     (("source_file", 1),),
 )
 
@@ -122,14 +130,18 @@ class ClickstreamService(Service):
         position = [0]
         failed = None
         try:
-            for first, lines in iter_line_blocks(path, position):
-                loader.add_lines(first, lines)
-                ctx.progress(min(position[0] / size, 0.99))
-                if ctx.should_stop():
-                    raise Interrupted(f"{path}: stopped before line {first + len(lines)}")
-        except TruncatedInput as exc:
-            failed = f"{exc}; the {loader.events} events read before it are kept"
-        loader.flush()
+            try:
+                for first, lines in iter_line_blocks(path, position):
+                    loader.add_lines(first, lines)
+                    ctx.progress(min(position[0] / size, 0.99))
+                    if ctx.should_stop():
+                        raise Interrupted(f"{path}: stopped before line {first + len(lines)}")
+            except TruncatedInput as exc:
+                failed = f"{exc}; the {loader.events} events read before it are kept"
+            loader.finish()
+        except BaseException:
+            loader.abandon()
+            raise
         return IngestResult(
             rows_loaded=loader.events,
             rows_rejected=ctx.rejects.count,
@@ -141,6 +153,49 @@ class ClickstreamService(Service):
         )
 
 
+ADDED = frozenset(("_id", "time_date", "country", "subdivision", "geoip", "source_file", "source_line"))
+
+
+class _Writer:
+    """Writes batches on a thread of its own while the next batch is parsed.
+
+    SQLite (and the network round trips to MongoDB) mostly run without the GIL, so parsing and
+    writing overlap on two cores. At most two batches wait, so memory stays flat.
+    """
+
+    def __init__(self, write: Callable[[Any], InsertResult]) -> None:
+        self._write = write
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=2)
+        self.error: BaseException | None = None
+        self.inserted = 0
+        self.duplicates = 0
+        self._thread = threading.Thread(target=self._run, name="clickstream-writer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            if self.error is not None:
+                continue
+            try:
+                result = self._write(item)
+            except BaseException as exc:  # noqa: BLE001 - handed to the reading thread
+                self.error = exc
+                continue
+            self.inserted += result.inserted
+            self.duplicates += result.duplicates
+
+    def put(self, item: Any) -> None:
+        if self.error is not None:
+            raise self.error
+        self._queue.put(item)
+
+    def close(self, raise_error: bool = True) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        if raise_error and self.error is not None:
+            raise self.error
+
+
 class _Loader:
     """The per-file state of an ingest: the batch, the counts, the content digest."""
 
@@ -149,54 +204,132 @@ class _Loader:
         self.store = ctx.documents()
         self.database = database
         self.source = source
+        self.source_json = json.dumps(source, ensure_ascii=False)
         self.geoip = service.geoip
         self.geoip_build = service.geoip.build_epoch if service.geoip else None
         self.batch_size = service.batch
-        self.batch: list[dict[str, Any]] = []
+        self.encoded = self.store.accepts_encoded
+        self.batch: list[Any] = []
+        self.maybe_lists: list[dict[str, Any]] = []
         self.days = aggregates.DayCounts()
         self.digest = hashlib.blake2b(digest_size=32)
         self.events = 0
-        self.inserted = 0
-        self.duplicates = 0
+        if self.encoded:
+            self.writer = _Writer(lambda item: self.store.insert_encoded(database, COLLECTION, *item))
+        else:
+            self.writer = _Writer(lambda item: self.store.insert_many(database, COLLECTION, item))
 
     def add_lines(self, first: int, lines: list[bytes]) -> None:
         self.digest.update(b"\n".join(lines) + b"\n")
         rejects = self.ctx.rejects
         assert rejects is not None
         lookup = self.geoip.lookup if self.geoip else None
+        add_day = self.days.add
         for index, raw in enumerate(lines):
-            event, reason = parse(raw)
+            event, reason, text = parse_with_text(raw)
             if event is None:
                 rejects.add(first + index, reason, raw)
                 continue
             when = parse_event_time(event.get("time"))
-            event["time_date"] = when
             ip = event.get("ip")
-            country = None
+            country = subdivision = None
             if lookup is not None:
-                found = lookup(ip) if isinstance(ip, str) else None
+                found = lookup(ip) if type(ip) is str else None
                 if found is not None:
                     country, subdivision = found
-                    event["country"] = country
-                    if subdivision:
-                        event["subdivision"] = subdivision
-                event["geoip"] = self.geoip_build
             elif ip == "" or ip == "::1":
-                event["country"] = country = ""
+                country = ""
             user_id, username = user_of(event)
-            self.days.add(course_of(event), user_id, username, when, event_name(event), country, ip)
-            event["_id"] = content_id(raw)
-            event["source_file"] = self.source
-            event["source_line"] = first + index
-            self.batch.append(event)
+            add_day(course_of(event), user_id, username, when, event_name(event), country, ip)
+            line = first + index
+            digest = hashlib.blake2b(raw, digest_size=12).digest()
+            if self.encoded:
+                self.batch.append(self._encoded(event, text, digest, when, country, subdivision, line))
+            else:
+                self._complete(event, when, country, subdivision, line)
+                event["_id"] = ObjectId(digest)
+                self.batch.append(event)
             self.events += 1
             if len(self.batch) >= self.batch_size:
                 self.flush()
 
+    def _complete(
+        self, event: dict[str, Any], when: Any, country: str | None, subdivision: str | None, line: int
+    ) -> None:
+        event["time_date"] = when
+        if country is not None:
+            event["country"] = country
+        if subdivision:
+            event["subdivision"] = subdivision
+        if self.geoip_build is not None:
+            event["geoip"] = self.geoip_build
+        event["source_file"] = self.source
+        event["source_line"] = line
+
+    def _encoded(
+        self,
+        event: dict[str, Any],
+        text: str | None,
+        digest: bytes,
+        when: Any,
+        country: str | None,
+        subdivision: str | None,
+        line: int,
+    ) -> tuple[str, str]:
+        """(id key, stored text): the line's own JSON with the added fields spliced in front."""
+        oid = digest.hex()
+        if _may_hold_lists(event):
+            self.maybe_lists.append(event)
+        if text is None or not ADDED.isdisjoint(event):
+            self._complete(event, when, country, subdivision, line)
+            event["_id"] = ObjectId(digest)
+            return "o" + oid, encode_document({"_id": event.pop("_id"), **event})
+        parts = ['{"_id":{"$oid":"', oid, '"}']
+        if when is None:
+            parts.append(',"time_date":null')
+        else:
+            parts += [',"time_date":{"$date":"', when.isoformat(timespec="milliseconds"), 'Z"}']
+        if country is not None:
+            parts += [',"country":', _json_text(country)]
+        if subdivision:
+            parts += [',"subdivision":', _json_text(subdivision)]
+        if self.geoip_build is not None:
+            parts += [',"geoip":', str(self.geoip_build)]
+        parts += [',"source_file":', self.source_json, ',"source_line":', str(line)]
+        rest = text[1:].lstrip()
+        parts.append(rest if rest.startswith("}") else "," + rest)
+        return "o" + oid, "".join(parts)
+
     def flush(self) -> None:
         if not self.batch:
             return
-        result = self.store.insert_many(self.database, COLLECTION, self.batch)
-        self.inserted += result.inserted
-        self.duplicates += result.duplicates
+        if self.encoded:
+            self.writer.put((self.batch, self.maybe_lists))
+            self.maybe_lists = []
+        else:
+            self.writer.put(self.batch)
         self.batch = []
+
+    def finish(self) -> None:
+        """Write what is left and wait for the writer; raises what a write raised."""
+        self.flush()
+        self.writer.close()
+
+    def abandon(self) -> None:
+        self.writer.close(raise_error=False)
+
+
+def _may_hold_lists(event: dict[str, Any]) -> bool:
+    """True if an indexed path of the collection could hold a list (then the index is multikey)."""
+    context = event.get("context")
+    if type(context) is dict:
+        if type(context.get("course_id")) is list:
+            return True
+    elif type(context) is list:
+        return True
+    return type(event.get("event_type")) is list or type(event.get("username")) is list
+
+
+@lru_cache(maxsize=4096)
+def _json_text(value: str) -> str:
+    return json.dumps(value)

@@ -316,6 +316,15 @@ class DocumentStore(ABC):
     `core.errors` class: TransientError (retry), BadDataError, TerminalError (incl. UnsafeNameError).
     """
 
+    # True where `insert_encoded` takes documents already encoded as the backend stores them.
+    accepts_encoded = False
+
+    def insert_encoded(
+        self, db: str, coll: str, rows: Sequence[tuple[str, str]], maybe_lists: Sequence[Document] = ()
+    ) -> InsertResult:
+        """Insert documents given as (id_key(_id), encode(doc)); only where `accepts_encoded`."""
+        raise NotImplementedError(f"{type(self).__name__} takes documents, not encoded text")
+
     @abstractmethod
     def insert_many(self, db: str, coll: str, docs: Iterable[Document]) -> InsertResult:
         """Insert one batch, unordered; skip and count documents whose `_id` exists already.

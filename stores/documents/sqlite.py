@@ -249,6 +249,31 @@ class SqliteDocumentStore(DocumentStore):
             finally:
                 cursor.close()
 
+    accepts_encoded = True
+
+    def insert_encoded(
+        self, db: str, coll: str, rows: Sequence[tuple[str, str]], maybe_lists: Sequence[Document] = ()
+    ) -> InsertResult:
+        """`insert_many` for documents the caller already encoded: (id_key(_id), encode(doc)).
+
+        For bulk loaders that can build the stored text more cheaply than `encode` (a tracking-log
+        line is already JSON). `maybe_lists` must hold every document that may have a list on an
+        indexed path, so that such an index is marked multikey.
+        """
+        check_database_name(db)
+        check_name(coll)
+        if not rows:
+            return InsertResult(0, 0)
+        with self._write(db, coll) as conn:
+            _create_table(conn, coll)
+            if maybe_lists:
+                self._note_lists(conn, coll, maybe_lists)
+            cursor = conn.executemany(
+                f"INSERT INTO {_q(coll)} (id, doc) VALUES (?, ?) ON CONFLICT (id) DO NOTHING", rows
+            )
+            inserted = cursor.rowcount
+        return InsertResult(inserted, len(rows) - inserted)
+
     def insert_many(self, db: str, coll: str, docs: Iterable[Document]) -> InsertResult:
         check_database_name(db)
         check_name(coll)
