@@ -36,6 +36,9 @@ def sample_run(tmp_path, sql_backend, unique_name):
         store = open_sql_store(sql_backend, tmp_path / "var")
         for database in {parse_dump_name(n).database for n in SQL_COUNTS} | {f"api_{unique_name}"}:
             store.drop_database(database)
+        with store.transaction("Person_Course") as cur:
+            cur.execute("DELETE FROM person_course_day WHERE source_file LIKE ?", (f"{SAMPLE_DATA}%",))
+            cur.execute("DELETE FROM forum_author_counts WHERE source LIKE ?", (f"{SAMPLE_DATA}%",))
 
 
 def test_every_sample_dump_is_loaded_with_its_row_count(sample_run):
@@ -75,3 +78,39 @@ def test_dashboards_reads_of_the_sample_work(sample_run):
             course.dbname, "SELECT user_id, status, grade FROM certificates_generatedcertificate"
         )
         assert {s for _, s, _ in certificates} <= {"downloadable", "notpassing", "unavailable", "generating"}
+
+
+def test_every_service_loads_its_part_of_the_sample(sample_run, tmp_path):
+    from stores.documents import open_document_store
+
+    _, scheduler, store = sample_run
+    rows = scheduler.queue.rows()
+    by_service: dict[str, dict[str, int]] = {}
+    for row in rows:
+        by_service.setdefault(row.service_name, {}).setdefault(row.state, 0)
+        by_service[row.service_name][row.state] += 1
+    assert by_service["Clickstream"] == {states.DONE: 3}, "the newest day (2015-06-01) is held back"
+    assert by_service["DiscussionForums"] == {states.DONE: 3}
+    assert by_service["CourseStructure"] == {states.DONE: 3}
+    assert by_service["EdxCourseStructure"] == {states.DONE: 2}
+    counts = MANIFEST["counts"]
+    held_back = "clickstream_logs/2015-06-01/uqx-edx-events-2015-06-01.log.gz"
+    expected_events = sum(
+        v["events"] for k, v in counts.items() if k.startswith("clickstream") and k != held_back
+    )
+    docs = open_document_store("sqlite", tmp_path / "var")
+    loaded = docs.count("logs", "clickstream")
+    assert loaded in (expected_events, expected_events + 1), "the syslog-prefixed line is recovered"
+    assert docs.count("logs", "clickstream", {"time_date": {"$exists": True}}) == loaded
+    www = tmp_path / "var" / "www"
+    assert sorted(p.name for p in (www / "course_structure").glob("*.json")) == [
+        "UQx-BIOIMG101x-1T2014.json",
+        "UQx-DEMO101x-2T2015.json",
+        "UQx-PSYC10301x-4T2016.json",
+    ]
+    days = store.query(
+        "Person_Course",
+        "SELECT SUM(nevents) FROM person_course_day WHERE source_file LIKE ?",
+        (f"{SAMPLE_DATA}%",),
+    )
+    assert 0 < int(days[0][0]) <= loaded
