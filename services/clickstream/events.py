@@ -153,15 +153,15 @@ def course_of(event: dict[str, Any]) -> str:
 def user_of(event: dict[str, Any]) -> tuple[int | None, str]:
     """(`context.user_id` as an int if it is one, `username`)."""
     context = event.get("context")
-    user_id: Any = context.get("user_id") if isinstance(context, dict) else None
-    if isinstance(user_id, str) and user_id.isdigit():
-        user_id = int(user_id)
-    if not isinstance(user_id, int) or isinstance(user_id, bool):
-        user_id = None
+    user_id = context.get("user_id") if type(context) is dict else None
+    if type(user_id) is not int:
+        user_id = int(user_id) if type(user_id) is str and user_id.isdigit() else None
     username = event.get("username")
-    if not isinstance(username, str):
+    if type(username) is not str:
         username = ""
-    return user_id, username.strip()
+    elif username[-1:].isspace():
+        username = username.strip()
+    return user_id, username
 
 
 def event_name(event: dict[str, Any]) -> str:
