@@ -31,28 +31,28 @@ def _iso(value: datetime | None) -> str:
 
 def service_status(scheduler: Scheduler) -> dict[str, dict[str, Any]]:
     """The `response` object: one entry per configured service."""
-    counts = scheduler.queue.counts()
-    rows_by_service: dict[str, dict[str, int]] = {}
-    for row in scheduler.queue.rows():
-        totals = rows_by_service.setdefault(row.service_name, {"rows_loaded": 0, "rows_rejected": 0})
-        if row.state == states.DONE:
-            totals["rows_loaded"] += row.rows_loaded
-            totals["rows_rejected"] += row.rows_rejected
+    summary = scheduler.queue.summary()
+    running = {row.service_name: row for row in scheduler.queue.running()}
     result: dict[str, dict[str, Any]] = {}
     for service in scheduler.services:
         state = scheduler.states[service.name]
-        by_state = counts.get(service.name, {})
+        by_state = summary.get(service.name, {})
+        files = {s: by_state.get(s, (0, 0, 0))[0] for s in states.ALL}
         last = scheduler.queue.last_completed([service.name], "save_run" if service.derived else "file")
+        current = running.get(service.name)
         result[service.name] = {
             "name": service.name,
-            "status": state.status,
+            "status": state.status if current is None else "running",
             "task": state.task,
-            "file": state.file,
+            "file": state.file or (current.meta if current else ""),
             "startdate": _iso(state.startdate),
             "lastcompletedate": _iso(last),
-            "tasksleft": by_state.get(states.QUEUED, 0) + by_state.get(states.RUNNING, 0),
-            "files": {s: by_state.get(s, 0) for s in states.ALL},
-            **rows_by_service.get(service.name, {"rows_loaded": 0, "rows_rejected": 0}),
+            "tasksleft": files[states.QUEUED] + files[states.RUNNING],
+            "progress": round(current.progress, 3) if current else None,
+            "files": files,
+            # Events/rows kept: done files, and failed files that keep what was read (truncated gzip).
+            "rows_loaded": sum(by_state.get(s, (0, 0, 0))[1] for s in (states.DONE, states.FAILED)),
+            "rows_rejected": sum(by_state.get(s, (0, 0, 0))[2] for s in (states.DONE, states.FAILED)),
             "last_error": state.last_error,
             **state.extra,
         }

@@ -506,12 +506,20 @@ class TrackingQueue:
 
     def counts(self) -> dict[str, dict[str, int]]:
         """Files per service and state."""
+        return {service: {st: n for st, (n, _, _) in by.items()} for service, by in self.summary().items()}
+
+    def summary(self) -> dict[str, dict[str, tuple[int, int, int]]]:
+        """Per service and state: (files, rows loaded, rows rejected), in one query."""
         with self._tx(False) as cur:
             rows = cur.execute(
-                f"SELECT service_name, state, COUNT(*) FROM {TABLE} WHERE type='file' "
-                "GROUP BY service_name, state"
+                f"SELECT service_name, state, COUNT(*), SUM(rows_loaded), SUM(rows_rejected) FROM {TABLE} "
+                "WHERE type='file' GROUP BY service_name, state"
             ).fetchall()
-        result: dict[str, dict[str, int]] = {}
-        for service, state, count in rows:
-            result.setdefault(service, {})[state] = int(count)
+        result: dict[str, dict[str, tuple[int, int, int]]] = {}
+        for service, state, count, loaded, rejected in rows:
+            result.setdefault(service, {})[state] = (int(count), int(loaded or 0), int(rejected or 0))
         return result
+
+    def running(self) -> list[Row]:
+        """The files being ingested now (by any daemon), with their progress."""
+        return self.rows(state=states.RUNNING)

@@ -323,3 +323,47 @@ def test_sigkill_half_way_through_a_large_tracking_log_then_restart_gives_the_sa
             docs.close()
     assert results["ref"][0] == events
     assert results["crash"] == results["ref"]
+
+
+def test_status_api_shows_a_tracking_logs_progress_then_its_counts(tmp_path):
+    data = make_package(tmp_path / "data")
+    logs = (data / "clickstream_logs" / "latest").resolve()
+    write_large_log(logs / "uqx-edx-events-2015-05-30.log.gz", 60_000)
+    (logs / "uqx-edx-events-2015-05-31.log").write_bytes(
+        b'{"username": "x", "time": "2015-05-31T00:00:00+00:00"}\nnot json\n'
+    )
+    port = free_port()
+    env = environ(
+        data,
+        tmp_path / "var",
+        API_ENABLED="1",
+        API_PORT=str(port),
+        SCAN_INTERVAL="3600",
+        SERVICES="Clickstream",
+        CLICKSTREAM_HOLD_NEWEST="0",
+        CLICKSTREAM_BATCH="1000",
+    )
+    proc = start(env)
+    try:
+        url = f"http://127.0.0.1:{port}/status"
+
+        def clickstream():
+            try:
+                return get_json(url)["response"]["Clickstream"]
+            except OSError:
+                return None
+
+        seen = wait_for(
+            lambda: (s := clickstream()) and s["progress"] and 0 < s["progress"] < 1 and s,
+            timeout=120,
+            what="a progress figure while the log loads",
+        )
+        assert seen["status"] == "running" and seen["file"].endswith(".log.gz")
+        final = wait_for(
+            lambda: (s := clickstream()) and s["files"]["done"] == 2 and s, timeout=300, what="both logs done"
+        )
+        assert (final["rows_loaded"], final["rows_rejected"], final["progress"]) == (60_001, 1, None)
+        assert final["country"].startswith("off")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)

@@ -8,7 +8,7 @@ converts them. Driver exceptions are translated into `core.errors` at this bound
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,10 +114,6 @@ class SqlStore(ABC):
         """Run one read statement and return all rows."""
         with self.transaction(database) as cur:
             return cur.execute(sql, params).fetchall()
-
-    def iter_query(self, database: str, sql: str, params: Sequence[Any] = ()) -> Iterator[tuple[Any, ...]]:
-        """Rows of one read statement (fetched whole; for small results)."""
-        yield from self.query(database, sql, params)
 
     def quote(self, name: str) -> str:
         """Validated, quoted identifier for this dialect."""
