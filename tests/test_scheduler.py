@@ -1,0 +1,130 @@
+"""The scheduler's failure handling and ordering, with small services of the test's own."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from base_service import Context, Entry, IngestResult, Service
+from core import states
+from core.errors import TerminalError, TransientError
+from core.registry import dependency_order
+from core.scheduler import Scheduler
+from stores.sql.base import open_sql_store
+from tests.packages import dump_dir, make_package, settings_for
+
+calls: list[str] = []
+
+
+class Flaky(Service):
+    """Fails with a transient error the first `failures` times it sees a file."""
+
+    name = "Flaky"
+    failures = 1
+
+    def __init__(self) -> None:
+        self.seen: dict[str, int] = {}
+
+    def wants(self, entry: Entry) -> bool:
+        return entry.path.name.endswith(".flaky")
+
+    def ingest(self, path: Path, ctx: Context) -> IngestResult:
+        calls.append(f"Flaky:{path.name}")
+        self.seen[path.name] = self.seen.get(path.name, 0) + 1
+        if self.seen[path.name] <= self.failures:
+            raise TransientError("database restarting")
+        if path.name.startswith("broken"):
+            raise TerminalError(f"{path}: cannot be loaded")
+        if path.name.startswith("bug"):
+            raise KeyError("unexpected")
+        return IngestResult(rows_loaded=1)
+
+
+class Later(Service):
+    name = "Later"
+    depends_on = ("Flaky",)
+
+    def wants(self, entry: Entry) -> bool:
+        return entry.path.name.endswith(".later")
+
+    def ingest(self, path: Path, ctx: Context) -> IngestResult:
+        calls.append(f"Later:{path.name}")
+        return IngestResult(rows_loaded=1)
+
+
+class Derived(Service):
+    name = "Derived"
+    derived = True
+    depends_on = ("Flaky", "Later")
+
+    def run(self, ctx: Context) -> None:
+        calls.append("Derived")
+
+
+@pytest.fixture
+def scheduler(tmp_path):
+    calls.clear()
+    data = make_package(tmp_path / "data")
+    for name in ("a.flaky", "b.later", "broken.flaky", "bug.flaky"):
+        (dump_dir(data) / name).write_text("x")
+    settings = settings_for(data, tmp_path / "var", MAX_ATTEMPTS="3")
+    sched = Scheduler(
+        settings, [Flaky(), Later(), Derived()], open_sql_store("sqlite", tmp_path / "var"), lambda: None
+    )
+    sched.prepare()
+    sched.scan()
+    return sched
+
+
+def drain_all(sched: Scheduler) -> None:
+    for _ in range(10):
+        sched.drain()
+
+
+def test_transient_errors_are_retried_and_other_failures_fail_only_their_file(scheduler):
+    drain_all(scheduler)
+    rows = {Path(r.meta).name: r for r in scheduler.queue.rows() if r.type == "file"}
+    assert (rows["a.flaky"].state, rows["a.flaky"].attempts) == (states.DONE, 2)
+    assert rows["broken.flaky"].state == states.FAILED and "cannot be loaded" in rows["broken.flaky"].error
+    assert rows["bug.flaky"].state == states.FAILED and "KeyError" in rows["bug.flaky"].error
+    assert rows["bug.flaky"].error.startswith(rows["bug.flaky"].meta), "the error names the file"
+    assert rows["b.later"].state == states.DONE
+
+
+def test_a_file_that_keeps_failing_transiently_is_failed_after_max_attempts(scheduler):
+    scheduler.by_name["Flaky"].failures = 99  # type: ignore[attr-defined]
+    drain_all(scheduler)
+    row = next(r for r in scheduler.queue.rows() if r.meta.endswith("a.flaky"))
+    assert (row.state, row.attempts) == (states.FAILED, 3)
+    assert "gave up after 3 attempts" in row.error and "database restarting" in row.error
+
+
+def test_dependent_services_wait_for_their_inputs_and_derived_ones_run_once_after(scheduler):
+    drain_all(scheduler)
+    later = calls.index("Later:b.later")
+    assert all(i < later for i, c in enumerate(calls) if c.startswith("Flaky:"))
+    assert calls.count("Derived") == 1 and calls[-1] == "Derived"
+    runs = [r for r in scheduler.queue.rows() if r.type == "save_run"]
+    assert [(r.service_name, r.meta, r.state) for r in runs] == [("Derived", "", states.DONE)]
+    drain_all(scheduler)
+    assert calls.count("Derived") == 1, "nothing new completed: not run again"
+
+
+def test_dependency_loops_and_unknown_services_are_configuration_errors():
+    from core.errors import ConfigError
+
+    class A(Service):
+        name = "A"
+        depends_on = ("B",)
+
+    class B(Service):
+        name = "B"
+        depends_on = ("A",)
+
+    with pytest.raises(ConfigError, match="dependency loop"):
+        dependency_order({"A": A, "B": B})
+    from core.registry import discover, select
+
+    with pytest.raises(ConfigError, match="Nope"):
+        select(discover(), ["Nope"], [])
