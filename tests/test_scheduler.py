@@ -11,6 +11,7 @@ from core import states
 from core.errors import TerminalError, TransientError
 from core.registry import dependency_order
 from core.scheduler import Scheduler
+from stores.documents import open_document_store
 from stores.sql.base import open_sql_store
 from tests.packages import dump_dir, make_package, settings_for
 
@@ -93,7 +94,7 @@ def test_transient_errors_are_retried_and_other_failures_fail_only_their_file(sc
 
 
 def test_a_file_that_keeps_failing_transiently_is_failed_after_max_attempts(scheduler):
-    scheduler.by_name["Flaky"].failures = 99  # type: ignore[attr-defined]
+    scheduler.by_name["Flaky"].failures = 99
     drain_all(scheduler)
     row = next(r for r in scheduler.queue.rows() if r.meta.endswith("a.flaky"))
     assert (row.state, row.attempts) == (states.FAILED, 3)
