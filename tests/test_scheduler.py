@@ -70,9 +70,9 @@ def scheduler(tmp_path):
     for name in ("a.flaky", "b.later", "broken.flaky", "bug.flaky"):
         (dump_dir(data) / name).write_text("x")
     settings = settings_for(data, tmp_path / "var", MAX_ATTEMPTS="3")
-    sched = Scheduler(
-        settings, [Flaky(), Later(), Derived()], open_sql_store("sqlite", tmp_path / "var"), lambda: None
-    )
+    documents = open_document_store("sqlite", tmp_path / "var")
+    services = [Flaky(), Later(), Derived()]
+    sched = Scheduler(settings, services, open_sql_store("sqlite", tmp_path / "var"), lambda: documents)
     sched.prepare()
     sched.scan()
     return sched
