@@ -76,7 +76,15 @@ def create_app(scheduler: Scheduler) -> Flask:
             scheduler.queue.counts()
         except IngestorError as exc:
             return jsonify({"ok": False, "error": str(exc)}), 503
-        return jsonify({"ok": True, "worker": scheduler.worker, "last_scan": _iso(scheduler.last_scan_at)})
+        return jsonify(
+            {
+                "ok": True,
+                "worker": scheduler.worker,
+                "last_scan": _iso(scheduler.last_scan_at),
+                "scan_problems": scheduler.last_scan.problems if scheduler.last_scan else [],
+                "files_taken_by_no_service": scheduler.unclaimed,
+            }
+        )
 
     return app
 

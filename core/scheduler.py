@@ -94,6 +94,8 @@ class Scheduler:
         self.states = {s.name: ServiceState() for s in self.services}
         self.failed: list[str] = []
         self.last_scan: ScanResult | None = None
+        self.unclaimed = 0
+        self.unclaimed_warned: set[Path] = set()
         self.last_scan_at: datetime | None = None
 
     @cache  # noqa: B019 - one registry per scheduler, read once
@@ -138,21 +140,29 @@ class Scheduler:
         for problem in result.problems:
             log.error("scan: %s", problem)
         offered = {"new": 0, "changed": 0, "same": 0}
+        unclaimed = []
         for entry in result.entries:
-            for service in self.services:
-                if service.derived or not service.wants(entry):
-                    continue
+            wanted = [s for s in self.services if not s.derived and s.wants(entry)]
+            if not wanted:
+                unclaimed.append(entry.path)
+            for service in wanted:
                 meta = os.fsencode(entry.path).decode("utf-8", "backslashreplace")
                 outcome = self.queue.offer(service.name, meta, entry.fingerprint)
                 offered[outcome] += 1
                 if outcome != "same":
                     logging.getLogger(f"ingestor.{service.name}").info("queued (%s): %s", outcome, meta)
         log.info(
-            "scan: %d new, %d changed, %d unchanged",
+            "scan: %d new, %d changed, %d unchanged, %d taken by no service",
             offered["new"],
             offered["changed"],
             offered["same"],
+            len(unclaimed),
         )
+        for path in unclaimed:
+            if path not in self.unclaimed_warned:
+                self.unclaimed_warned.add(path)
+                log.warning("scan: %s is taken by no service (unknown kind, unsafe name, or held back)", path)
+        self.unclaimed = len(unclaimed)
         self.last_scan = result
         self.last_scan_at = self.clock()
         return result

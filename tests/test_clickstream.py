@@ -300,3 +300,10 @@ def test_per_day_aggregates_commit_with_the_file_on_mariadb(env, mysql_url, uniq
                 "DELETE FROM person_course_day WHERE source_file LIKE ?", (f"%{env.data.parent.name}%",)
             )
         store.drop_database(f"api_{unique_name}")
+
+
+def test_a_log_with_a_hostile_name_is_taken_by_no_service_and_reported(env, caplog):
+    (env.logs / "x'; DROP TABLE ingestor; --2015-05-30.log").write_bytes(log_text([event(1)]))
+    assert env.run() == 0
+    assert not env.rows()
+    assert "is taken by no service" in caplog.text and env.scheduler.unclaimed == 1
