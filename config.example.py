@@ -35,7 +35,7 @@ GEOIP_DATABASE = ""
 CLICKSTREAM_HOLD_NEWEST = True
 
 # Events written to the document store per batch.
-CLICKSTREAM_BATCH = 5000
+CLICKSTREAM_BATCH = 20000
 
 # The course registry (EDX_DATABASES).
 COURSES_FILE = "courses.py"

@@ -41,7 +41,7 @@ class Settings:
     DOCUMENT_DB_PREFIX: str = ""
     GEOIP_DATABASE: str = ""
     CLICKSTREAM_HOLD_NEWEST: bool = True
-    CLICKSTREAM_BATCH: int = 5000
+    CLICKSTREAM_BATCH: int = 20000
     MAX_ATTEMPTS: int = 3
     LEASE_SECONDS: int = 120
     HEARTBEAT_SECONDS: int = 10

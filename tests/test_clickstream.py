@@ -307,3 +307,18 @@ def test_a_log_with_a_hostile_name_is_taken_by_no_service_and_reported(env, capl
     assert env.run() == 0
     assert not env.rows()
     assert "is taken by no service" in caplog.text and env.scheduler.unclaimed == 1
+
+
+def test_time_parsing_matches_a_full_timezone_conversion():
+    from datetime import UTC
+
+    from utils.timeparse import parse_event_time
+
+    for text in (
+        "2014-05-02T16:01:49.512248+00:00",
+        "2014-12-09T03:57:24+00:00",
+        "2014-12-09T03:57:24.5+00:00",
+    ):
+        expected = datetime.fromisoformat(text).astimezone(UTC).replace(tzinfo=None)
+        assert parse_event_time(text) == expected
+    assert parse_event_time("2014-13-09T03:57:24+00:00") is None

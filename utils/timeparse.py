@@ -14,6 +14,11 @@ def parse_event_time(value: object) -> datetime | None:
     """The UTC instant of an event's `time` (naive, as stored), or None if it is not a time."""
     if not isinstance(value, str) or len(value) < 10:
         return None
+    if value.endswith("+00:00"):  # the common case: already UTC, no conversion needed
+        try:
+            return datetime.fromisoformat(value[:-6])
+        except ValueError:
+            return _lenient(value)
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:

@@ -70,7 +70,7 @@ class ClickstreamService(Service):
 
     def __init__(self) -> None:
         self.hold_newest = True
-        self.batch = 5000
+        self.batch = 20000
         self.geoip: GeoIP | None = None
         self._newest: dict[Path, tuple[int, date | None]] = {}
 

@@ -139,6 +139,9 @@ class SqliteDocumentStore(DocumentStore):
                     conn.execute("PRAGMA query_only = ON")
                 else:
                     conn.execute("PRAGMA journal_mode = WAL")
+                    # Bulk loads touch every index's B-tree at random places: a 64 MiB page cache
+                    # (instead of 2 MiB) roughly halves the time of a large insert.
+                    conn.execute("PRAGMA cache_size = -65536")
                     conn.execute(_META_DDL)
                 conn.execute("PRAGMA synchronous = NORMAL")
             except sqlite3.Error:
