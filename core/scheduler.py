@@ -227,10 +227,7 @@ class Scheduler:
             done.set()
             if result.failed:
                 # The file cannot be read to its end, but what was read is loaded and kept.
-                message = result.failed if job.path in result.failed else f"{job.path}: {result.failed}"
-                slog.error("failed: %s", message)
-                self.failed.append(message)
-                state.last_error = message
+                message = self._failure(job, result.failed, slog)
                 self.queue.fail(
                     job,
                     message,
@@ -269,18 +266,23 @@ class Scheduler:
             self._transient(job, exc, slog)
         except Exception as exc:  # noqa: BLE001 - one file's failure must never stop the daemon
             done.set()
-            message = str(exc) if job.path in str(exc) else f"{job.path}: {exc}"
+            text = str(exc)
             if not isinstance(exc, IngestorError):
                 slog.error("unexpected error: %s", traceback.format_exc())
-                message = f"{message} ({type(exc).__name__})"
-            slog.error("failed: %s", message)
-            self.failed.append(message)
-            state.last_error = message
-            self._safely(self.queue.fail, job, message, 0, rejects.count)
+                text = f"{text} ({type(exc).__name__})"
+            self._safely(self.queue.fail, job, self._failure(job, text, slog), 0, rejects.count)
         finally:
             done.set()
             heart.join(timeout=5)
             state.status, state.task, state.file = "idle", "", ""
+
+    def _failure(self, job: Job, text: str, slog: logging.Logger) -> str:
+        """Log and remember a failed file; the message always names the file."""
+        message = text if job.path in text else f"{job.path}: {text}"
+        slog.error("failed: %s", message)
+        self.failed.append(message)
+        self.states[job.service_name].last_error = message
+        return message
 
     def _transient(self, job: Job, exc: Exception, slog: logging.Logger) -> None:
         if job.attempts >= self.settings.MAX_ATTEMPTS:
