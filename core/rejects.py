@@ -1,7 +1,8 @@
 """Rejected records, kept for inspection under `<STATE_DIR>/rejects/<service>/`.
 
-One TSV per (file, version): line number, reason, and the raw record with unprintable bytes
-escaped. A retry of the same version rewrites the file, so nothing is listed twice.
+One TSV per (file, version), `<name>.<tracking row id>.v<version>.rejects.tsv`: line number, reason,
+and the raw record with unprintable bytes escaped. A retry of the same version rewrites the file,
+so nothing is listed twice.
 """
 
 from __future__ import annotations
@@ -17,10 +18,12 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._+-]")
 class Rejects:
     """Writes the rejects of one ingest; counts them."""
 
-    def __init__(self, directory: Path, source: Path, version: int) -> None:
+    def __init__(self, directory: Path, source: Path, version: int, row_id: int | None = None) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         safe = _UNSAFE.sub("_", source.name)[:180] or "unnamed"
-        self.path = directory / f"{safe}.v{version}.rejects.tsv"
+        # The tracking row's id keeps apart files of the same name in different weeks' directories.
+        row = f".{row_id}" if row_id is not None else ""
+        self.path = directory / f"{safe}{row}.v{version}.rejects.tsv"
         self.source = source
         self.count = 0
         self._stream: IO[str] | None = None

@@ -216,7 +216,7 @@ class Scheduler:
         ctx.job = job
         ctx.progress = lambda fraction: progress.__setitem__("value", fraction)
         ctx.should_stop = lambda: self.stop.is_set() or lost.is_set()
-        rejects = Rejects(self.settings.rejects_dir / service.name, _path(job.path), job.version)
+        rejects = Rejects(self.settings.rejects_dir / service.name, _path(job.path), job.version, job.id)
         ctx.rejects = rejects
         heart = threading.Thread(target=beat, name=f"heartbeat-{job.id}", daemon=True)
         heart.start()
