@@ -13,6 +13,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from types import FrameType
 from typing import TYPE_CHECKING
@@ -44,6 +45,7 @@ class Daemon:
         self.settings = settings
         self.stop = threading.Event()
         self.reload_requested = False
+        self._wake = threading.Event()  # set by signals, so that an idle wait ends at once
         self._signals = 0
         self._reload = reload
         services = registry.select(registry.discover(), settings.SERVICES, settings.IGNORE_SERVICES)
@@ -65,9 +67,11 @@ class Daemon:
         if self._signals > 1:
             os._exit(128 + signum)
         self.stop.set()
+        self._wake.set()
 
     def _on_hup(self, signum: int, frame: FrameType | None) -> None:
         self.reload_requested = True
+        self._wake.set()
 
     def install_signals(self) -> None:
         signal.signal(signal.SIGTERM, self._on_term)
@@ -123,10 +127,23 @@ class Daemon:
         if self.reload_requested and self._reload is not None:
             self.reload_requested = False
             try:
-                self.settings = self._reload()
-                log.info("configuration re-read (SIGHUP); new values apply to the next files")
+                fresh = self._reload()
             except ConfigError as exc:
                 log.error("SIGHUP: configuration not reloaded: %s", exc)
+            else:
+                kept = [
+                    k
+                    for k in ("SQL_URL", "MONGO_URL", "STATE_DIR", "SERVICES", "IGNORE_SERVICES", "API_PORT")
+                    if getattr(fresh, k) != getattr(self.settings, k)
+                ]
+                if kept:
+                    log.warning(
+                        "SIGHUP: %s change only with a restart; keeping the old values", ", ".join(kept)
+                    )
+                    fresh = replace(fresh, **{k: getattr(self.settings, k) for k in kept})
+                self.settings = self.scheduler.settings = fresh
+                self.scheduler.prepare()  # services re-read their settings (GeoIP database, batch sizes)
+                log.info("configuration re-read (SIGHUP); new values apply to the next files")
         self.scheduler.recover()
         self.scheduler.scan()
         self.scheduler.drain()
@@ -146,7 +163,10 @@ class Daemon:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return
-            self.stop.wait(min(remaining, self.settings.LEASE_SECONDS / 2))
+            self._wake.wait(min(remaining, self.settings.LEASE_SECONDS / 2))
+            self._wake.clear()
+            if self.stop.is_set() or self.reload_requested:
+                return
             try:
                 self.scheduler.recover()
                 self.scheduler.drain()

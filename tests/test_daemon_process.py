@@ -367,3 +367,40 @@ def test_status_api_shows_a_tracking_logs_progress_then_its_counts(tmp_path):
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
+
+
+def test_sighup_rereads_the_configuration_and_applies_it_to_the_next_scan(tmp_path):
+    data = make_package(tmp_path / "data")
+    logs = (data / "clickstream_logs" / "latest").resolve()
+    for day in ("2015-05-29", "2015-05-30"):
+        (logs / f"uqx-edx-events-{day}.log").write_bytes(
+            json.dumps({"username": "u", "time": f"{day}T01:00:00+00:00"}).encode() + b"\n"
+        )
+    config = tmp_path / "config.py"
+    config.write_text("CLICKSTREAM_HOLD_NEWEST = True\n")
+    env = environ(data, tmp_path / "var", SCAN_INTERVAL="3600", SERVICES="Clickstream")
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO / "ingestor.py"), "-c", str(config), "run"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        cwd=REPO,
+    )
+    queue = TrackingQueue(open_sql_store("sqlite", tmp_path / "var"))
+
+    def done() -> int:
+        try:
+            return len([r for r in queue.rows() if r.state == states.DONE])
+        except Exception:  # noqa: BLE001 - the daemon may not have created the table yet
+            return 0
+
+    try:
+        wait_for(lambda: done() == 1, what="the first scan's file")
+        time.sleep(1)
+        assert done() == 1, "the newest log is held back"
+        config.write_text("CLICKSTREAM_HOLD_NEWEST = False\n")
+        proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: done() == 2, timeout=60, what="the held-back log after SIGHUP")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
