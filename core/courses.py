@@ -6,12 +6,12 @@ left out, and the other courses go on.
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from core.errors import ConfigError
+from core.settings import read_python_file
 
 SPECIAL = {"default", "personcourse", "Course_Event"}
 _DBNAME = re.compile(r"[A-Za-z0-9_]{1,64}")
@@ -49,15 +49,7 @@ def load_courses(path: Path) -> Courses:
     """Read `EDX_DATABASES` from `path`; raise ConfigError only if the file itself is unusable."""
     if not path.exists():
         return Courses({}, [f"{path}: no course registry; per-course services have no courses"])
-    spec = importlib.util.spec_from_file_location("ingestor_courses", path)
-    if spec is None or spec.loader is None:
-        raise ConfigError([f"COURSES_FILE {path}: cannot be loaded"])
-    module = importlib.util.module_from_spec(spec)
-    try:
-        spec.loader.exec_module(module)
-    except Exception as exc:
-        raise ConfigError([f"COURSES_FILE {path}: {type(exc).__name__}: {exc}"]) from exc
-    registry = getattr(module, "EDX_DATABASES", None)
+    registry = read_python_file(path, "COURSES_FILE").get("EDX_DATABASES")
     if not isinstance(registry, dict):
         raise ConfigError([f"COURSES_FILE {path}: EDX_DATABASES is missing or not a dict"])
     courses: dict[str, Course] = {}

@@ -117,15 +117,17 @@ def _coerce(key: str, value: Any, source: str, problems: list[str]) -> Any:
         return default
 
 
-def _read_config_file(path: Path) -> dict[str, Any]:
-    spec = importlib.util.spec_from_file_location("ingestor_config", path)
+def read_python_file(path: Path, label: str) -> dict[str, Any]:
+    """The upper-case names a Python file (config.py, courses.py) defines; any error in it is a
+    ConfigError naming `label` and the file."""
+    spec = importlib.util.spec_from_file_location(f"ingestor_{path.stem}", path)
     if spec is None or spec.loader is None:
-        raise ConfigError([f"config file {path}: cannot be loaded"])
+        raise ConfigError([f"{label} {path}: cannot be loaded"])
     module = importlib.util.module_from_spec(spec)
     try:
         spec.loader.exec_module(module)
     except Exception as exc:
-        raise ConfigError([f"config file {path}: {type(exc).__name__}: {exc}"]) from exc
+        raise ConfigError([f"{label} {path}: {type(exc).__name__}: {exc}"]) from exc
     return {k: v for k, v in vars(module).items() if k.isupper()}
 
 
@@ -151,7 +153,7 @@ def load_settings(
         if not config_file.exists():
             problems.append(f"config file {config_file}: does not exist")
         else:
-            layers.append((str(config_file), _read_config_file(config_file)))
+            layers.append((str(config_file), read_python_file(config_file, "config file")))
     env_values = {k[len("INGESTOR_") :]: v for k, v in environ.items() if k.startswith("INGESTOR_")}
     env_values.pop("CONFIG", None)
     layers.append(("environment", env_values))

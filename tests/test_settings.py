@@ -76,3 +76,24 @@ def test_command_line_exits_2_on_a_configuration_error(tmp_path):
         env={"PATH": "/usr/bin:/bin"},
     )
     assert result.returncode == 2 and "SCAN_INTERVAL" in result.stderr
+
+
+def test_course_registry_mistakes_are_warned_by_key_and_field_and_the_others_load(tmp_path):
+    from core.courses import load_courses
+
+    path = tmp_path / "courses.py"
+    path.write_text(
+        "EDX_DATABASES = {\n"
+        "  'default': {'dbname': 'api'},\n"
+        "  'good': {'dbname': 'UQx_A_1T', 'mongoname': 'UQx/A/1T', 'discussiontable': 'UQx-A-1T-prod', 'csjson': ''},\n"
+        "  'colon': {'dbname': 'UQx_B_1T', 'mongoname': 'UQx/B/1T:', 'discussiontable': 'UQx-B-1T-prod'},\n"
+        "  'empty': {'dbname': 'UQx_C_1T', 'mongoname': 'UQx/C/1T', 'discussiontable': ''},\n"
+        "}\n"
+    )
+    courses = load_courses(path)
+    assert list(courses.courses) == ["good"]
+    assert any("'colon'" in w and "'mongoname'" in w for w in courses.warnings)
+    assert any("'empty'" in w and "'discussiontable'" in w for w in courses.warnings)
+    path.write_text("EDX_DATABASES = {\n")
+    with pytest.raises(ConfigError, match="COURSES_FILE"):
+        load_courses(path)
