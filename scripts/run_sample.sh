@@ -11,7 +11,7 @@ set +e
 status=$?
 set -e
 "$py" ingestor.py --set "DATA_PATHS=$here/examples/data" --set "STATE_DIR=$state" status || true
-echo "SQL databases: $state/sql/*.sqlite   rejects: $state/rejects/   logs: $state/logs/"
+echo "SQL: $state/sql/*.sqlite   documents: $state/documents/*.sqlite   output: $state/www/   rejects: $state/rejects/   logs: $state/logs/"
 # The sample package holds deliberately bad files (see examples/README.md), so `run --once` reports
 # some failed files (its exit status 1): that is the expected outcome here, not an error.
 if [ "$status" -eq 1 ]; then
