@@ -407,3 +407,73 @@ def test_identical_lines_of_one_file_are_stored_and_counted_once(env):
     (env.logs / "uqx-edx-events-2015-05-30.log").write_bytes(log_text([line, event(2), line]))
     assert env.run() == 0
     assert len(env.events()) == 2 and sum(d[4] for d in env.days()) == 2
+
+
+def test_lines_the_store_or_the_aggregates_cannot_hold_are_rejected_and_the_rest_loads(env):
+    deep = b'{"event_type": "deep", "username": "u1", "x": ' + b"[" * 989 + b"]" * 989 + b"}"  # 990 levels
+    lines = [
+        json.dumps(event(1)).encode(),
+        json.dumps(event(2, time="0001-01-01T00:00:00+05:00")).encode(),
+        deep,
+        json.dumps(event(3, **{"a.b": "\ud800"})).encode(),
+        json.dumps(event(4, username="\ud800")).encode(),
+        json.dumps(event(5, context={"course_id": COURSE, "user_id": 10**30})).encode(),
+        json.dumps(event(6, context={"course_id": COURSE, "user_id": str(10**30)})).encode(),
+        json.dumps(event(7, username="x" * 300)).encode(),
+        json.dumps(event(8, time="0999-01-01T00:00:00+00:00")).encode(),
+        json.dumps(event(9, username="\ud83d\ude00")).encode(),
+    ]
+    (env.logs / "uqx-edx-events-2015-05-30.log").write_bytes(b"\n".join(lines) + b"\n")
+    assert env.run() == 0
+    row = env.rows()["uqx-edx-events-2015-05-30.log"]
+    assert (row.state, row.rows_loaded, row.rows_rejected) == (states.DONE, 2, 8)
+    assert sorted(d["username"] for d in env.events()) == ["user1", "\U0001f600"]
+    assert sum(d[4] for d in env.days()) == 2
+    text = next((env.state / "rejects" / "Clickstream").glob("*.tsv")).read_text()
+    for expected in (
+        "2\ttime '0001-01-01T00:00:00+05:00' is out of range once made UTC",
+        "3\tnested deeper than 100 levels",
+        "4\tinvalid Unicode (lone surrogate)",
+        "5\tinvalid Unicode (lone surrogate)",
+        "6\tinteger 1000000000000000000000000000000 does not fit in 64 bits",
+        "7\tcontext.user_id 1000000000000000000000000000000 does not fit in 64 bits",
+        "8\tusername longer than 255 characters",
+        "9\ttime 0999-01-01T00:00:00 is before the year 1000",
+    ):
+        assert expected in text
+
+
+@pytest.mark.mysql
+def test_a_user_id_too_big_for_bigint_is_rejected_and_the_file_done_on_mariadb(env, mysql_url, unique_name):
+    lines = [
+        event(1),
+        event(2, context={"course_id": COURSE, "user_id": str(10**30)}),
+        event(3, username="\ud800"),
+    ]
+    (env.logs / "uqx-edx-events-2015-05-30.log").write_bytes(log_text(lines))
+    store = open_sql_store(mysql_url, env.state)
+    try:
+        assert env.run(sql_url=mysql_url) == 0
+        assert [int(d[4]) for d in env.days(mysql_url)] == [1]
+    finally:
+        with store.transaction("Person_Course") as cur:
+            cur.execute("DELETE FROM person_course_day WHERE source_file LIKE ?", (f"{env.data}%",))
+        store.drop_database(f"api_{unique_name}")
+
+
+def test_a_line_longer_than_the_limit_is_rejected_in_bounded_memory(env):
+    huge = json.dumps(event(1, event="x" * 300_000)).encode()
+    lines = [json.dumps(event(2)).encode(), huge, json.dumps(event(3)).encode()]
+    (env.logs / "uqx-edx-events-2015-05-30.log.gz").write_bytes(gzip.compress(b"\n".join(lines) + b"\n"))
+    (env.logs / "uqx-edx-events-2015-05-31.log").write_bytes(huge)
+    assert env.run(MAX_LINE_BYTES="100000") == 0
+    rows = env.rows()
+    assert (
+        rows["uqx-edx-events-2015-05-30.log.gz"].rows_loaded,
+        rows["uqx-edx-events-2015-05-30.log.gz"].rows_rejected,
+    ) == (2, 1)
+    assert rows["uqx-edx-events-2015-05-31.log"].rows_rejected == 1
+    assert sorted(d["source_line"] for d in env.events()) == [1, 3]
+    text = "".join(p.read_text() for p in (env.state / "rejects" / "Clickstream").glob("*.tsv"))
+    assert f"2\tline too long ({len(huge)} bytes > MAX_LINE_BYTES 100000)" in text
+    assert f"1\tline too long ({len(huge)} bytes > MAX_LINE_BYTES 100000)" in text

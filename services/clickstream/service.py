@@ -28,11 +28,11 @@ from bson import ObjectId
 from base_service import Context, Entry, IngestResult, Service
 from core.errors import Interrupted, TerminalError
 from services.clickstream import aggregates
-from services.clickstream.events import course_of, event_name, parse_with_text, user_of
+from services.clickstream.events import aggregate_problem, course_of, event_name, parse_with_text, user_of
 from stores.documents.base import encode as encode_document
 from utils.geoip import GeoIP
 from utils.lines import TruncatedInput, iter_line_blocks
-from utils.timeparse import parse_event_time
+from utils.timeparse import TimeOutOfRange, parse_event_time
 
 COLLECTION = "clickstream"
 LOGS = "logs"
@@ -130,7 +130,8 @@ class ClickstreamService(Service):
         failed = None
         try:
             try:
-                for first, lines in iter_line_blocks(path, position):
+                too_long = _too_long_rejecter(ctx, ctx.settings.MAX_LINE_BYTES)
+                for first, lines in iter_line_blocks(path, position, ctx.settings.MAX_LINE_BYTES, too_long):
                     loader.add_lines(first, lines)
                     ctx.progress(min(position[0] / size, 0.99))
                     if ctx.should_stop():
@@ -239,7 +240,18 @@ class _Loader:
             if event is None:
                 rejects.add(first + index, reason, raw)
                 continue
-            when = parse_event_time(event.get("time"))
+            line = first + index
+            try:
+                when = parse_event_time(event.get("time"))
+            except TimeOutOfRange as exc:
+                rejects.add(line, str(exc), raw)
+                continue
+            user_id, username = user_of(event)
+            course = course_of(event)
+            problem = aggregate_problem(course, user_id, username, when)
+            if problem:
+                rejects.add(line, problem, raw)
+                continue
             ip = event.get("ip")
             country = subdivision = None
             if lookup is not None:
@@ -248,17 +260,19 @@ class _Loader:
                     country, subdivision = found
             elif ip == "" or ip == "::1":
                 country = ""
-            user_id, username = user_of(event)
-            counted.append((course_of(event), user_id, username, when, event_name(event), country, ip))
-            line = first + index
-            numbers.append(line)
             digest = hashlib.blake2b(raw, digest_size=12).digest()
             if self.encoded:
-                self.batch.append(self._encoded(event, text, digest, when, country, subdivision, line))
+                try:
+                    self.batch.append(self._encoded(event, text, digest, when, country, subdivision, line))
+                except (TypeError, ValueError, OverflowError) as exc:
+                    rejects.add(line, f"not storable: {exc}", raw)
+                    continue
             else:
                 self._complete(event, when, country, subdivision, line)
                 event["_id"] = ObjectId(digest)
                 self.batch.append(event)
+            counted.append((course, user_id, username, when, event_name(event), country, ip))
+            numbers.append(line)
             self.events += 1
             if len(self.batch) >= self.batch_size:
                 self.flush()
@@ -362,6 +376,18 @@ class _Loader:
 
     def abandon(self) -> None:
         self.writer.close(raise_error=False)
+
+
+def _too_long_rejecter(ctx: Context, limit: int) -> Callable[[int, int, bytes], None]:
+    rejects = ctx.rejects
+    assert rejects is not None
+
+    def reject(line_no: int, length: int, head: bytes) -> None:
+        rejects.add(
+            line_no, f"line too long ({length} bytes > MAX_LINE_BYTES {limit}); its first bytes kept", head
+        )
+
+    return reject
 
 
 @lru_cache(maxsize=4096)
