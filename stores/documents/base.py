@@ -12,7 +12,7 @@ import json
 import math
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
@@ -311,6 +311,10 @@ class InsertResult:
     duplicate_at: tuple[int, ...] = ()
 
 
+def _never(doc: Document) -> bool:
+    return False
+
+
 class DocumentStore(ABC):
     """Databases of collections of documents, by name; one instance serves every database.
 
@@ -323,10 +327,17 @@ class DocumentStore(ABC):
     # True where `insert_encoded` takes documents already encoded as the backend stores them.
     accepts_encoded = False
 
-    def insert_encoded(self, db: str, coll: str, rows: Sequence[tuple[str, str, Document]]) -> InsertResult:
-        """Insert documents given as (id_key(_id), encode(doc), doc); only where `accepts_encoded`.
-        The store marks its indexes multikey from the documents, as `insert_many` does."""
+    def insert_encoded(
+        self, db: str, coll: str, rows: Sequence[tuple[str, str]], maybe_lists: Sequence[Document] = ()
+    ) -> InsertResult:
+        """Insert documents given as (id_key(_id), encode(doc)); only where `accepts_encoded`.
+        `maybe_lists`: the documents of the batch for which `may_hold_lists` is true."""
         raise NotImplementedError(f"{type(self).__name__} takes documents, not encoded text")
+
+    def may_hold_lists(self, db: str, coll: str) -> Callable[[Document], bool]:
+        """For `insert_encoded`: which documents may make one of the collection's indexes
+        multikey (the store keeps track; MongoDB does it itself, so here: none)."""
+        return _never
 
     @abstractmethod
     def insert_many(self, db: str, coll: str, docs: Iterable[Document]) -> InsertResult:

@@ -255,12 +255,14 @@ class SqliteDocumentStore(DocumentStore):
 
     accepts_encoded = True
 
-    def insert_encoded(self, db: str, coll: str, rows: Sequence[tuple[str, str, Document]]) -> InsertResult:
-        """`insert_many` for documents the caller already encoded: (id_key(_id), encode(doc), doc).
+    def insert_encoded(
+        self, db: str, coll: str, rows: Sequence[tuple[str, str]], maybe_lists: Sequence[Document] = ()
+    ) -> InsertResult:
+        """`insert_many` for documents the caller already encoded: (id_key(_id), encode(doc)).
 
         For bulk loaders that can build the stored text more cheaply than `encode` (a tracking-log
-        line is already JSON). The document itself is only looked at to mark an index multikey
-        once one of its paths holds a list.
+        line is already JSON). `maybe_lists` must hold the documents for which `may_hold_lists`
+        is true, so that an index they make multikey is marked so.
         """
         check_database_name(db)
         check_name(coll)
@@ -268,8 +270,16 @@ class SqliteDocumentStore(DocumentStore):
             return InsertResult(0, 0)
         with self._write(db, coll) as conn:
             _create_table(conn, coll)
-            self._note_lists(conn, coll, [doc for _, _, doc in rows])
-            return _insert_rows(conn, coll, [(key, text) for key, text, _ in rows])
+            self._note_lists(conn, coll, maybe_lists)
+            return _insert_rows(conn, coll, list(rows))
+
+    def may_hold_lists(self, db: str, coll: str) -> Callable[[Document], bool]:
+        """A fast test, for a bulk loader to run on every document: may it hold a list on a path
+        of one of the collection's indexes not yet multikey? (Read once; indexes are made at start.)"""
+        check_name(coll)
+        with self._read(db, coll) as conn:
+            indexes = [] if conn is None else self._indexes(conn, coll)
+        return _list_checker(tuple(sorted({p for ix in indexes if not ix.multikey for p, _ in ix.keys})))
 
     def insert_many(self, db: str, coll: str, docs: Iterable[Document]) -> InsertResult:
         check_database_name(db)
