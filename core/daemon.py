@@ -24,7 +24,7 @@ from core.errors import ConfigError, TransientError
 from core.queue import utcnow
 from core.scheduler import Scheduler
 from core.settings import Settings
-from stores.sql.base import SqlStore, open_sql_store
+from stores.sql import SqlStore, open_sql_store
 from utils.logs import setup_logging
 
 if TYPE_CHECKING:

@@ -8,7 +8,7 @@ import pytest
 
 from core import states
 from core.daemon import Daemon
-from stores.sql.base import open_sql_store
+from stores.sql import open_sql_store
 from tests.packages import AUTH_USER_HEADER, make_package, settings_for, write_dump
 
 DB = "UQx_PSYC10301x_4T2016"
