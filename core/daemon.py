@@ -103,6 +103,7 @@ class Daemon:
                 self.api.stop()
             if self._documents is not None:
                 self._documents.close()
+            self.sql.close()  # idle pooled connections (the store can still be used afterwards)
         if self.stop.is_set():
             log.info("stopped on request")
         if once and self.scheduler.failed:

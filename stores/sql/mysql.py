@@ -21,17 +21,10 @@ import pymysql.cursors
 from core.errors import ConfigError, TerminalError, TransientError
 from stores.sql.base import Column, Cursor, LoadSpec, SqlStore
 from stores.sql.identifiers import check_name, quote
+from stores.sql.mysql_pool import UNKNOWN_DATABASE, ConnectionPool, Pooled, error_code, is_broken
+from stores.sql.mysql_pool import translate as _translate
 
-# Connection lost, server gone or restarting, too many connections, lock wait timeout, deadlock.
-_TRANSIENT_CODES = {1040, 1053, 1205, 1213, 2002, 2003, 2006, 2013, 2055}
 _PLACEHOLDER = re.compile(r"\?")
-
-
-def _translate(exc: pymysql.MySQLError, what: str) -> Exception:
-    code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
-    if code in _TRANSIENT_CODES or isinstance(exc, pymysql.err.InterfaceError):
-        return TransientError(f"{what}: {exc}")
-    return TerminalError(f"{what}: {exc}")
 
 
 class _Cursor:
@@ -105,43 +98,53 @@ class MysqlStore(SqlStore):
             "autocommit": False,
         }
         self.display = f"mysql://{parsed.hostname}:{parsed.port or 3306}"
+        self.pool = ConnectionPool(self._params, self.display)
 
     def _connect(self, database: str | None) -> pymysql.connections.Connection[Any]:
-        try:
-            conn = pymysql.connect(**self._params)
-            if database is not None:
-                name = quote(database, self.dialect)
-                with conn.cursor() as cur:
-                    cur.execute(
-                        f"CREATE DATABASE IF NOT EXISTS {name} "
-                        "CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
-                    )
-                    cur.execute(f"USE {name}")
-            return conn
-        except pymysql.MySQLError as exc:
-            raise _translate(exc, f"connecting to {self.display}") from exc
+        """A connection of its own (not pooled) with `database` selected, for long loads."""
+        conn = self.pool.connect()
+        if database is not None:
+            try:
+                self.pool.use(Pooled(conn), database)
+            except BaseException:
+                conn.close()
+                raise
+        return conn
 
     @contextmanager
     def transaction(
         self, database: str, *, immediate: bool = False, attach: Sequence[str] = ()
     ) -> Iterator[Cursor]:
-        conn = self._connect(database)
-        for other in attach:
-            if other != database:
-                self._connect(other).close()  # creates it if missing
+        pooled = self.pool.checkout(database)
+        broken = False
         try:
+            for other in attach:
+                self.pool.ensure(pooled, other)  # creates it if missing
+            conn = pooled.conn
             with conn.cursor() as raw:
                 try:
                     raw.execute("START TRANSACTION")
                     yield _Cursor(raw)  # type: ignore[misc]
                     conn.commit()
-                except BaseException:
-                    conn.rollback()
+                except BaseException as exc:
+                    broken = is_broken(exc)
+                    if not broken:
+                        try:
+                            conn.rollback()
+                        except (pymysql.MySQLError, OSError):
+                            broken = True
                     raise
         except pymysql.MySQLError as exc:
+            broken = broken or is_broken(exc)
+            if error_code(exc) == UNKNOWN_DATABASE:
+                # Dropped behind the store's back: the retry creates it again.
+                for name in (database, *attach):
+                    self.pool.forget(name)
+                pooled.database = None
+                raise TransientError(f"MySQL database {database}: {exc}") from exc
             raise _translate(exc, f"MySQL database {database}") from exc
         finally:
-            conn.close()
+            self.pool.checkin(pooled, broken)
 
     def qualified(self, main: str, database: str, table: str) -> str:
         return f"{quote(database, self.dialect)}.{quote(table, self.dialect)}"
@@ -158,19 +161,25 @@ class MysqlStore(SqlStore):
 
     def drop_database(self, database: str) -> None:
         self._admin_query(f"DROP DATABASE IF EXISTS {quote(database, self.dialect)}", ())
+        self.pool.forget(database)
 
     def _admin_query(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
-        conn = self._connect(None)
+        pooled = self.pool.checkout(None)
+        broken = False
         try:
-            with conn.cursor() as cur:
+            with pooled.conn.cursor() as cur:
                 cur.execute(sql, tuple(params))
                 rows = list(cur.fetchall())
-            conn.commit()
+            pooled.conn.commit()
             return rows
         except pymysql.MySQLError as exc:
+            broken = is_broken(exc)
             raise _translate(exc, f"MySQL {self.display}") from exc
         finally:
-            conn.close()
+            self.pool.checkin(pooled, broken)
+
+    def close(self) -> None:
+        self.pool.close()
 
     supports_background_load = True
 
