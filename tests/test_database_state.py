@@ -195,3 +195,39 @@ def test_type_inference_is_exact_across_batches(tmp_path):
     types.add_batch([[b"2014-01-01", b"1.5", b"NULL", b"2015-01-01 10:00:00"]])
     columns = {c.name: c.kind for c in types.columns(legacy=False)[0]}
     assert columns == {"a": "text", "b": "float", "c": "text", "d": "text"}
+
+
+@pytest.mark.mysql
+def test_dump_whose_first_rows_mislead_the_types_is_loaded_again_without_hanging(env, sql_backend):
+    """On MySQL the load starts with the types of the first 4 MB while the read goes on; here the
+    rest of the file says otherwise (an integer column holds a fraction at the end), so the
+    speculative load is aborted and the dump loaded again, every time, never waiting on a lock."""
+    import threading
+
+    if sql_backend == "sqlite":
+        pytest.skip("SQLite loads after the read: nothing is speculative")
+    header = b"id\tuser_id\tcourse_id\tcreated\tis_active\tmode\n"
+    rows = b"".join(
+        b"%d\t%d\tcourse-v1:UQx+PSYC1030.1x+4T2016\t2015-01-01 00:00:00\t1\thonor\n" % (i, i)
+        for i in range(1, 80_001)
+    )
+    for attempt in range(3):
+        tail = b"".join(
+            b"%d\t%d.5\tc\t2015-01-01 00:00:00\t0\taudit\n" % (90_000 + n, n) for n in range(attempt + 1)
+        )
+        write_dump(env.data, ENROLL, header + rows + tail)
+        status: list[int] = []
+        runner = threading.Thread(target=lambda status=status: status.append(env.run()), daemon=True)
+        runner.start()
+        runner.join(120)
+        assert not runner.is_alive(), f"attempt {attempt}: the re-load hangs"
+        assert status == [0]
+        row = env.rows()[ENROLL]
+        assert (row.state, row.rows_loaded) == (states.DONE, 80_001 + attempt)
+        assert env.query("SELECT COUNT(*) FROM student_courseenrollment") == [(80_001 + attempt,)]
+        assert env.query("SELECT user_id FROM student_courseenrollment WHERE id >= 90000 ORDER BY id") == [
+            (n + 0.5,) for n in range(attempt + 1)
+        ]
+        assert [t for t in env.store.list_tables(DB) if "student" in t] == ["student_courseenrollment"]
+    log = (env.state / "logs" / "ingestor.log").read_text()
+    assert log.count("the first rows did not predict the table; loading again") == 3
