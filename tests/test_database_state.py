@@ -231,3 +231,37 @@ def test_dump_whose_first_rows_mislead_the_types_is_loaded_again_without_hanging
         assert [t for t in env.store.list_tables(DB) if "student" in t] == ["student_courseenrollment"]
     log = (env.state / "logs" / "ingestor.log").read_text()
     assert log.count("the first rows did not predict the table; loading again") == 3
+
+
+def test_record_longer_than_the_limit_is_rejected_with_its_line_and_the_rest_loads(env):
+    long_record = b"2\t" + b"x" * 60 + b"\\\n" + b"y\\\n" * 400 + b"end\n"
+    write_dump(env.data, ENROLL, b"id\tv\n1\tone\n" + long_record + b"3\tthree\n")
+    assert env.run(DUMP_MAX_RECORD_BYTES="1000") == 0
+    assert env.query("SELECT id, v FROM student_courseenrollment ORDER BY id") == [(1, "one"), (3, "three")]
+    row = env.rows()[ENROLL]
+    assert (row.state, row.rows_loaded, row.rows_rejected) == (states.DONE, 2, 1)
+    text = next((env.state / "rejects" / "DatabaseState").glob("*.rejects.tsv")).read_text()
+    assert f"3\trecord of {len(long_record) - 1} bytes, longer than DUMP_MAX_RECORD_BYTES (1000)" in text
+
+
+def test_stop_is_honoured_inside_a_record_that_spans_the_whole_file(env, sql_backend):
+    """Every line ends with a backslash, so the file is one record continued to its end: reading it
+    takes linear time and a stop (SIGTERM) is checked after every block, not once at the end."""
+    from core.errors import Interrupted
+    from core.rejects import Rejects
+    from services.database_state.service import DatabaseStateService
+
+    if sql_backend != "sqlite":
+        pytest.skip("the reader is the same on both backends")
+    path = write_dump(env.data, ENROLL, b"id\tv\n1\t" + b"ab\\\n" * (3 << 20) + b"x\n")
+    daemon = Daemon(settings_for(env.data, env.state), foreground=False)
+    service = DatabaseStateService()
+    ctx = daemon.scheduler.context(service)
+    seen: list[float] = []
+    ctx.progress = seen.append
+    ctx.should_stop = lambda: True
+    with Rejects(env.state / "rejects-direct", path, 1) as rejects:
+        ctx.rejects = rejects
+        with pytest.raises(Interrupted, match="stopped before line"):
+            service.ingest(path, ctx)
+    assert seen and seen[0] < 0.5, "the stop was seen while most of the file was still unread"
