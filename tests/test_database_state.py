@@ -265,3 +265,36 @@ def test_stop_is_honoured_inside_a_record_that_spans_the_whole_file(env, sql_bac
         with pytest.raises(Interrupted, match="stopped before line"):
             service.ingest(path, ctx)
     assert seen and seen[0] < 0.5, "the stop was seen while most of the file was still unread"
+
+
+def test_a_column_is_a_float_only_when_every_value_comes_back_exactly(env):
+    """`1e999` would become Inf, `1e-999` 0.0 and a 30-digit decimal lose its tail in a DOUBLE/REAL:
+    such a column stays text, with the dump's exact values; a column whose values all fit is one."""
+    write_dump(
+        env.data,
+        ENROLL,
+        b"id\thuge\ttiny\tlong_decimal\tbig_int\tfits\n"
+        b"1\t1e999\t1e-999\t123456789012345.123456789012345\t12345678901234567\t0.25\n"
+        b"2\t1.5\t2.5\t1.5\t1.5\t-1.5e10\n"
+        b"3\t2\t3\t4\t5\t123456789012345\n"
+        b"4\tNULL\tNULL\tNULL\tNULL\t0.000001234\n",
+    )
+    assert env.run() == 0
+    rows = env.query(
+        "SELECT huge, tiny, long_decimal, big_int, fits FROM student_courseenrollment ORDER BY id"
+    )
+    assert rows == [
+        ("1e999", "1e-999", "123456789012345.123456789012345", "12345678901234567", 0.25),
+        ("1.5", "2.5", "1.5", "1.5", -1.5e10),
+        ("2", "3", "4", "5", 123456789012345.0),
+        (None, None, None, None, 0.000001234),
+    ]
+
+
+def test_integers_a_double_cannot_hold_keep_a_column_text_when_fractions_come_later():
+    from services.database_state.columns import ColumnTypes
+
+    types = ColumnTypes(["a", "b"])
+    types.add_batch([[b"12345678901234567", b"123456789012345"]])
+    types.add_batch([[b"1.5", b"1.5"]])
+    assert {c.name: c.kind for c in types.columns(legacy=False)[0]} == {"a": "text", "b": "float"}
