@@ -63,6 +63,10 @@ API_TOKEN = ""  # needed by write endpoints (none yet)
 # False (default): typed columns inferred from the data and real SQL NULLs.
 LEGACY_SCHEMA = False
 
+# DatabaseState: the longest record of a .sql dump, in bytes (a record may span lines, each ending
+# in a backslash). A longer record is rejected with its line number, the rest of the file loads.
+DUMP_MAX_RECORD_BYTES = 128 * 1024 * 1024
+
 # The queue: attempts before a file is failed, the lease of a running file and how often it is
 # renewed, and the first retry delay after a transient error (doubled at each attempt).
 MAX_ATTEMPTS = 3

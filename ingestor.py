@@ -119,7 +119,7 @@ def cmd_stop(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     from core.queue import TrackingQueue
-    from stores.sql.base import open_sql_store
+    from stores.sql import open_sql_store
 
     pid = running_pid(settings.pid_file)
     queue = TrackingQueue(

@@ -25,7 +25,7 @@ from core.queue import TrackingQueue
 from core.rejects import Rejects
 from core.settings import load_settings
 from services.database_state.service import DatabaseStateService
-from stores.sql.base import LoadSpec, open_sql_store
+from stores.sql import LoadSpec, open_sql_store
 
 
 def _no_documents() -> NoReturn:

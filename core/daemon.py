@@ -24,7 +24,7 @@ from core.errors import ConfigError, TransientError
 from core.queue import utcnow
 from core.scheduler import Scheduler
 from core.settings import Settings
-from stores.sql.base import SqlStore, open_sql_store
+from stores.sql import SqlStore, open_sql_store
 from utils.logs import setup_logging
 
 if TYPE_CHECKING:
@@ -103,6 +103,7 @@ class Daemon:
                 self.api.stop()
             if self._documents is not None:
                 self._documents.close()
+            self.sql.close()  # idle pooled connections (the store can still be used afterwards)
         if self.stop.is_set():
             log.info("stopped on request")
         if once and self.scheduler.failed:

@@ -37,6 +37,7 @@ class Settings:
     API_PORT: int = 8850
     API_TOKEN: str = ""
     LEGACY_SCHEMA: bool = False
+    DUMP_MAX_RECORD_BYTES: int = 128 << 20
     TRACKING_DATABASE: str = "api"
     DOCUMENT_DB_PREFIX: str = ""
     GEOIP_DATABASE: str = ""

@@ -17,7 +17,7 @@ from core import states
 from core.daemon import Daemon
 from services.clickstream.service import log_date
 from stores.documents import open_document_store
-from stores.sql.base import open_sql_store
+from stores.sql import open_sql_store
 from tests.documents import drop_database
 from tests.packages import make_package, settings_for
 

@@ -16,7 +16,7 @@ import pytest
 
 from core import states
 from core.queue import TrackingQueue
-from stores.sql.base import open_sql_store
+from stores.sql import open_sql_store
 from tests.conftest import REPO
 from tests.packages import AUTH_USER_HEADER, dump_dir, make_package, write_dump, write_large_studentmodule
 

@@ -21,7 +21,7 @@ from core.rejects import Rejects
 from services.discussion_forums.forum import BadLine, parse_line
 from services.discussion_forums.service import COUNTS_TABLE, PERSON_COURSE, DiscussionForumsService
 from stores.documents import DocumentStore, open_document_store
-from stores.sql.base import open_sql_store
+from stores.sql import open_sql_store
 from tests.conftest import REPO, SAMPLE_DATA
 from tests.documents import drop_database, index_names, list_collections
 from tests.packages import dump_dir, make_package, settings_for
