@@ -9,6 +9,10 @@ ingestor.py. No credentials belong in the repository: keep config.py out of it (
 # Data roots. Each holds clickstream_logs/latest and database_state/latest, links to dated dirs.
 DATA_PATHS = ["examples/data"]
 
+# Where a symbolic link in the data (a `latest` link, a delivered file) may lead. A link out of
+# these directories is refused (a scan problem, never read). Empty: the DATA_PATHS.
+ALLOWED_ROOTS: list[str] = []
+
 # Where the embedded databases, logs, pid file, rejects, output (www/) and exports live.
 STATE_DIR = "var"
 
@@ -37,7 +41,8 @@ CLICKSTREAM_HOLD_NEWEST = True
 # Events written to the document store per batch.
 CLICKSTREAM_BATCH = 20000
 
-# The course registry (EDX_DATABASES).
+# The course registry (EDX_DATABASES). Re-read when it changes and on SIGHUP. Set to a file that
+# does not exist, it is a configuration error (the default missing is only a warning).
 COURSES_FILE = "courses.py"
 
 # Seconds between two scans of the data roots.

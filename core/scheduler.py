@@ -411,7 +411,11 @@ class Scheduler:
             inputs = self.queue.last_completed(service.depends_on) if service.depends_on else None
             last = self.queue.last_run_started(service.name)
             changed = service.runs_on_new_input and inputs is not None and (last is None or inputs > last)
-            if not changed and not service.due(self.context(service)):
+            try:
+                if not changed and not service.due(self.context(service)):
+                    continue
+            except TransientError as exc:  # its store is away (FerretDB restarting): next time
+                logging.getLogger(f"ingestor.{service.name}").warning("not run now: %s", exc)
                 continue
             state = self.states[service.name]
             started = self.clock()

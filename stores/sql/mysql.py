@@ -251,6 +251,10 @@ class _MysqlLoad:
             self.rows = loaded
         except pymysql.MySQLError as exc:
             self.error = _translate(exc, self._what())
+        except (AttributeError, OSError) as exc:
+            # The server went away while pymysql was sending the file: it drops its socket midway.
+            lost = isinstance(exc, OSError) or not self.conn.open
+            self.error = TransientError(f"{self._what()}: connection lost ({exc})") if lost else exc
         except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
             self.error = exc
 
