@@ -289,6 +289,7 @@ class Scheduler:
                 writes=result.sql_writes,
                 attach=result.attach,
                 dedupe=result.dedupe,
+                shares=result.shares,
             )
             if recorded:
                 slog.info(
@@ -438,7 +439,7 @@ class Scheduler:
         (and of derived services whose latest run failed), and how many are queued or running."""
         failed, pending = [], 0
         for row in self.queue.rows():
-            if row.type == "save_run" or (row.service_name, row.meta) not in self.scanned:
+            if row.type == "save_run" or (row.service_name, row.path) not in self.scanned:
                 continue
             if row.state == tracking_states.FAILED:
                 failed.append(row.error or row.meta)
