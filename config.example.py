@@ -9,6 +9,10 @@ ingestor.py. No credentials belong in the repository: keep config.py out of it (
 # Data roots. Each holds clickstream_logs/latest and database_state/latest, links to dated dirs.
 DATA_PATHS = ["examples/data"]
 
+# Where a symbolic link in the data (a `latest` link, a delivered file) may lead. A link out of
+# these directories is refused (a scan problem, never read). Empty: the DATA_PATHS.
+ALLOWED_ROOTS: list[str] = []
+
 # Where the embedded databases, logs, pid file, rejects, output (www/) and exports live.
 STATE_DIR = "var"
 
@@ -42,7 +46,8 @@ CLICKSTREAM_BATCH = 20000
 # characters; a MongoDB document cannot exceed 16 MB.
 MAX_LINE_BYTES = 8388608
 
-# The course registry (EDX_DATABASES).
+# The course registry (EDX_DATABASES). Re-read when it changes and on SIGHUP. Set to a file that
+# does not exist, it is a configuration error (the default missing is only a warning).
 COURSES_FILE = "courses.py"
 
 # Seconds between two scans of the data roots.

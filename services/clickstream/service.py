@@ -26,7 +26,7 @@ from typing import Any
 from bson import ObjectId
 
 from base_service import Context, Entry, IngestResult, Service
-from core.errors import Interrupted, TerminalError
+from core.errors import Interrupted
 from services.clickstream import aggregates
 from services.clickstream.events import aggregate_problem, course_of, event_name, parse_with_text, user_of
 from stores.documents.base import encode as encode_document
@@ -115,8 +115,6 @@ class ClickstreamService(Service):
         return newest
 
     def ingest(self, path: Path, ctx: Context) -> IngestResult:
-        if not path.exists():
-            raise TerminalError(f"{path}: missing (broken symbolic link?)")
         assert ctx.job is not None and ctx.rejects is not None
         source = ctx.job.path
         store = ctx.documents()
