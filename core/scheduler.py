@@ -27,7 +27,7 @@ from core.courses import Courses, load_courses
 from core.errors import IngestorError, Interrupted, TransientError
 from core.queue import Job, LeaseLost, TrackingQueue, utcnow
 from core.rejects import Rejects
-from core.scanner import ScanResult, scan
+from core.scanner import ScanResult, scan, scan_incoming
 from core.settings import Settings
 from stores.sql.base import SqlStore
 
@@ -137,6 +137,7 @@ class Scheduler:
     def scan(self) -> ScanResult:
         """Offer every entry under the `latest` directories to every service."""
         result = scan(self.settings.DATA_PATHS)
+        scan_incoming(self.settings.INCOMING_PATHS, result)
         for problem in result.problems:
             log.error("scan: %s", problem)
         offered = {"new": 0, "changed": 0, "same": 0}
