@@ -39,8 +39,14 @@ def _reason(status: list[str], log: str, rc: int) -> str:
     if "NO_SECKEY" in words:
         keys = sorted({ln.split()[2] for ln in status if ln.split()[1:2] == ["NO_SECKEY"]})
         return f"wrong key: encrypted to {', '.join(keys)}, and no such secret key is in GNUPG_HOME"
-    if "BAD_PASSPHRASE" in words or "MISSING_PASSPHRASE" in words:
-        return "the secret key needs a passphrase: GNUPG_PASSPHRASE_FILE is missing or wrong"
+    errors = [ln.split()[2:4] for ln in status if ln.split()[1:2] == ["ERROR"] and len(ln.split()) > 3]
+    bad_passphrase = any(
+        where == "pkdecrypt_failed" and code.isdigit() and int(code) & 0xFFFF == 11 for where, code in errors
+    )
+    if bad_passphrase or "BAD_PASSPHRASE" in words:
+        return "the passphrase in GNUPG_PASSPHRASE_FILE is wrong"
+    if "MISSING_PASSPHRASE" in words or ("NEED_PASSPHRASE" in words and "BEGIN_DECRYPTION" not in words):
+        return "the secret key needs a passphrase: set GNUPG_PASSPHRASE_FILE"
     if "BADMDC" in words or "DECRYPTION_FAILED" in words:
         return "corrupt or tampered packet: the decryption or its integrity check failed"
     if "NODATA" in words:

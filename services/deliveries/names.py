@@ -70,8 +70,8 @@ def member_target(info: zipfile.ZipInfo, folder: str) -> str:
     parts = name.split("/")
     if any(p in ("", ".", "..") for p in parts):
         raise MemberProblem("unsafe path (a '..', '.' or empty segment)")
-    mode = info.external_attr >> 16
-    if stat.S_ISLNK(mode) or (mode and not stat.S_ISREG(mode)):
+    kind = stat.S_IFMT(info.external_attr >> 16)  # 0 when the zip tool wrote no Unix mode
+    if kind and kind != stat.S_IFREG:
         raise MemberProblem("unsafe member: a link or a special file, not a regular file")
     if parts[0] != folder:
         raise MemberProblem(f"outside the delivery's folder {folder}/")
