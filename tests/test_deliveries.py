@@ -7,6 +7,7 @@ deliveries are built in edX's layout from the sample package (services/deliverie
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import shutil
@@ -531,3 +532,26 @@ def test_sigkill_in_the_middle_of_unpacking_then_restart_gives_the_same_result(
     assert row.state == states.DONE and row.attempts == 2
     loaded = {os.path.basename(r.meta): r.rows_loaded for r in queue.rows(service="DatabaseState")}
     assert {name: loaded[name] for name in SQL_COUNTS} == SQL_COUNTS
+
+
+def test_daily_log_to_the_wrong_key_or_corrupt_fails_alone_and_nothing_is_placed(tmp_path, keys):
+    log = tmp_path / "plain" / "uqx-edx-events-2015-06-02.log.gz"
+    log.parent.mkdir(parents=True)
+    log.write_bytes(gzip.compress(b'{"event_type": "x", "time": "2015-06-02T10:00:00Z"}\n', mtime=0))
+    incoming = tmp_path / "in"
+    incoming.mkdir()
+    encrypt_file(log, incoming / f"{log.name}.gpg", keys.other_uid, keys.other)
+    good = tmp_path / "good.gpg"
+    encrypt_file(log, good, keys.plain_uid, keys.plain)
+    corrupt = bytearray(good.read_bytes())
+    corrupt[len(corrupt) // 2] ^= 0xFF
+    (incoming / "uqx-edge-events-2015-06-02.log.gz.gpg").write_bytes(bytes(corrupt))
+
+    status, scheduler = run_once(tmp_path, incoming, keys, SERVICES="Deliveries:Clickstream")
+
+    rows = deliveries(scheduler)
+    assert status == 1
+    assert "wrong key" in (rows[f"{log.name}.gpg"].error or "")
+    assert "corrupt" in (rows["uqx-edge-events-2015-06-02.log.gz.gpg"].error or "")
+    placed = tmp_path / "data" / "clickstream_logs" / "events"
+    assert not list(placed.glob("*.log.gz")) and not list(placed.glob(".*.partial"))
