@@ -194,6 +194,8 @@ class Daemon:
             self.stop.wait(min(max(wait, 0.05), 5))
             self.scheduler.recover()
             self.scheduler.drain()
+        if [s for s in self.scheduler.services if s.rescan_wanted()] and not self.stop.is_set():
+            self._cycle(once)  # a delivery laid out new files: take them in this same cycle
 
     def _idle(self) -> None:
         """Sleep until the next scan, sweeping expired leases meanwhile."""

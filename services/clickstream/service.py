@@ -30,6 +30,7 @@ from core.errors import Interrupted
 from services.clickstream import aggregates
 from services.clickstream.events import aggregate_problem, course_of, event_name, parse_with_text, user_of
 from stores.documents.base import encode as encode_document
+from utils.delivered import is_delivered
 from utils.geoip import GeoIP
 from utils.lines import TruncatedInput, iter_line_blocks
 from utils.timeparse import TimeOutOfRange, parse_event_time
@@ -98,7 +99,8 @@ class ClickstreamService(Service):
         day = log_date(entry.path.name)
         if day is None:
             return False
-        return not (self.hold_newest and day == self._newest_date(entry.path.parent))
+        held = self.hold_newest and day == self._newest_date(entry.path.parent)
+        return not held or is_delivered(entry.path)  # a delivered log is complete: never held
 
     def _newest_date(self, directory: Path) -> date | None:
         """The newest date among the directory's logs (cached while the directory is unchanged)."""
