@@ -8,9 +8,13 @@ to leave them out on purpose.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import subprocess
+import tempfile
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -79,3 +83,56 @@ def sql_store(sql_backend: str, tmp_path: Path) -> Iterator[object]:
     if store.dialect == "mysql":
         for name in set(store.list_databases()) - before:
             store.drop_database(name)
+
+
+# -- GnuPG keys (deliveries): made once per session ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class Keys:
+    plain: str  # GnuPG home with a secret key without passphrase
+    plain_uid: str
+    secret: str  # GnuPG home whose key needs the passphrase in `passfile`
+    secret_uid: str
+    passfile: str
+    other: str  # another university's key: deliveries to it cannot be read with `plain`
+    other_uid: str
+
+
+def _make_key(home: Path, uid: str, passphrase: str = "") -> None:
+    home.mkdir(mode=0o700)
+    subprocess.run(
+        [
+            *("gpg", "--homedir", str(home), "--batch", "--pinentry-mode", "loopback", "--passphrase"),
+            *(passphrase, "--quick-gen-key", uid, "future-default", "default", "never"),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+
+
+@pytest.fixture(scope="session")
+def keys() -> Iterator[Keys]:
+    base = Path(tempfile.mkdtemp(prefix="oi-gpg-", dir="/tmp"))  # short: gpg-agent's socket path
+    homes = {name: base / name for name in ("plain", "secret", "other")}
+    _make_key(homes["plain"], "plain@example.org")
+    _make_key(homes["secret"], "secret@example.org", "correct horse battery")
+    _make_key(homes["other"], "other@example.org")
+    passfile = base / "passphrase"
+    passfile.write_text("correct horse battery\n")
+    passfile.chmod(0o600)
+    try:
+        yield Keys(
+            str(homes["plain"]),
+            "plain@example.org",
+            str(homes["secret"]),
+            "secret@example.org",
+            str(passfile),
+            str(homes["other"]),
+            "other@example.org",
+        )
+    finally:
+        for home in homes.values():
+            subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], capture_output=True)
+        shutil.rmtree(base, ignore_errors=True)

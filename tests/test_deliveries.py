@@ -14,11 +14,8 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 import zipfile
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +28,7 @@ from core.scheduler import Scheduler
 from services.database_state.filenames import parse_dump_name
 from services.deliveries.build import build_daily, build_weekly, encrypt_file
 from stores.sql import open_sql_store
-from tests.conftest import REPO, SAMPLE_DATA
+from tests.conftest import REPO, SAMPLE_DATA, Keys
 from tests.documents import drop_database, list_collections, list_databases
 from tests.packages import settings_for
 
@@ -42,56 +39,6 @@ SQL_COUNTS = {
 ZIP = "uqx-2015-06-07.zip"
 FOLDER = "uqx-2015-06-07"
 AUTH_USER = "UQx-X-1T-auth_user-prod-analytics.sql"
-
-
-@dataclass(frozen=True)
-class Keys:
-    plain: str  # GnuPG home with a secret key without passphrase
-    plain_uid: str
-    secret: str  # GnuPG home whose key needs the passphrase in `passfile`
-    secret_uid: str
-    passfile: str
-    other: str  # another university's key: deliveries to it cannot be read with `plain`
-    other_uid: str
-
-
-def _make_key(home: Path, uid: str, passphrase: str = "") -> None:
-    home.mkdir(mode=0o700)
-    subprocess.run(
-        [
-            *("gpg", "--homedir", str(home), "--batch", "--pinentry-mode", "loopback", "--passphrase"),
-            *(passphrase, "--quick-gen-key", uid, "future-default", "default", "never"),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
-
-
-@pytest.fixture(scope="session")
-def keys() -> Iterator[Keys]:
-    base = Path(tempfile.mkdtemp(prefix="oi-gpg-", dir="/tmp"))  # short: gpg-agent's socket path
-    homes = {name: base / name for name in ("plain", "secret", "other")}
-    _make_key(homes["plain"], "plain@example.org")
-    _make_key(homes["secret"], "secret@example.org", "correct horse battery")
-    _make_key(homes["other"], "other@example.org")
-    passfile = base / "passphrase"
-    passfile.write_text("correct horse battery\n")
-    passfile.chmod(0o600)
-    try:
-        yield Keys(
-            str(homes["plain"]),
-            "plain@example.org",
-            str(homes["secret"]),
-            "secret@example.org",
-            str(passfile),
-            str(homes["other"]),
-            "other@example.org",
-        )
-    finally:
-        for home in homes.values():
-            subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], capture_output=True)
-        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -419,6 +366,7 @@ def test_same_zip_dropped_twice_is_not_unpacked_twice(tmp_path, keys, sample_del
     rows = {r.meta: r for r in scheduler.queue.rows(service="Deliveries")}
     first, second = rows[str(incoming / ZIP)], rows[str(incoming / "again" / ZIP)]
     assert first.state == states.DONE and "not unpacked again" in (first.error or "")
+    assert first.rows_loaded == len(before), "the new version reports the files it holds, as the first did"
     assert second.state == states.DUPLICATE
     reloaded = [r for r in scheduler.queue.rows(service="DatabaseState") if r.state == states.QUEUED]
     assert not reloaded

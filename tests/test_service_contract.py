@@ -23,13 +23,16 @@ from core import registry, states
 from core.daemon import Daemon
 from core.errors import IngestorError
 from core.scheduler import Scheduler
-from tests.conftest import REPO, SAMPLE_DATA
+from services.deliveries.build import encrypt_file
+from tests.conftest import REPO, SAMPLE_DATA, Keys
 from tests.packages import make_package, settings_for
 from utils.fingerprint import path_fingerprint
 
 DB = "UQx-PSYC1030.1x-4T2016"
 SAMPLE_DUMPS = SAMPLE_DATA / "database_state" / "latest"
 SAMPLE_LOGS = SAMPLE_DATA / "clickstream_logs" / "latest"
+INCOMING = "incoming"  # a service reading INCOMING_PATHS (Deliveries) rather than a data area
+DAILY_LOG = "uqx-edx-events-2015-06-01.log.gz"
 
 
 def _sql_rows(database: str, table: str) -> Callable[[Scheduler], Any]:
@@ -50,6 +53,16 @@ def _documents(database: str, collection: str) -> Callable[[Scheduler], Any]:
     return snapshot
 
 
+def _placed(name: str) -> Callable[[Scheduler], Any]:
+    """A delivered file as a user finds it in the target's `clickstream_logs/latest`."""
+
+    def snapshot(s: Scheduler) -> Any:
+        path = s.settings.deliveries_target / "clickstream_logs" / "latest" / name
+        return path.read_bytes() if path.exists() else None
+
+    return snapshot
+
+
 def _output(*parts: str) -> Callable[[Scheduler], Any]:
     def snapshot(s: Scheduler) -> Any:
         path = s.settings.output_dir.joinpath(*parts)
@@ -65,6 +78,7 @@ class Case:
     area: str
     snapshots: tuple[Callable[[Scheduler], Any], ...]  # what a user reads of the stored result
     not_wanted: str  # a name in the same area that belongs to another service (or none)
+    built: bool = False  # the sample is made at test time (encrypted with the session's key)
 
 
 CASES = [
@@ -106,6 +120,14 @@ CASES = [
         (_output("edx_course_structure", f"{DB}-course_structure-prod-analytics.json"),),
         f"{DB}-course-prod-analytics.xml.tar.gz",
     ),
+    Case(
+        "Deliveries",
+        SAMPLE_LOGS / DAILY_LOG,  # encrypted to the session's key as `<name>.gpg`
+        INCOMING,
+        (_placed(DAILY_LOG),),
+        DAILY_LOG,  # the same log not encrypted, dropped beside it: not a delivery
+        built=True,
+    ),
 ]
 FILE_SERVICES = sorted(name for name, cls in registry.discover().items() if not cls.derived)
 
@@ -117,18 +139,31 @@ def test_every_file_service_has_a_contract_case():
 class Env:
     """A package holding one service's sample, and a scheduler running only that service."""
 
-    def __init__(self, case: Case, tmp: Path) -> None:
+    def __init__(self, case: Case, tmp: Path, keys: Keys | None = None) -> None:
         self.case = case
         self.data = make_package(tmp / "data")
-        self.area = (self.data / case.area / "latest").resolve()
-        self.path = self.area / case.sample.name
-        shutil.copyfile(case.sample, self.path)
+        extra: dict[str, str] = {}
+        if case.area == INCOMING:
+            self.area = tmp / INCOMING
+            self.area.mkdir()
+            extra["INCOMING_PATHS"] = str(self.area)
+        else:
+            self.area = (self.data / case.area / "latest").resolve()
+        if case.built:
+            assert keys is not None
+            self.path = self.area / f"{case.sample.name}.gpg"
+            encrypt_file(case.sample, self.path, keys.plain_uid, keys.plain)
+            extra["GNUPG_HOME"] = keys.plain
+        else:
+            self.path = self.area / case.sample.name
+            shutil.copyfile(case.sample, self.path)
         settings = settings_for(
             self.data,
             tmp / "var",
             SERVICES=case.service,
             COURSES_FILE=str(REPO / "courses.py"),
             CLICKSTREAM_HOLD_NEWEST="0",
+            **extra,
         )
         self.daemon = Daemon(settings, foreground=False)
         self.scheduler = self.daemon.scheduler
@@ -161,7 +196,8 @@ class Env:
 
 @pytest.fixture(params=CASES, ids=[c.service for c in CASES])
 def env(request, tmp_path):
-    return Env(request.param, tmp_path)
+    keys = request.getfixturevalue("keys") if request.param.built else None
+    return Env(request.param, tmp_path, keys)
 
 
 def test_wants_its_sample_and_not_another_services_file_nor_the_other_area(env):

@@ -216,7 +216,8 @@ class DeliveriesService(Service):
             if delivery.kind == "weekly":
                 warnings += self._point_latest(self.root / layout.DATABASE_STATE, delivery)
             ctx.log.info("%s: %s", path, warnings[0])
-            return IngestResult(content_hash=sha, dedupe=True, warnings=warnings, rows_loaded=0)
+            files = int(previous.get("files", 0))  # what the published delivery holds, as the first time
+            return IngestResult(content_hash=sha, dedupe=True, warnings=warnings, rows_loaded=files)
         manifest: dict[str, Any] = {
             "name": path.name,
             "kind": delivery.kind,
@@ -294,6 +295,7 @@ class DeliveriesService(Service):
                     raise
             detail = f"published {final} ({unpacked.files} files, {unpacked.written} bytes)"
             manifest["published"] = str(final)
+            manifest["files"] = unpacked.files
             self._finish(manifest, before, unpacked.failures, detail)
             warnings = self._point_latest(area, d)
         ctx.log.info("%s: %s", path, detail)
@@ -443,6 +445,7 @@ class DeliveriesService(Service):
             layout.fsync_path(folder, directory=True)
             detail = f"published {out} ({written} bytes)"
             manifest["published"] = str(out)
+            manifest["files"] = 1
             self._finish(manifest, before, [], detail)
         ctx.log.info("%s: %s", path, detail)
         return IngestResult(rows_loaded=1, content_hash=manifest["sha256"], dedupe=True)
