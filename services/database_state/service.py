@@ -14,13 +14,12 @@ from operator import methodcaller
 from pathlib import Path
 
 from base_service import Context, Entry, IngestResult, Service
-from core.errors import Interrupted, TerminalError, TransientError, UnsafeNameError
+from core.errors import Interrupted, TerminalError, UnsafeNameError
 from core.rejects import Rejects
 from services.database_state.columns import ColumnTypes, null_columns
 from services.database_state.filenames import parse_dump_name
 from stores.sql.base import Column, LoadSpec, StagedLoad
 from stores.sql.identifiers import column_name
-from utils.fingerprint import file_fingerprint
 from utils.tsv import iter_record_blocks, split_fields
 
 
@@ -36,19 +35,15 @@ class DatabaseStateService(Service):
 
     def ingest(self, path: Path, ctx: Context) -> IngestResult:
         dump = parse_dump_name(path.name)
-        if path.is_symlink() and not path.exists():
-            raise TerminalError(f"{path}: broken symbolic link")
         if dump.failed_export:
             raise TerminalError(f"{path}: the exporter failed for this table: {_failure_text(path)}")
         if not dump.known_table:
             ctx.log.warning("%s: table %s is not a known edX table; loading it anyway", path, dump.table)
         assert ctx.rejects is not None
-        before = file_fingerprint(path)
         staged = _start_background_load(path, dump.database, dump.table, ctx)
         try:
             columns, good_rows, bad_lines, warnings = _read(path, ctx, ctx.rejects)
-            if file_fingerprint(path) != before:
-                raise TransientError(f"{path}: the file changed while it was being read")
+            ctx.check_unchanged()
             loaded = None
             if staged is not None:
                 load, guessed = staged
@@ -69,13 +64,11 @@ class DatabaseStateService(Service):
             if staged is not None:
                 staged[0].abort()
                 staged[0].close()
-        if file_fingerprint(path) != before:
-            raise TransientError(f"{path}: the file changed while it was being loaded")
         if loaded != good_rows:
             raise TerminalError(f"{path}: {good_rows} rows read but {loaded} loaded")
         for warning in warnings:
             ctx.log.warning("%s: %s", path, warning)
-        return IngestResult(loaded, ctx.rejects.count, fingerprint=before, warnings=warnings)
+        return IngestResult(loaded, ctx.rejects.count, warnings=warnings)
 
 
 def _start_background_load(

@@ -130,6 +130,11 @@ class MysqlLoad:
         except pymysql.MySQLError as exc:
             self._rollback()  # a failed or killed LOAD DATA leaves its transaction (and lock) open
             self.error = translate(exc, self._what())
+        except (AttributeError, OSError) as exc:
+            # The server went away while pymysql was sending the file: it drops its socket midway.
+            lost = isinstance(exc, OSError) or not self.conn.open
+            self._rollback()
+            self.error = TransientError(f"{self._what()}: connection lost ({exc})") if lost else exc
         except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
             self._rollback()
             self.error = exc
