@@ -13,4 +13,14 @@ bash scripts/start_ferretdb.sh
 "$bin/ruff" check .
 "$bin/ruff" format --check .
 "$bin/mypy" .
-exec "$py" -m pytest -q -p no:cacheprovider "$@"
+# Two workers for the tests that share the servers politely; then, alone, the ones that stop or
+# restart a server (marked `serial`). pytest's 5 ("no test selected", e.g. with -k) is not a failure.
+jobs="${PYTEST_JOBS:-2}"
+status=0
+"$py" -m pytest -q -p no:cacheprovider -n "$jobs" -m "not serial" "$@" || status=$?
+[ "$status" = 5 ] && status=0
+serial=0
+"$py" -m pytest -q -p no:cacheprovider -m serial "$@" || serial=$?
+[ "$serial" = 5 ] && serial=0
+[ "$status" = 0 ] && status=$serial
+exit "$status"
