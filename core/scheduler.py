@@ -309,26 +309,35 @@ class Scheduler:
                 continue
             if service.depends_on and self.queue.pending_count(service.depends_on):
                 continue
-            inputs = self.queue.last_completed(service.depends_on) if service.depends_on else None
-            last = self.queue.last_run_started(service.name)
-            changed = service.runs_on_new_input and inputs is not None and (last is None or inputs > last)
-            if not changed and not service.due(self.context(service)):
+            if not self._derived_due(service):
                 continue
-            state = self.states[service.name]
-            started = self.clock()
-            state.status, state.task, state.startdate = "running", "run", started
-            error = None
-            try:
-                service.run(self.context(service))
-            except Exception as exc:  # noqa: BLE001 - a derived run's failure is recorded, not raised
-                error = f"{service.name}: {exc}"
-                logging.getLogger(f"ingestor.{service.name}").error("%s\n%s", error, traceback.format_exc())
-                self.failed.append(error)
-            finally:
-                state.status, state.task = "idle", ""
-            self.queue.record_run(service.name, started, error)
-            ran = True
+            # Several daemons on one queue: one runs it, and only if no other did meanwhile.
+            with self.queue.exclusive(service.name) as mine:
+                if mine and self._derived_due(service):
+                    self._run_derived(service)
+                    ran = True
         return ran
+
+    def _derived_due(self, service: Service) -> bool:
+        inputs = self.queue.last_completed(service.depends_on) if service.depends_on else None
+        last = self.queue.last_run_started(service.name)
+        changed = service.runs_on_new_input and inputs is not None and (last is None or inputs > last)
+        return changed or service.due(self.context(service))
+
+    def _run_derived(self, service: Service) -> None:
+        state = self.states[service.name]
+        started = self.clock()
+        state.status, state.task, state.startdate = "running", "run", started
+        error = None
+        try:
+            service.run(self.context(service))
+        except Exception as exc:  # noqa: BLE001 - a derived run's failure is recorded, not raised
+            error = f"{service.name}: {exc}"
+            logging.getLogger(f"ingestor.{service.name}").error("%s\n%s", error, traceback.format_exc())
+            self.failed.append(error)
+        finally:
+            state.status, state.task = "idle", ""
+        self.queue.record_run(service.name, started, error)
 
     def drain(self) -> None:
         """Ingest until nothing is ready (or a stop is requested), derived services included."""

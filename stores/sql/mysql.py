@@ -18,17 +18,20 @@ from urllib.parse import unquote, urlparse
 import pymysql
 import pymysql.cursors
 
-from core.errors import ConfigError, TerminalError, TransientError
+from core.errors import ConfigError, LockConflict, TerminalError, TransientError
 from stores.sql.base import Column, Cursor, LoadSpec, SqlStore
 from stores.sql.identifiers import check_name, quote
 
 # Connection lost, server gone or restarting, too many connections, lock wait timeout, deadlock.
 _TRANSIENT_CODES = {1040, 1053, 1205, 1213, 2002, 2003, 2006, 2013, 2055}
+_LOCK_CODES = {1205, 1213}  # lock wait timeout, deadlock: the transaction alone can run again
 _PLACEHOLDER = re.compile(r"\?")
 
 
 def _translate(exc: pymysql.MySQLError, what: str) -> Exception:
     code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+    if code in _LOCK_CODES:
+        return LockConflict(f"{what}: {exc}")
     if code in _TRANSIENT_CODES or isinstance(exc, pymysql.err.InterfaceError):
         return TransientError(f"{what}: {exc}")
     return TerminalError(f"{what}: {exc}")
@@ -103,6 +106,8 @@ class MysqlStore(SqlStore):
             "local_infile": True,
             "connect_timeout": 10,
             "autocommit": False,
+            # No gap locks: daemons completing different files never block each other's inserts.
+            "init_command": "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
         }
         self.display = f"mysql://{parsed.hostname}:{parsed.port or 3306}"
 
