@@ -1,8 +1,13 @@
-"""Logging set-up: one log file per service under `<STATE_DIR>/logs/`, and stderr in the foreground."""
+"""Logging set-up: one log file per service under `<STATE_DIR>/logs/`, and stderr in the foreground.
+
+The files are opened with `WatchedFileHandler`: when logrotate moves a log away (deploy/logrotate),
+the next line goes to a new file of the old name, so no `copytruncate` and no signal is needed.
+"""
 
 from __future__ import annotations
 
 import logging
+import logging.handlers
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,7 +24,7 @@ def setup_logging(log_dir: Path, services: Sequence[str], to_stderr: bool, level
         root.removeHandler(handler)
         handler.close()
     formatter = logging.Formatter(FORMAT)
-    main = logging.FileHandler(log_dir / "ingestor.log", encoding="utf-8")
+    main = logging.handlers.WatchedFileHandler(log_dir / "ingestor.log", encoding="utf-8")
     main.setFormatter(formatter)
     root.addHandler(main)
     if to_stderr:
@@ -31,6 +36,6 @@ def setup_logging(log_dir: Path, services: Sequence[str], to_stderr: bool, level
         for handler in list(logger.handlers):
             logger.removeHandler(handler)
             handler.close()
-        own = logging.FileHandler(log_dir / f"{name}.log", encoding="utf-8")
+        own = logging.handlers.WatchedFileHandler(log_dir / f"{name}.log", encoding="utf-8")
         own.setFormatter(formatter)
         logger.addHandler(own)
