@@ -4,6 +4,8 @@ user, `status` while it ingests, stopped in the middle of a large file, started 
 from __future__ import annotations
 
 import os
+import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -16,8 +18,8 @@ from core.queue import TrackingQueue
 from stores.sql.base import open_sql_store
 from tests.conftest import REPO, SAMPLE_DATA
 from tests.deploy_support import copy_code, service_account, world_readable_dir
-from tests.packages import dump_dir, write_large_studentmodule
-from tests.test_daemon_process import free_port, get_json, wait_for
+from tests.packages import dump_dir, make_package, write_large_studentmodule
+from tests.test_daemon_process import environ, free_port, get_json, start, wait_for
 
 BIG = "UQx-BIG-1T-courseware_studentmodule-prod-analytics.sql"
 BIG_ROWS = 150_000
@@ -173,3 +175,71 @@ def test_init_script_starts_reports_stops_mid_file_and_restarts_losing_and_doubl
         got, expected = sql_snapshot(state), sql_snapshot(reference)
         assert len(got["UQx_BIG_1T.courseware_studentmodule"]) == BIG_ROWS
         assert got == expected
+
+
+def test_systemd_unit_passes_systemd_analyze_verify(tmp_path):
+    tool = shutil.which("systemd-analyze")
+    if tool is None:
+        pytest.skip("systemd-analyze is not installed here (Debian's systemd package); the unit is unchecked")
+    unit = (REPO / "deploy" / "optimus-ingestor.service").read_text()
+    for key in ("ProtectSystem=strict", "NoNewPrivileges=true", "PrivateTmp=true", "Restart=on-failure"):
+        assert key in unit
+    assert "ExecReload=/bin/kill -HUP $MAINPID" in unit
+    assert (
+        "ReadWritePaths=/var/lib/optimus-ingestor" in unit and "STATE_DIR=/var/lib/optimus-ingestor" in unit
+    )
+    # verify checks that ExecStart exists: point it at this checkout and a real Python.
+    local = unit.replace("/opt/optimus-ingestor/current/venv/bin/python", sys.executable).replace(
+        "/opt/optimus-ingestor/current", str(REPO)
+    )
+    path = tmp_path / "optimus-ingestor.service"
+    path.write_text(local)
+    checked = subprocess.run(
+        [tool, "verify", "--man=no", str(path)], capture_output=True, text=True, timeout=60
+    )
+    assert checked.returncode == 0 and not checked.stderr.strip(), checked.stderr
+    broken = tmp_path / "broken" / "optimus-ingestor.service"
+    broken.parent.mkdir()
+    broken.write_text(local.replace("ExecStart=" + sys.executable, "ExecStart=/nonexistent/python"))
+    assert (
+        subprocess.run([tool, "verify", "--man=no", str(broken)], capture_output=True, timeout=60).returncode
+        != 0
+    )
+
+
+def test_logrotate_moves_the_log_under_a_running_daemon_and_new_lines_go_to_the_new_file(tmp_path):
+    tool = shutil.which("logrotate") or "/usr/sbin/logrotate"
+    assert Path(tool).exists(), "logrotate missing: run scripts/install_deploy_tools.sh"
+    data = make_package(tmp_path / "data")
+    state = tmp_path / "var"
+    logs = state / "logs"
+    proc = start(environ(data, state, SCAN_INTERVAL="1"))
+    try:
+        log = logs / "ingestor.log"
+        wait_for(
+            lambda: log.exists() and log.read_text().count("scan:") >= 2, what="the daemon's first scans"
+        )
+        user = subprocess.run(["id", "-un"], capture_output=True, text=True, check=True).stdout.strip()
+        group = subprocess.run(["id", "-gn"], capture_output=True, text=True, check=True).stdout.strip()
+        config = (REPO / "deploy" / "logrotate").read_text()
+        config = config.replace("/var/lib/optimus-ingestor/logs", str(logs)).replace(
+            "ingestor ingestor", f"{user} {group}"
+        )
+        conf = tmp_path / "logrotate.conf"
+        conf.write_text(config)
+        rotated = subprocess.run(
+            [tool, "--force", "--state", str(tmp_path / "logrotate.state"), str(conf)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert rotated.returncode == 0, rotated.stderr
+        old = logs / "ingestor.log.1"
+        assert old.exists() and "scan:" in old.read_text()
+        wait_for(
+            lambda: log.exists() and "scan:" in log.read_text(), timeout=30, what="new lines in the new file"
+        )
+        assert proc.poll() is None
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
