@@ -309,9 +309,8 @@ class Scheduler:
                 continue
             if service.depends_on and self.queue.pending_count(service.depends_on):
                 continue
-            if not self._derived_due(service):
-                continue
-            # Several daemons on one queue: one runs it, and only if no other did meanwhile.
+            # Several daemons on one queue: one at a time looks whether it is due (after another
+            # daemon's run it is not) and runs it; the others go on.
             with self.queue.exclusive(service.name) as mine:
                 if mine and self._derived_due(service):
                     self._run_derived(service)
