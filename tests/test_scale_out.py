@@ -150,13 +150,13 @@ def test_three_daemons_on_one_queue_ingest_each_file_once_match_one_daemon_and_a
             seen = ingests(tmp_path / f"run{count}")
             assert sorted(seen) == sorted(r.meta for r in rows), "exactly one ingest per file"
             if count == 3:
-                assert len({r.worker.split(":")[0] for r in rows}) >= 2, "the work was shared"
+                assert len({(r.worker or "").split(":")[0] for r in rows}) >= 2, "the work was shared"
             runs = {
                 s: len([r for r in queue.rows(service=s) if r.type == "save_run"])
                 for s in ("TimeFinder", "IPToCountry")
             }
             results[count] = (snapshot(store, docs, prefix, course_db, data), runs)
-        assert len(results[1][0]["events"]) == LOGS * EVENTS
+        assert len(results[1][0]["events"]) == LOGS * EVENTS  # type: ignore[arg-type]
         assert results[3] == results[1]
         print(f"\nwall time: one daemon {figures[1]:.1f}s, three daemons {figures[3]:.1f}s")
         # On the 2 shared cores of CI, three daemons and FerretDB compete for CPU, so "no worse" gets a
@@ -230,7 +230,8 @@ def test_daemon_sigkilled_mid_file_has_its_file_finished_by_another_after_its_le
         second = daemon("beta")
         done = wait_for(lambda: (r := row()) and r.state == states.DONE and r, timeout=300, what="taken over")
         assert done.worker.startswith("beta:") and done.attempts == 2
-        assert "lease expired" in (queue.get(done.id).error or "") or done.rows_loaded == events
+        assert done.rows_loaded == events
+        assert "abandoned file" in (tmp_path / "beta" / "logs" / "ingestor.log").read_text()
         assert docs.count(f"{unique_name}logs", "clickstream") == events
         days = store.query(
             "Person_Course",
