@@ -268,3 +268,86 @@ def test_only_one_daemon_at_a_time_may_run_a_derived_service(mysql_url, unique_n
             assert again is True
     finally:
         store.drop_database(f"api_{unique_name}")
+
+
+def test_a_deadlock_in_the_completion_transaction_reruns_that_transaction_alone(
+    mysql_url, unique_name, caplog
+):
+    """A real InnoDB deadlock between a file's completion and another transaction: the completion is
+    the victim, runs again at once and commits; the file is not released for a re-ingest."""
+    import threading
+
+    import pymysql
+
+    tracking = f"api_{unique_name}"
+    store = open_sql_store(mysql_url, Path("."))
+    queue = TrackingQueue(store, database=tracking)
+    queue.ensure_schema()
+    queue.offer("Clickstream", "/data/a.log", "fp")
+    job = queue.claim("host:1:abc", ["Clickstream"])
+    assert job is not None
+    with store.transaction(tracking) as cur:
+        cur.execute("CREATE TABLE other (id INT PRIMARY KEY, v INT)")
+        cur.execute("INSERT INTO other VALUES (1, 0)")
+    from urllib.parse import urlparse
+
+    url = urlparse(mysql_url)
+    rival = pymysql.connect(
+        host=url.hostname, port=url.port, user=url.username, password=url.password, database=tracking
+    )
+    calls: list[int] = []
+    rival_locked = threading.Event()
+
+    def rival_transaction() -> None:
+        with rival.cursor() as cur:
+            cur.execute("START TRANSACTION")
+            cur.execute("UPDATE other SET v=v+1 WHERE id=1")
+            for n in range(2, 60):  # heavier than the completion, so InnoDB picks the completion
+                cur.execute("INSERT INTO other VALUES (%s, 0)", (n,))
+            rival_locked.set()
+            while len(calls) < 1:
+                time.sleep(0.01)
+            time.sleep(0.3)  # the completion now waits for row 1 of `other`
+            cur.execute("UPDATE ingestor SET progress=0.5 WHERE id=%s", (job.id,))
+            rival.commit()
+
+    def writes(cur, qualify) -> None:
+        calls.append(1)
+        cur.execute(f"SELECT v FROM {qualify(tracking, 'other')} WHERE id=1 FOR UPDATE")
+
+    thread = threading.Thread(target=rival_transaction)
+    thread.start()
+    try:
+        rival_locked.wait(10)
+        with caplog.at_level("WARNING", logger="ingestor"):
+            assert queue.complete(job, 10, 0, writes=writes) is True
+        thread.join(30)
+        assert len(calls) == 2, "the completion ran again, once"
+        assert "running its completion transaction again" in caplog.text and "1213" in caplog.text
+        row = queue.get(job.id)
+        assert row is not None and (row.state, row.attempts, row.rows_loaded) == (states.DONE, 1, 10)
+    finally:
+        thread.join(30)
+        rival.close()
+        store.drop_database(tracking)
+
+
+def test_scans_by_several_daemons_at_once_queue_each_file_once(mysql_url, unique_name):
+    from concurrent.futures import ThreadPoolExecutor
+
+    tracking = f"api_{unique_name}"
+    store = open_sql_store(mysql_url, Path("."))
+    queue = TrackingQueue(store, database=tracking)
+    queue.ensure_schema()
+    paths = [f"/data/clickstream_logs/latest/e-2015-05-{d:02d}.log" for d in range(1, 21)]
+
+    def scan(_: int) -> list[str]:
+        return [queue.offer("Clickstream", path, "fp1") for path in paths]
+
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            outcomes = [o for result in pool.map(scan, range(4)) for o in result]
+        assert outcomes.count("new") == len(paths) and outcomes.count("same") == 3 * len(paths)
+        assert sorted(r.meta for r in queue.rows()) == sorted(paths)
+    finally:
+        store.drop_database(tracking)
