@@ -144,11 +144,11 @@ def test_three_daemons_on_one_queue_ingest_each_file_once_match_one_daemon_and_a
             figures[count] = run_daemons(count, data, tmp_path / f"run{count}", settings)
             queue = TrackingQueue(store, database=f"api_{prefix}")
             rows = [r for r in queue.rows() if r.type == "file"]
-            assert len(rows) == LOGS + 3 and len({r.meta for r in rows}) == LOGS + 3, "one row per file"
+            assert len(rows) == LOGS + 3 and len({r.path for r in rows}) == LOGS + 3, "one row per file"
             assert {r.state for r in rows} == {states.DONE}
             assert {r.attempts for r in rows} == {1}
             seen = ingests(tmp_path / f"run{count}")
-            assert sorted(seen) == sorted(r.meta for r in rows), "exactly one ingest per file"
+            assert sorted(seen) == sorted(r.path for r in rows), "exactly one ingest per file"
             if count == 3:
                 assert len({(r.worker or "").split(":")[0] for r in rows}) >= 2, "the work was shared"
             runs = {
@@ -348,6 +348,6 @@ def test_scans_by_several_daemons_at_once_queue_each_file_once(mysql_url, unique
         with ThreadPoolExecutor(4) as pool:
             outcomes = [o for result in pool.map(scan, range(4)) for o in result]
         assert outcomes.count("new") == len(paths) and outcomes.count("same") == 3 * len(paths)
-        assert sorted(r.meta for r in queue.rows()) == sorted(paths)
+        assert sorted(r.path for r in queue.rows()) == sorted(paths)
     finally:
         store.drop_database(tracking)
