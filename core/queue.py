@@ -571,10 +571,15 @@ class TrackingQueue:
         if self.store.dialect != "mysql":
             yield True
             return
+        name = f"optimus-ingestor:{self.database}:{service}"[:64]
         with self._tx(False) as cur:
-            name = f"optimus-ingestor:{self.database}:{service}"[:64]
             found = cur.execute("SELECT GET_LOCK(?, 0)", (name,)).fetchone()
-            yield bool(found and found[0] == 1)
+            mine = bool(found and found[0] == 1)
+            try:
+                yield mine
+            finally:
+                if mine:  # the lock belongs to the session, and connections are pooled
+                    cur.execute("SELECT RELEASE_LOCK(?)", (name,))
 
     def record_run(self, service: str, started: datetime, error: str | None = None) -> None:
         """A run of a service without files: a `save_run` row (contract)."""
@@ -595,6 +600,18 @@ class TrackingQueue:
                     error,
                 ),
             )
+
+    def last_run_error(self, service: str) -> str | None:
+        """The error of the service's latest `save_run` row; None if it succeeded or never ran."""
+        with self._tx(False) as cur:
+            found = cur.execute(
+                f"SELECT state, error FROM {TABLE} WHERE type='save_run' AND service_name=? "
+                "ORDER BY id DESC LIMIT 1",
+                (service,),
+            ).fetchone()
+        if found is None or found[0] != states.FAILED:
+            return None
+        return str(found[1] or f"{service}: the last run failed")
 
     def pending_count(self, services: Sequence[str]) -> int:
         if not services:

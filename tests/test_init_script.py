@@ -15,7 +15,7 @@ import pytest
 
 from core import states
 from core.queue import TrackingQueue
-from stores.sql.base import open_sql_store
+from stores.sql import open_sql_store
 from tests.conftest import REPO, SAMPLE_DATA
 from tests.deploy_support import copy_code, service_account, world_readable_dir
 from tests.packages import dump_dir, make_package, write_large_studentmodule

@@ -20,8 +20,9 @@ import pytest
 
 from core import states
 from core.queue import TrackingQueue
-from stores.sql.base import open_sql_store
+from stores.sql import open_sql_store
 from tests.conftest import REPO
+from tests.documents import drop_database
 from tests.packages import AUTH_USER_HEADER, dump_dir, make_package, write_dump, write_large_studentmodule
 from tests.test_daemon_process import environ, wait_for
 
@@ -166,7 +167,7 @@ def test_three_daemons_on_one_queue_ingest_each_file_once_match_one_daemon_and_a
         for count in (1, 3):
             prefix = f"{unique_name}n{count}"
             store.drop_database(f"api_{prefix}")
-            docs.drop_database(f"{prefix}logs")
+            drop_database(docs, f"{prefix}logs")
         store.drop_database(course_db)
         store.query("Person_Course", "DELETE FROM person_course_day WHERE source_file LIKE ?", (f"{data}%",))
         docs.close()
@@ -249,7 +250,7 @@ def test_daemon_sigkilled_mid_file_has_its_file_finished_by_another_after_its_le
                     proc.kill()
                     proc.wait()
         store.drop_database(tracking)
-        docs.drop_database(f"{unique_name}logs")
+        drop_database(docs, f"{unique_name}logs")
         store.query("Person_Course", "DELETE FROM person_course_day WHERE source_file=?", (str(log_path),))
         docs.close()
 

@@ -18,9 +18,8 @@ import re
 from pathlib import Path
 
 from base_service import Context, Entry, IngestResult, Service
-from core.errors import TerminalError, TransientError, UnsafeNameError
+from core.errors import TerminalError, UnsafeNameError
 from utils.atomic import atomic_write_bytes
-from utils.fingerprint import file_fingerprint
 
 PATTERN = "*-course_structure-*-analytics.json"
 OUTPUT_FOLDER = "edx_course_structure"
@@ -60,9 +59,6 @@ class EdxCourseStructureService(Service):
             name = check_file_name(path.name)
         except UnsafeNameError as exc:
             raise UnsafeNameError(f"{path}: {exc}") from exc
-        if path.is_symlink() and not path.exists():
-            raise TerminalError(f"{path}: broken symbolic link")
-        before = file_fingerprint(path)
         try:
             if path.stat().st_size > MAX_BYTES:
                 raise TerminalError(f"{path}: larger than {MAX_BYTES} bytes")
@@ -78,8 +74,7 @@ class EdxCourseStructureService(Service):
         if not isinstance(parsed, dict):
             kind = _JSON_KINDS.get(type(parsed), type(parsed).__name__)
             raise TerminalError(f"{path}: the JSON is {kind}, where an object was expected")
-        if file_fingerprint(path) != before:
-            raise TransientError(f"{path}: the file changed while it was being read")
+        ctx.check_unchanged()
         warnings = []
         if not any(course.csjson == name for course in ctx.courses().courses.values()):
             warnings.append(f"{name}: no course in courses.py names this file in csjson")
@@ -88,4 +83,4 @@ class EdxCourseStructureService(Service):
         for warning in warnings:
             ctx.log.warning("%s: %s", path, warning)
         ctx.log.info("%s: %d blocks -> %s", path, len(parsed), out)
-        return IngestResult(rows_loaded=len(parsed), fingerprint=before, warnings=warnings)
+        return IngestResult(rows_loaded=len(parsed), warnings=warnings)
