@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Sets up everything the test suite needs on this machine (virtualenv, MariaDB, FerretDB; each
+# Sets up everything the test suite needs on this machine (virtualenv, MariaDB, FerretDB, sshd; each
 # installed and started only if missing), checks lint and types, and runs the whole test suite.
 # Extra arguments go to pytest.
 set -euo pipefail
@@ -10,6 +10,7 @@ bin="$(dirname "$py")"
 bash scripts/install_gnupg.sh
 bash scripts/start_mariadb.sh
 bash scripts/start_ferretdb.sh
+bash scripts/install_deploy_tools.sh
 "$bin/ruff" check .
 "$bin/ruff" format --check .
 "$bin/mypy" .
