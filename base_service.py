@@ -86,6 +86,8 @@ class Service:
     derived: ClassVar[bool] = False  # True: no files, runs when its inputs changed
     # Derived services: False to run only when `due()` says so, not after every new input.
     runs_on_new_input: ClassVar[bool] = True
+    # True: ordered before every other service (Deliveries lays out the files the others read).
+    first: ClassVar[bool] = False
 
     def wants(self, entry: Entry) -> bool:
         """True if this service ingests `entry`."""
@@ -106,6 +108,11 @@ class Service:
     def run(self, ctx: Context) -> None:
         """Derived services: recompute from the inputs."""
         raise NotImplementedError(f"{self.name} is not a derived service")
+
+    def rescan_wanted(self) -> bool:
+        """True once after this service laid out new files in the data roots, so that the daemon
+        scans again at once (and `run --once` takes them in the same run)."""
+        return False
 
     def status_extra(self, ctx: Context) -> dict[str, object]:
         """Extra facts for the status API (for example 'country lookup off')."""

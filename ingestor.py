@@ -119,14 +119,20 @@ def cmd_stop(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     from core.queue import TrackingQueue
-    from stores.sql.base import open_sql_store
+    from stores.sql import open_sql_store
 
     pid = running_pid(settings.pid_file)
     queue = TrackingQueue(
         open_sql_store(settings.SQL_URL, settings.STATE_DIR), database=settings.TRACKING_DATABASE
     )
     queue.ensure_schema()
-    print(json.dumps({"running": bool(pid), "pid": pid, "files": queue.counts()}, indent=2, sort_keys=True))
+    report: dict[str, object] = {"running": bool(pid), "pid": pid, "files": queue.counts()}
+    deliveries = queue.rows(service="Deliveries")
+    if deliveries:
+        from services.deliveries.status import describe
+
+        report["deliveries"] = [describe(row) for row in deliveries]
+    print(json.dumps(report, indent=2, sort_keys=True))
     return 0 if pid else 1
 
 

@@ -24,7 +24,7 @@ from base_service import Context
 from core.rejects import Rejects
 from core.settings import load_settings
 from services.database_state.service import DatabaseStateService
-from stores.sql.base import LoadSpec, open_sql_store
+from stores.sql import LoadSpec, open_sql_store
 
 
 def _no_documents() -> NoReturn:

@@ -24,7 +24,7 @@ from core.errors import ConfigError, TransientError
 from core.queue import utcnow
 from core.scheduler import Scheduler
 from core.settings import Settings, prepare_state_dir
-from stores.sql.base import SqlStore, open_sql_store
+from stores.sql import SqlStore, open_sql_store
 from utils.logs import setup_logging
 
 if TYPE_CHECKING:
@@ -120,6 +120,7 @@ class Daemon:
                 self.api.stop()
             if self._documents is not None:
                 self._documents.close()
+            self.sql.close()  # idle pooled connections (the store can still be used afterwards)
         if self.stop.is_set():
             log.info("stopped on request")
         return status
@@ -193,6 +194,8 @@ class Daemon:
             self.stop.wait(min(max(wait, 0.05), 5))
             self.scheduler.recover()
             self.scheduler.drain()
+        if [s for s in self.scheduler.services if s.rescan_wanted()] and not self.stop.is_set():
+            self._cycle(once)  # a delivery laid out new files: take them in this same cycle
 
     def _idle(self) -> None:
         """Sleep until the next scan, sweeping expired leases meanwhile."""

@@ -96,3 +96,28 @@ def scan(data_paths: Sequence[Path], allowed_roots: Sequence[Path] = ()) -> Scan
             except OSError as exc:
                 result.problems.append(f"{target}: cannot be listed ({exc})")
     return result
+
+
+INCOMING = "incoming"
+INCOMING_DEPTH = 6
+
+
+def scan_incoming(incoming_paths: Sequence[Path], result: ScanResult) -> None:
+    """Add the files found below each incoming directory (deliveries: `aws s3 sync` keeps S3's
+    folders) to `result`, before the data roots' entries so that they are claimed first. Hidden
+    names (temporary downloads) are skipped; links are not followed into other directories."""
+    found: list[Entry] = []
+    for root in incoming_paths:
+        if not root.is_dir():
+            result.problems.append(f"{root}: incoming directory missing")
+            continue
+        base = len(root.parts)
+        for folder, dirs, files in os.walk(root, onerror=lambda exc: result.problems.append(str(exc))):
+            here = Path(folder)
+            dirs[:] = sorted(
+                d for d in dirs if not d.startswith(".") and len(here.parts) - base < INCOMING_DEPTH
+            )
+            for name in sorted(files):
+                if not name.startswith("."):
+                    found.append(Entry(here / name, INCOMING, False, path_fingerprint(here / name)))
+    result.entries[:0] = found

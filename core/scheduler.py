@@ -32,7 +32,7 @@ from core.courses import Courses, load_courses
 from core.errors import ConfigError, IngestorError, Interrupted, TerminalError, TransientError
 from core.queue import Job, LeaseLost, TrackingQueue, utcnow
 from core.rejects import Rejects
-from core.scanner import ScanResult, outside_roots, scan
+from core.scanner import ScanResult, outside_roots, scan, scan_incoming
 from core.settings import Settings
 from stores.sql.base import SqlStore
 from utils.fingerprint import MISSING, path_fingerprint
@@ -169,6 +169,7 @@ class Scheduler:
     def scan(self) -> ScanResult:
         """Offer every entry under the `latest` directories to every service."""
         result = scan(self.settings.DATA_PATHS, self.settings.allowed_roots)
+        scan_incoming(self.settings.INCOMING_PATHS, result)
         for problem in result.problems:
             log.error("scan: %s", problem)
         offered = {"new": 0, "changed": 0, "same": 0}

@@ -41,6 +41,7 @@ class Settings:
     API_PORT: int = 8850
     API_TOKEN: str = ""
     LEGACY_SCHEMA: bool = False
+    DUMP_MAX_RECORD_BYTES: int = 128 << 20
     TRACKING_DATABASE: str = "api"
     DOCUMENT_DB_PREFIX: str = ""
     GEOIP_DATABASE: str = ""
@@ -52,13 +53,26 @@ class Settings:
     HEARTBEAT_SECONDS: int = 10
     RETRY_BACKOFF_SECONDS: int = 30
     WORKER_NAME: str = ""
+    # Encrypted deliveries (services/deliveries): where they land, where they are laid out.
+    INCOMING_PATHS: tuple[Path, ...] = ()
+    DELIVERIES_TARGET: str = ""  # empty: the first of DATA_PATHS
+    DELIVERIES_KEEP_ORIGINALS: bool = True
+    DELIVERIES_SPACE_LIMIT: int = 0  # bytes a delivery may write at most (0: the free space)
+    GNUPG_HOME: str = ""  # empty: gpg's default (~/.gnupg)
+    GNUPG_PASSPHRASE_FILE: str = ""
 
     @property
     def allowed_roots(self) -> tuple[Path, ...]:
-        """The directories a data file, a `latest` link or a link in a course export may lead into."""
-        return self.ALLOWED_ROOTS or self.DATA_PATHS
+        """The directories a data file, a `latest` link or a link in a course export may lead into
+        (the incoming directories of deliveries always among them)."""
+        return (self.ALLOWED_ROOTS or self.DATA_PATHS) + self.INCOMING_PATHS
 
     # Directories derived from STATE_DIR.
+    @property
+    def deliveries_target(self) -> Path:
+        """The data root deliveries are laid out in."""
+        return Path(self.DELIVERIES_TARGET) if self.DELIVERIES_TARGET else self.DATA_PATHS[0]
+
     @property
     def log_dir(self) -> Path:
         return self.STATE_DIR / "logs"
@@ -89,7 +103,7 @@ class Settings:
 
 
 _KEYS = {f.name: f for f in fields(Settings)}
-_PATH_LISTS = ("DATA_PATHS", "ALLOWED_ROOTS")
+_PATH_LISTS = ("DATA_PATHS", "ALLOWED_ROOTS", "INCOMING_PATHS")
 _DEFAULTS = Settings()
 
 
@@ -185,6 +199,9 @@ def load_settings(
     for key in ("STATE_DIR", "COURSES_FILE"):
         if key in values and not values[key].is_absolute():
             values[key] = base_dir / values[key]
+    for key in ("DELIVERIES_TARGET", "GNUPG_HOME", "GNUPG_PASSPHRASE_FILE"):
+        if values.get(key) and not Path(os.path.expanduser(values[key])).is_absolute():
+            values[key] = str(base_dir / values[key])
     courses_set = "COURSES_FILE" in values  # a missing default registry is only a warning
     values.setdefault("DATA_PATHS", tuple(base_dir / p for p in _DEFAULTS.DATA_PATHS))
     values.setdefault("STATE_DIR", base_dir / _DEFAULTS.STATE_DIR)
@@ -227,6 +244,10 @@ def _validate(s: Settings) -> list[str]:
         problems.append("MAX_ATTEMPTS: must be at least 1")
     if s.HEARTBEAT_SECONDS < 1 or s.LEASE_SECONDS <= s.HEARTBEAT_SECONDS:
         problems.append("LEASE_SECONDS must be larger than HEARTBEAT_SECONDS (at least 1)")
+    if s.GNUPG_HOME and not Path(s.GNUPG_HOME).is_dir():
+        problems.append(f"GNUPG_HOME: {s.GNUPG_HOME} is not a directory")
+    if s.GNUPG_PASSPHRASE_FILE and not Path(s.GNUPG_PASSPHRASE_FILE).is_file():
+        problems.append(f"GNUPG_PASSPHRASE_FILE: {s.GNUPG_PASSPHRASE_FILE} is not a file")
     clash = set(s.SERVICES) & set(s.IGNORE_SERVICES)
     if clash:
         problems.append(f"SERVICES and IGNORE_SERVICES both name {sorted(clash)}")

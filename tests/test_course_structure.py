@@ -22,7 +22,7 @@ from core.daemon import Daemon
 from core.errors import Interrupted
 from services.course_structure.olx import make_parser
 from services.course_structure.service import CourseStructureService
-from stores.sql.base import open_sql_store
+from stores.sql import open_sql_store
 from tests.conftest import REPO, SAMPLE_DATA
 from tests.packages import dump_dir, make_package, settings_for
 

@@ -25,8 +25,9 @@ import pytest
 from core import states
 from core.queue import TrackingQueue
 from stores.documents import open_document_store
-from stores.sql.base import open_sql_store
+from stores.sql import open_sql_store
 from tests.conftest import REPO
+from tests.documents import drop_database
 from tests.packages import make_package, write_large_studentmodule
 from tests.test_daemon_process import environ, start, wait_for
 
@@ -138,7 +139,7 @@ class Run:
                 cur.execute("DELETE FROM person_course_day WHERE source_file IN (?, ?)", sources)
         except Exception:  # noqa: BLE001
             pass
-        self.documents.drop_database(f"{self.prefix}logs")
+        drop_database(self.documents, f"{self.prefix}logs")
         self.documents.close()
 
 
