@@ -366,7 +366,7 @@ class Scheduler:
         while not self.stop.is_set():
             try:
                 self.sql.list_databases()
-                self.documents().list_databases()
+                self.documents().count(self.settings.document_db("logs"), "clickstream", {"_id": 0})
                 return
             except TransientError as exc:
                 self.states[job.service_name].status = "waiting"
