@@ -356,7 +356,25 @@ class Scheduler:
             return
         delay = self.settings.RETRY_BACKOFF_SECONDS * 2 ** (job.attempts - 1)
         slog.warning("%s: %s; retrying in %ss", job.path, exc, delay)
+        self._wait_for_stores(job)
         self._record(job, self.queue.release, job, str(exc), delay)
+
+    def _wait_for_stores(self, job: Job) -> None:
+        """Before a file that met a transient error is retried, wait (with backoff) until both
+        stores answer, so that a server restarting does not use up the file's attempts."""
+        delay = 1.0
+        while not self.stop.is_set():
+            try:
+                self.sql.list_databases()
+                self.documents().count(self.settings.document_db("logs"), "clickstream", {"_id": 0})
+                return
+            except TransientError as exc:
+                self.states[job.service_name].status = "waiting"
+                log.warning(
+                    "a store does not answer (%s); %s waits, trying again in %.0fs", exc, job.path, delay
+                )
+                self.stop.wait(delay)
+                delay = min(delay * 2, 30.0)
 
     def _record(self, job: Job, action: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Record a file's outcome, retrying with backoff while the tracking database is away.
