@@ -37,6 +37,10 @@ CLICKSTREAM_HOLD_NEWEST = True
 # Events written to the document store per batch.
 CLICKSTREAM_BATCH = 20000
 
+# CSV exports of each person-course and course-profile table kept in STATE_DIR/exports/ (the
+# newest ones; older exports of the same table are removed after each PersonCourse run).
+PERSON_COURSE_EXPORTS_KEEP = 7
+
 # The course registry (EDX_DATABASES).
 COURSES_FILE = "courses.py"
 

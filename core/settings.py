@@ -42,6 +42,7 @@ class Settings:
     GEOIP_DATABASE: str = ""
     CLICKSTREAM_HOLD_NEWEST: bool = True
     CLICKSTREAM_BATCH: int = 20000
+    PERSON_COURSE_EXPORTS_KEEP: int = 7
     MAX_ATTEMPTS: int = 3
     LEASE_SECONDS: int = 120
     HEARTBEAT_SECONDS: int = 10

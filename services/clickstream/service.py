@@ -27,7 +27,7 @@ from bson import ObjectId
 
 from base_service import Context, Entry, IngestResult, Service
 from core.errors import Interrupted, TerminalError
-from services.clickstream import aggregates
+from services.clickstream import aggregates, derived_counts
 from services.clickstream.events import course_of, event_name, parse_with_text, user_of
 from stores.documents.base import InsertResult
 from stores.documents.base import encode as encode_document
@@ -85,7 +85,9 @@ class ClickstreamService(Service):
         for keys in INDEXES:
             store.create_index(database, COLLECTION, keys)
         with ctx.sql.transaction(aggregates.DATABASE) as cur:
-            for statement in aggregates.create_statements(ctx.sql.dialect):
+            for statement in aggregates.create_statements(ctx.sql.dialect) + derived_counts.create_statements(
+                ctx.sql.dialect
+            ):
                 cur.execute(statement)
 
     def status_extra(self, ctx: Context) -> dict[str, object]:
@@ -146,7 +148,7 @@ class ClickstreamService(Service):
             rows_loaded=loader.events,
             rows_rejected=ctx.rejects.count,
             content_hash=loader.digest.hexdigest(),
-            sql_writes=loader.days.writer(source),
+            sql_writes=loader.derived.writer(source, loader.days.writer(source)),
             attach=(aggregates.DATABASE,),
             dedupe=True,
             failed=failed,
@@ -212,6 +214,7 @@ class _Loader:
         self.batch: list[Any] = []
         self.maybe_lists: list[dict[str, Any]] = []
         self.days = aggregates.DayCounts()
+        self.derived = derived_counts.DerivedCounts()
         self.digest = hashlib.blake2b(digest_size=32)
         self.events = 0
         if self.encoded:
@@ -240,7 +243,9 @@ class _Loader:
             elif ip == "" or ip == "::1":
                 country = ""
             user_id, username = user_of(event)
-            add_day(course_of(event), user_id, username, when, event_name(event), country, ip)
+            course, name = course_of(event), event_name(event)
+            add_day(course, user_id, username, when, name, country, ip)
+            self.derived.add(event, course, user_id, username, when, name, country)
             line = first + index
             digest = hashlib.blake2b(raw, digest_size=12).digest()
             if self.encoded:
