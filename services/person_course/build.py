@@ -252,9 +252,10 @@ def _reduce_inputs(s: _Sql) -> None:
         f"FROM {s.src('courseware_studentmodule')} m WHERE {student} IS NOT NULL GROUP BY {student}"
     )
     days = s.own(aggregates.TABLE)
+    exact = " COLLATE utf8mb4_bin" if d == "mysql" else ""  # the two tables' collations differ
     learner = (
         f"SELECT COALESCE(x.user_id, nm.id) AS uid, x.* FROM {days} x "
-        "LEFT JOIN pc_names nm ON x.user_id IS NULL AND nm.username = x.username WHERE x.course_id = ?"
+        f"LEFT JOIN pc_names nm ON x.user_id IS NULL AND nm.username = x.username{exact} WHERE x.course_id = ?"
     )
     s.temp_table(
         "pc_ev",

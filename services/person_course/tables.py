@@ -31,9 +31,10 @@ def table_tail(dialect: str) -> str:
 
 def as_int(expr: str, dialect: str) -> str:
     """`expr` as an integer when it is one (text such as '1990' too), else NULL. MySQL's strict mode
-    turns a failed conversion inside INSERT ... SELECT into an error, so it is guarded."""
+    turns a failed conversion inside INSERT ... SELECT into an error, so it is guarded. (No `?` in
+    these patterns: the MySQL store reads `?` as a placeholder.)"""
     if dialect == "mysql":
-        return f"(CASE WHEN CAST({expr} AS CHAR) REGEXP '^-?[0-9]{{1,18}}$' THEN CAST({expr} AS SIGNED) END)"
+        return f"(CASE WHEN CAST({expr} AS CHAR) REGEXP '^-{{0,1}}[0-9]{{1,18}}$' THEN CAST({expr} AS SIGNED) END)"
     return (
         f"(CASE WHEN CAST({expr} AS TEXT) GLOB '[0-9]*' AND CAST({expr} AS TEXT) NOT GLOB '*[^0-9]*' "
         f"THEN CAST({expr} AS INTEGER) WHEN CAST({expr} AS TEXT) GLOB '-[0-9]*' "
@@ -45,7 +46,7 @@ def as_float(expr: str, dialect: str) -> str:
     """`expr` as a number when it is one, else NULL."""
     if dialect == "mysql":
         return (
-            f"(CASE WHEN CAST({expr} AS CHAR) REGEXP '^-?[0-9]*\\\\.?[0-9]+([eE][-+]?[0-9]+)?$' "
+            f"(CASE WHEN CAST({expr} AS CHAR) REGEXP '^-{{0,1}}[0-9]*[.]{{0,1}}[0-9]+([eE][-+]{{0,1}}[0-9]+){{0,1}}$' "
             f"THEN CAST({expr} AS DOUBLE) END)"
         )
     return (
