@@ -52,6 +52,9 @@ class IngestResult:
     attach: tuple[str, ...] = ()
     dedupe: bool = False
     failed: str | None = None  # the file is failed with this message, but what was loaded is kept
+    # Paths of the files that first stored some of this file's content (tracking-log events are
+    # owned by the first file that stored them): queued again when such a file gets a new version.
+    shares: frozenset[str] | None = None
 
 
 @dataclass

@@ -37,6 +37,11 @@ CLICKSTREAM_HOLD_NEWEST = True
 # Events written to the document store per batch.
 CLICKSTREAM_BATCH = 20000
 
+# The longest line (in bytes, once decompressed) of a tracking log or forum dump; a longer line is
+# rejected as too long without being held in memory. edX's own cut-offs are 2,043 / 10,000 / 50,000
+# characters; a MongoDB document cannot exceed 16 MB.
+MAX_LINE_BYTES = 8388608
+
 # CSV exports of each person-course and course-profile table kept in STATE_DIR/exports/ (the
 # newest ones; older exports of the same table are removed after each PersonCourse run).
 PERSON_COURSE_EXPORTS_KEEP = 7

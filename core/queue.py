@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -49,6 +49,8 @@ _COLUMNS_MYSQL = """
   rows_rejected BIGINT NOT NULL DEFAULT 0,
   progress DOUBLE NOT NULL DEFAULT 0,
   duplicate_of BIGINT NULL,
+  path TEXT NULL,
+  retake TINYINT NOT NULL DEFAULT 0,
   UNIQUE KEY ingestor_service_path (service_name, path_key),
   KEY ingestor_state (state, service_name)
 """
@@ -77,8 +79,29 @@ _COLUMNS_SQLITE = """
   rows_rejected INTEGER NOT NULL DEFAULT 0,
   progress REAL NOT NULL DEFAULT 0,
   duplicate_of INTEGER NULL,
+  path TEXT NULL,
+  retake INTEGER NOT NULL DEFAULT 0,
   UNIQUE (service_name, path_key)
 """
+# Columns added after the first release: added to an existing table by `ensure_schema`.
+_ADDED_COLUMNS = (
+    ("path", "TEXT NULL"),
+    ("retake", "INTEGER NOT NULL DEFAULT 0"),
+)
+# Which tracking rows hold events first stored by another file (`owner_key` = its path_key), so
+# that a new version of that file, which deletes the events it owns, queues them again to re-take
+# what is theirs.
+SHARES = "ingestor_shares"
+_SHARES_DDL = (
+    f"CREATE TABLE IF NOT EXISTS {SHARES} (file_id BIGINT NOT NULL, owner_key CHAR(64) NOT NULL, "
+    "PRIMARY KEY (file_id, owner_key))"
+)
+
+
+def contract_meta(path: str) -> str:
+    """The `meta` of a file's row: its real path, but a `.log.gz` without `.gz`, because the
+    dashboards take a clickstream file's data date as `meta.replace(".log", "")[-10:]`."""
+    return path[:-3] if path.endswith(".log.gz") else path
 
 
 def utcnow() -> datetime:
@@ -111,6 +134,7 @@ class Job:
     attempts: int
     version: int
     worker: str
+    retake: bool = False  # queued again only to re-take events another file's new version gave up
 
 
 @dataclass(frozen=True)
@@ -135,12 +159,13 @@ class Row:
     fingerprint: str | None
     content_hash: str | None
     duplicate_of: int | None
+    path: str  # the real path of the file (`meta` may differ: see `contract_meta`)
 
 
 _ROW_COLUMNS = (
     "id, service_name, type, meta, state, attempts, error, worker, created, started_date, "
     "completed_date, heartbeat, rows_loaded, rows_rejected, progress, fingerprint, content_hash, "
-    "duplicate_of"
+    "duplicate_of, COALESCE(path, meta)"
 )
 
 
@@ -172,6 +197,26 @@ class TrackingQueue:
             cur.execute(f"CREATE TABLE IF NOT EXISTS {TABLE} ({columns})")
             if self.store.dialect == "sqlite":
                 cur.execute(f"CREATE INDEX IF NOT EXISTS ingestor_state ON {TABLE} (state, service_name)")
+                present = {row[1] for row in cur.execute(f"PRAGMA table_info({TABLE})").fetchall()}
+            else:
+                present = {
+                    row[0]
+                    for row in cur.execute(
+                        "SELECT column_name FROM information_schema.columns "
+                        "WHERE table_schema = DATABASE() AND table_name = ?",
+                        (TABLE,),
+                    ).fetchall()
+                }
+            for name, kind in _ADDED_COLUMNS:
+                if name not in present:
+                    cur.execute(f"ALTER TABLE {TABLE} ADD COLUMN {name} {kind}")
+            cur.execute(_SHARES_DDL)
+            if self.store.dialect == "sqlite":
+                cur.execute(f"CREATE INDEX IF NOT EXISTS {SHARES}_owner ON {SHARES} (owner_key)")
+            elif not cur.execute(
+                f"SHOW INDEX FROM {SHARES} WHERE Key_name = ?", (f"{SHARES}_owner",)
+            ).fetchall():
+                cur.execute(f"CREATE INDEX {SHARES}_owner ON {SHARES} (owner_key)")
 
     # -- scanning -----------------------------------------------------------------------------
 
@@ -186,9 +231,9 @@ class TrackingQueue:
             ).fetchone()
             if found is None:
                 cur.execute(
-                    f"INSERT INTO {TABLE} (service_name, type, meta, path_key, state, created, "
-                    "fingerprint) VALUES (?, 'file', ?, ?, ?, ?, ?)",
-                    (service, path, key, states.QUEUED, now, fingerprint),
+                    f"INSERT INTO {TABLE} (service_name, type, meta, path, path_key, state, created, "
+                    "fingerprint) VALUES (?, 'file', ?, ?, ?, ?, ?, ?)",
+                    (service, contract_meta(path), path, key, states.QUEUED, now, fingerprint),
                 )
                 return "new"
             row_id, state, old = found
@@ -198,7 +243,7 @@ class TrackingQueue:
             cur.execute(
                 f"UPDATE {TABLE} SET state=?, fingerprint=?, version=version+1, attempts=0, "
                 "started=0, completed=0, started_date=NULL, completed_date=NULL, error=NULL, "
-                "rows_loaded=0, rows_rejected=0, progress=0, duplicate_of=NULL, not_before=NULL "
+                "rows_loaded=0, rows_rejected=0, progress=0, duplicate_of=NULL, not_before=NULL, retake=0 "
                 "WHERE id=? AND state=?",
                 (states.QUEUED, fingerprint, row_id, state),
             )
@@ -215,14 +260,14 @@ class TrackingQueue:
         lock = " FOR UPDATE SKIP LOCKED" if self.store.dialect == "mysql" else ""
         with self._tx() as cur:
             found = cur.execute(
-                f"SELECT id, service_name, meta, fingerprint, attempts, version FROM {TABLE} "
+                f"SELECT id, service_name, COALESCE(path, meta), fingerprint, attempts, version, retake FROM {TABLE} "
                 f"WHERE state=? AND type='file' AND service_name IN ({marks}) "
                 f"AND (not_before IS NULL OR not_before <= ?) ORDER BY id LIMIT 1{lock}",
                 (states.QUEUED, *services, _ts(now)),
             ).fetchone()
             if found is None:
                 return None
-            row_id, service, meta, fingerprint, attempts, version = found
+            row_id, service, meta, fingerprint, attempts, version, retake = found
             cur.execute(
                 f"UPDATE {TABLE} SET state=?, worker=?, heartbeat=?, attempts=attempts+1, "
                 "started=1, completed=0, started_date=?, progress=0 WHERE id=? AND state=?",
@@ -230,7 +275,7 @@ class TrackingQueue:
             )
             if cur.rowcount != 1:
                 return None
-        return Job(row_id, service, meta, fingerprint or "", attempts + 1, version, worker)
+        return Job(row_id, service, meta, fingerprint or "", attempts + 1, version, worker, bool(retake))
 
     def _running_update(self, cur: Cursor, job: Job, sets: str, params: Sequence[Any]) -> None:
         cur.execute(
@@ -260,6 +305,7 @@ class TrackingQueue:
         writes: SqlWrites | None = None,
         attach: Sequence[str] = (),
         dedupe: bool = False,
+        shares: Collection[str] | None = None,
     ) -> bool:
         """Mark done, with the counts and the fingerprint of the version actually loaded.
 
@@ -267,6 +313,8 @@ class TrackingQueue:
         replacing its previous contribution), so they are committed exactly when the file is done.
         With `dedupe`, a file whose content hash another done file of the service already has is
         recorded as a duplicate of it instead, and `writes` is not run. Returns False then.
+        `shares`: the paths of the files that first stored some of this file's content (see
+        `_ownership`).
         """
         now = _ts(self.clock())
         with self.store.transaction(self.database, immediate=True, attach=attach) as cur:
@@ -289,6 +337,7 @@ class TrackingQueue:
                             f"same content as tracking row {found[0]}",
                         ),
                     )
+                    self._ownership(cur, job, shares)
                     return False
             self._running_update(
                 cur,
@@ -305,10 +354,39 @@ class TrackingQueue:
                     error,
                 ),
             )
+            self._ownership(cur, job, shares)
             if writes is not None:
                 main = self.database
                 writes(cur, lambda database, table: self.store.qualified(main, database, table))
         return True
+
+    def _ownership(self, cur: Cursor, job: Job, shares: Collection[str] | None) -> None:
+        """Record which files first stored content this file also holds (None: leave the record
+        as it is); and when a new version of this file ends (it gave up what it owned), queue
+        again the done files that share its content or duplicate it, to re-take their own."""
+        if shares is not None:
+            cur.execute(f"DELETE FROM {SHARES} WHERE file_id=?", (job.id,))
+            keys = sorted({path_key(p) for p in shares if p != job.path})
+            if keys:
+                cur.executemany(
+                    f"INSERT INTO {SHARES} (file_id, owner_key) VALUES (?, ?)", [(job.id, k) for k in keys]
+                )
+        if job.version > 1 and not job.retake:
+            cur.execute(
+                f"UPDATE {TABLE} SET state=?, retake=1, attempts=0, started=0, completed=0, started_date=NULL, "
+                "completed_date=NULL, error=NULL, rows_loaded=0, rows_rejected=0, progress=0, duplicate_of=NULL, "
+                f"not_before=NULL, worker=NULL WHERE service_name=? AND state IN (?, ?) AND id<>? AND "
+                f"(duplicate_of=? OR id IN (SELECT file_id FROM {SHARES} WHERE owner_key=?))",
+                (
+                    states.QUEUED,
+                    job.service_name,
+                    states.DONE,
+                    states.DUPLICATE,
+                    job.id,
+                    job.id,
+                    path_key(job.path),
+                ),
+            )
 
     def fail(
         self,
@@ -325,9 +403,10 @@ class TrackingQueue:
             self._running_update(
                 cur,
                 job,
-                "state=?, error=?, rows_loaded=?, rows_rejected=?, not_before=NULL",
+                "state=?, error=?, rows_loaded=?, rows_rejected=?, not_before=NULL, started=0, completed=0",
                 (states.FAILED, error[:60000], rows_loaded, rows_rejected),
             )
+            self._ownership(cur, job, None)
             if writes is not None:
                 main = self.database
                 writes(cur, lambda database, table: self.store.qualified(main, database, table))
@@ -370,7 +449,7 @@ class TrackingQueue:
                 )
                 if attempts >= max_attempts:
                     cur.execute(
-                        f"UPDATE {TABLE} SET state=?, error=? WHERE id=? AND state=? AND worker=?",
+                        f"UPDATE {TABLE} SET state=?, error=?, started=0 WHERE id=? AND state=? AND worker=?",
                         (
                             states.FAILED,
                             f"{why}; gave up after {attempts} attempts",

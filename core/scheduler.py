@@ -246,6 +246,7 @@ class Scheduler:
                 writes=result.sql_writes,
                 attach=result.attach,
                 dedupe=result.dedupe,
+                shares=result.shares,
             ):
                 slog.info(
                     "done %s: %d loaded, %d rejected", job.path, result.rows_loaded, result.rows_rejected

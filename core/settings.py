@@ -42,6 +42,7 @@ class Settings:
     GEOIP_DATABASE: str = ""
     CLICKSTREAM_HOLD_NEWEST: bool = True
     CLICKSTREAM_BATCH: int = 20000
+    MAX_LINE_BYTES: int = 8 << 20  # longer lines of logs and forum dumps are rejected as too long
     PERSON_COURSE_EXPORTS_KEEP: int = 7
     MAX_ATTEMPTS: int = 3
     LEASE_SECONDS: int = 120
@@ -202,6 +203,8 @@ def _validate(s: Settings) -> list[str]:
         problems.append(f"GEOIP_DATABASE: {s.GEOIP_DATABASE} is not a file")
     if s.CLICKSTREAM_BATCH < 1:
         problems.append("CLICKSTREAM_BATCH: must be at least 1")
+    if not 1024 <= s.MAX_LINE_BYTES <= 16 << 20:
+        problems.append("MAX_LINE_BYTES: must be between 1024 and 16777216 (a MongoDB document's limit)")
     if not s.DATA_PATHS:
         problems.append("DATA_PATHS: at least one data directory is needed")
     if s.SCAN_INTERVAL < 1:

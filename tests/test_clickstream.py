@@ -87,18 +87,20 @@ def env(request, tmp_path, unique_name):
             return status
 
         def rows(self, service="Clickstream"):
-            return {os.path.basename(r.meta): r for r in self.scheduler.queue.rows(service=service)}
+            return {os.path.basename(r.path): r for r in self.scheduler.queue.rows(service=service)}
 
         def events(self, filter=None):
             return sorted(self.docs.find(self.db, "clickstream", filter or {}), key=lambda d: str(d["_id"]))
 
-        def days(self):
-            store = open_sql_store("sqlite", self.state)
+        def days(self, sql_url="sqlite"):
+            store = open_sql_store(sql_url, self.state)
             return sorted(
-                store.query(
+                tuple(row)
+                for row in store.query(
                     "Person_Course",
                     "SELECT course_id, user_id, username, day, nevents, "
-                    "nplay_video, nseq_goto, countries FROM person_course_day",
+                    "nplay_video, nseq_goto, countries FROM person_course_day WHERE source_file LIKE ?",
+                    (f"{self.data}%",),
                 )
             )
 
@@ -322,3 +324,156 @@ def test_time_parsing_matches_a_full_timezone_conversion():
         expected = datetime.fromisoformat(text).astimezone(UTC).replace(tzinfo=None)
         assert parse_event_time(text) == expected
     assert parse_event_time("2014-13-09T03:57:24+00:00") is None
+
+
+def user_event(user: int, day: str = "2015-05-30") -> dict:
+    return event(
+        user,
+        username=f"u{user}",
+        context={"course_id": COURSE, "user_id": user},
+        time=f"{day}T01:0{user}:00+00:00",
+    )
+
+
+def test_a_changed_log_keeps_the_events_other_done_files_still_hold(env):
+    changed_log_keeps_what_other_files_hold(env, "sqlite")
+
+
+@pytest.mark.mysql
+def test_a_changed_log_keeps_the_events_other_done_files_still_hold_on_mariadb(env, mysql_url, unique_name):
+    store = open_sql_store(mysql_url, env.state)
+    try:
+        changed_log_keeps_what_other_files_hold(env, mysql_url)
+    finally:
+        with store.transaction("Person_Course") as cur:
+            cur.execute("DELETE FROM person_course_day WHERE source_file LIKE ?", (f"{env.data}%",))
+        store.drop_database(f"api_{unique_name}")
+
+
+def changed_log_keeps_what_other_files_hold(env, sql_url):
+    """The issue's scenario: a.log (u1-u6) with two copies, b.log (u3, u4, u7); a.log rewritten."""
+    a = env.logs / "uqx-edx-events-2015-05-30.log"
+    a.write_bytes(log_text([user_event(u) for u in range(1, 7)]))
+    (env.logs / "uqx-edx-events-2015-05-30.log.gz").write_bytes(gzip.compress(a.read_bytes()))
+    (env.logs / "uqx-prod-events-2015-05-30.log").write_bytes(a.read_bytes())
+    (env.logs / "uqx-edx-events-2015-05-31.log").write_bytes(log_text([user_event(u) for u in (3, 4, 7)]))
+    assert env.run(sql_url=sql_url) == 0
+    assert sorted(r.state for r in env.rows().values()).count(states.DUPLICATE) == 2
+    assert len(env.events()) == 7 and sum(d[4] for d in env.days(sql_url)) == 7, "each event counted once"
+    a.write_bytes(log_text([user_event(u) for u in (1, 2, 5, 6)]))
+    assert env.run(sql_url=sql_url) == 0
+    assert sorted(d["username"] for d in env.events()) == [f"u{u}" for u in range(1, 8)]
+    assert sum(d[4] for d in env.days(sql_url)) == 7, "the per-day rows sum to the distinct stored events"
+    assert all(r.state in (states.DONE, states.DUPLICATE) for r in env.rows().values())
+    again = env.days(sql_url)
+    assert env.run(sql_url=sql_url) == 0 and env.days(sql_url) == again, (
+        "a run with nothing new changes nothing"
+    )
+
+
+def test_a_re_pointed_latest_repeating_a_day_with_one_more_event_counts_it_once(env):
+    five = [event(n, username="u1", context={"course_id": COURSE, "user_id": 1}) for n in range(5)]
+    (env.logs / "uqx-edx-events-2015-05-30.log").write_bytes(log_text(five))
+    assert env.run() == 0
+    make_package(env.data, log_date="2015-06-08")
+    newer = (env.data / "clickstream_logs" / "latest").resolve()
+    six = [*five, event(5, username="u1", context={"course_id": COURSE, "user_id": 1})]
+    (newer / "uqx-edx-events-2015-05-30.log").write_bytes(log_text(six))
+    assert env.run() == 0
+    assert len(env.events()) == 6
+    per_user_day: dict = {}
+    for course, user_id, _, day, nevents, *_ in env.days():
+        per_user_day[(course, user_id, day)] = per_user_day.get((course, user_id, day), 0) + nevents
+    assert list(per_user_day.values()) == [6], "the rows of the two deliveries sum to 6"
+
+
+def test_a_retry_after_a_crash_counts_what_its_first_attempt_stored(env):
+    path = env.logs / "uqx-edx-events-2015-05-30.log"
+    events = [event(n) for n in range(30)]
+    path.write_bytes(log_text(events))
+    assert env.run() == 0
+    whole = env.days()
+    # What a crashed first attempt leaves: the first ten events stored, the file not done.
+    env.docs.delete_many(env.db, "clickstream", {"source_line": {"$gt": 10}})
+    queue = env.scheduler.queue
+    with queue.store.transaction(queue.database) as cur:
+        cur.execute("UPDATE ingestor SET state='queued', completed=0, attempts=0 WHERE type='file'")
+    assert env.run() == 0
+    assert len(env.events()) == 30 and env.days() == whole
+
+
+def test_identical_lines_of_one_file_are_stored_and_counted_once(env):
+    line = event(1)
+    (env.logs / "uqx-edx-events-2015-05-30.log").write_bytes(log_text([line, event(2), line]))
+    assert env.run() == 0
+    assert len(env.events()) == 2 and sum(d[4] for d in env.days()) == 2
+
+
+def test_lines_the_store_or_the_aggregates_cannot_hold_are_rejected_and_the_rest_loads(env):
+    deep = b'{"event_type": "deep", "username": "u1", "x": ' + b"[" * 989 + b"]" * 989 + b"}"  # 990 levels
+    lines = [
+        json.dumps(event(1)).encode(),
+        json.dumps(event(2, time="0001-01-01T00:00:00+05:00")).encode(),
+        deep,
+        json.dumps(event(3, **{"a.b": "\ud800"})).encode(),
+        json.dumps(event(4, username="\ud800")).encode(),
+        json.dumps(event(5, context={"course_id": COURSE, "user_id": 10**30})).encode(),
+        json.dumps(event(6, context={"course_id": COURSE, "user_id": str(10**30)})).encode(),
+        json.dumps(event(7, username="x" * 300)).encode(),
+        json.dumps(event(8, time="0999-01-01T00:00:00+00:00")).encode(),
+        json.dumps(event(9, username="\ud83d\ude00")).encode(),
+    ]
+    (env.logs / "uqx-edx-events-2015-05-30.log").write_bytes(b"\n".join(lines) + b"\n")
+    assert env.run() == 0
+    row = env.rows()["uqx-edx-events-2015-05-30.log"]
+    assert (row.state, row.rows_loaded, row.rows_rejected) == (states.DONE, 2, 8)
+    assert sorted(d["username"] for d in env.events()) == ["user1", "\U0001f600"]
+    assert sum(d[4] for d in env.days()) == 2
+    text = next((env.state / "rejects" / "Clickstream").glob("*.tsv")).read_text()
+    for expected in (
+        "2\ttime '0001-01-01T00:00:00+05:00' is out of range once made UTC",
+        "3\tnested deeper than 100 levels",
+        "4\tinvalid Unicode (lone surrogate)",
+        "5\tinvalid Unicode (lone surrogate)",
+        "6\tinteger 1000000000000000000000000000000 does not fit in 64 bits",
+        "7\tcontext.user_id 1000000000000000000000000000000 does not fit in 64 bits",
+        "8\tusername longer than 255 characters",
+        "9\ttime 0999-01-01T00:00:00 is before the year 1000",
+    ):
+        assert expected in text
+
+
+@pytest.mark.mysql
+def test_a_user_id_too_big_for_bigint_is_rejected_and_the_file_done_on_mariadb(env, mysql_url, unique_name):
+    lines = [
+        event(1),
+        event(2, context={"course_id": COURSE, "user_id": str(10**30)}),
+        event(3, username="\ud800"),
+    ]
+    (env.logs / "uqx-edx-events-2015-05-30.log").write_bytes(log_text(lines))
+    store = open_sql_store(mysql_url, env.state)
+    try:
+        assert env.run(sql_url=mysql_url) == 0
+        assert [int(d[4]) for d in env.days(mysql_url)] == [1]
+    finally:
+        with store.transaction("Person_Course") as cur:
+            cur.execute("DELETE FROM person_course_day WHERE source_file LIKE ?", (f"{env.data}%",))
+        store.drop_database(f"api_{unique_name}")
+
+
+def test_a_line_longer_than_the_limit_is_rejected_in_bounded_memory(env):
+    huge = json.dumps(event(1, event="x" * 300_000)).encode()
+    lines = [json.dumps(event(2)).encode(), huge, json.dumps(event(3)).encode()]
+    (env.logs / "uqx-edx-events-2015-05-30.log.gz").write_bytes(gzip.compress(b"\n".join(lines) + b"\n"))
+    (env.logs / "uqx-edx-events-2015-05-31.log").write_bytes(huge)
+    assert env.run(MAX_LINE_BYTES="100000") == 0
+    rows = env.rows()
+    assert (
+        rows["uqx-edx-events-2015-05-30.log.gz"].rows_loaded,
+        rows["uqx-edx-events-2015-05-30.log.gz"].rows_rejected,
+    ) == (2, 1)
+    assert rows["uqx-edx-events-2015-05-31.log"].rows_rejected == 1
+    assert sorted(d["source_line"] for d in env.events()) == [1, 3]
+    text = "".join(p.read_text() for p in (env.state / "rejects" / "Clickstream").glob("*.tsv"))
+    assert f"2\tline too long ({len(huge)} bytes > MAX_LINE_BYTES 100000)" in text
+    assert f"1\tline too long ({len(huge)} bytes > MAX_LINE_BYTES 100000)" in text

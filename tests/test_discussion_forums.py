@@ -566,3 +566,28 @@ def test_reader_refuses_what_cannot_be_stored_the_same_on_both_backends(line, re
 def test_reader_skips_a_byte_order_mark_on_the_first_line_and_accepts_crlf():
     doc = parse_line(b'\xef\xbb\xbf{"_id": {"$oid": "5323194a52f4b10c4f5665e1"}}\r', 1)
     assert doc == {"_id": ObjectId("5323194a52f4b10c4f5665e1")}
+
+
+def test_a_new_version_with_an_absurd_vote_count_is_done_with_that_line_rejected(sql_env):
+    forum = sql_env.forum
+    path = sql_env.write(f"{forum}.mongo", lines(*small_forum()))
+    assert sql_env.run() == 0
+    newer = small_forum()
+    newer[1]["votes"]["up_count"] = 1e300
+    path.write_bytes(lines(*newer))
+    os.utime(path, (1e9, 1e9))
+    assert sql_env.run() == 0
+    row = sql_env.rows()[f"{forum}.mongo"]
+    assert (row.state, row.rows_loaded, row.rows_rejected) == (states.DONE, 3, 1)
+    assert "2\tvotes.up_count 1e+300 is not a count of up-votes" in sql_env.rejects_text()
+    assert [d["_id"] for d in sql_env.docs(forum)] == [THREAD, REPLY, OTHER]
+    assert [c[1] for c in sql_env.counts(forum)] == ["10", "12"], "the counts are the new version's"
+
+
+def test_a_forum_line_longer_than_the_limit_is_rejected_and_the_rest_loads(env):
+    long_post = post(ObjectId("552a6f0a69429bccb0026219"), "Comment", "1", body="x" * 200_000)
+    env.write(f"{FORUM}.mongo", lines(small_forum()[0], long_post, small_forum()[1]))
+    assert env.run(MAX_LINE_BYTES="100000") == 0
+    row = env.rows()[f"{FORUM}.mongo"]
+    assert (row.rows_loaded, row.rows_rejected) == (2, 1)
+    assert "\n2\tline too long (" in env.rejects_text()

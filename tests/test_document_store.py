@@ -177,7 +177,7 @@ def test_datetimes_come_back_naive_utc_at_millisecond_precision(store: DocumentS
 
 def test_ids_of_different_types_are_different_documents(store: DocumentStore, db: str) -> None:
     result = store.insert_many(db, "ids", [{"_id": 1}, {"_id": "1"}, {"_id": True}, {"_id": 1.0}])
-    assert result == InsertResult(inserted=3, duplicates=1)  # 1 and 1.0 are the same _id
+    assert result == InsertResult(inserted=3, duplicates=1, duplicate_at=(3,))  # 1 and 1.0 are the same _id
     assert store.count(db, "ids", {"_id": "1"}) == 1
     assert store.count(db, "ids", {"_id": 1}) == 1
 
@@ -187,14 +187,14 @@ def test_ids_of_different_types_are_different_documents(store: DocumentStore, db
 
 def test_reinserting_a_batch_skips_and_counts_every_duplicate(store: DocumentStore, db: str) -> None:
     assert store.insert_many(db, "clickstream", events()[:3]) == InsertResult(3, 0)
-    assert store.insert_many(db, "clickstream", events()) == InsertResult(2, 3)
-    assert store.insert_many(db, "clickstream", events()) == InsertResult(0, 5)
+    assert store.insert_many(db, "clickstream", events()) == InsertResult(2, 3, (0, 1, 2))
+    assert store.insert_many(db, "clickstream", events()) == InsertResult(0, 5, (0, 1, 2, 3, 4))
     assert store.count(db, "clickstream") == 5
 
 
 def test_duplicate_ids_within_one_batch_keep_the_first(store: DocumentStore, db: str) -> None:
     result = store.insert_many(db, "c", [{"_id": "x", "v": 1}, {"_id": "x", "v": 2}])
-    assert result == InsertResult(1, 1)
+    assert result == InsertResult(1, 1, (1,))
     assert store.find_one(db, "c", {"_id": "x"}) == {"_id": "x", "v": 1}
 
 
@@ -531,6 +531,22 @@ def test_update_making_an_indexed_field_a_list_keeps_queries_right(store: Docume
     assert store.count(db, "c", {"tags": "c"}) == 1
 
 
+def test_encoded_documents_with_a_list_on_an_indexed_path_are_found_by_element(
+    sqlite_store: SqliteDocumentStore,
+) -> None:
+    from stores.documents.base import encode, id_key
+
+    db = "encoded"
+    sqlite_store.create_index(db, "c", [("context.course_id", 1)])
+    docs = [{"_id": 1, "context": {"course_id": "a"}}, {"_id": 2, "context": {"course_id": ["a", "b"]}}]
+    rows = [(id_key(d["_id"]), encode(d), d) for d in docs]
+    assert sqlite_store.insert_encoded(db, "c", rows) == InsertResult(2, 0)
+    assert ids(sqlite_store.find(db, "c", {"context.course_id": "a"})) == [1, 2]
+    assert ids(sqlite_store.find(db, "c", {"context.course_id": "b"})) == [2]
+    again = sqlite_store.insert_encoded(db, "c", [*rows[1:], (id_key(3), encode({"_id": 3}), {"_id": 3})])
+    assert again == InsertResult(1, 1, (0,)), "the positions of the ids already stored are reported"
+
+
 def test_delete_many_deletes_matches_and_counts_them(store: DocumentStore, db: str) -> None:
     store.insert_many(db, "c", events())
     assert store.delete_many(db, "c", {"tags": "a"}) == 2
@@ -557,7 +573,7 @@ def test_unique_index_rejects_a_duplicate_value(store: DocumentStore, db: str) -
     store.insert_many(db, "users", [{"_id": 1, "username": "ann"}])
     with pytest.raises(TerminalError, match="unique"):
         store.insert_many(db, "users", [{"_id": 2, "username": "ann"}])
-    assert store.insert_many(db, "users", [{"_id": 1, "username": "ann"}]) == InsertResult(0, 1)
+    assert store.insert_many(db, "users", [{"_id": 1, "username": "ann"}]) == InsertResult(0, 1, (0,))
     assert ids(store.find(db, "users")) == [1]
 
 

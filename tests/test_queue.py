@@ -197,3 +197,53 @@ def test_same_content_under_another_name_is_recorded_as_a_duplicate(queue):
         first.id,
     )
     assert rows["/d/copy-of-a.log"].rows_loaded == 0 and not ran
+
+
+def test_a_failed_file_does_not_look_like_the_current_file_on_the_dashboards(queue):
+    queue.offer("DatabaseState", "/d/a.sql", "1:1")
+    queue.offer("DatabaseState", "/d/b.sql", "1:1")
+    queue.fail(queue.claim("w1", ["DatabaseState"]), "bad file")
+    queue.sweep(lease_seconds=60, max_attempts=1, dead_workers=[queue.claim("w2", ["DatabaseState"]).worker])
+    rows = queue.store.query(
+        queue.database, "SELECT meta, state, started, completed FROM ingestor ORDER BY id"
+    )
+    assert [tuple(r) for r in rows] == [
+        ("/d/a.sql", states.FAILED, 0, 0),
+        ("/d/b.sql", states.FAILED, 0, 0),
+    ], "failed is started=0, completed=0 (remaining), as the contract says"
+
+
+def test_a_gzipped_log_keeps_meta_ending_in_its_date_and_its_real_path_beside(queue):
+    path = "/d/clickstream_logs/2015-06-01/uqx-edx-events-2015-05-30.log.gz"
+    queue.offer("Clickstream", path, "1:1")
+    job = queue.claim("w1", ["Clickstream"])
+    assert job.path == path, "the worker reads the real file"
+    queue.complete(job, 1, 0)
+    (meta,) = queue.store.query(queue.database, "SELECT meta FROM ingestor")[0]
+    assert datetime.strptime(meta.replace(".log", "")[-10:], "%Y-%m-%d") == datetime(2015, 5, 30)
+    assert queue.rows()[0].path == path
+    assert queue.offer("Clickstream", path, "1:1") == "same", "found again by its real path"
+
+
+def test_an_existing_tracking_table_gets_the_new_columns(queue):
+    with queue.store.transaction(queue.database) as cur:
+        cur.execute("DROP TABLE ingestor")
+        cur.execute(
+            "CREATE TABLE ingestor (id INTEGER PRIMARY KEY AUTO_INCREMENT, service_name VARCHAR(64) NOT NULL, "
+            "type VARCHAR(16) NOT NULL DEFAULT 'file', meta TEXT NOT NULL, path_key CHAR(64) NOT NULL, "
+            "started INTEGER NOT NULL DEFAULT 0, completed INTEGER NOT NULL DEFAULT 0, created DATETIME NULL, "
+            "started_date DATETIME NULL, completed_date DATETIME NULL, state VARCHAR(16) NOT NULL, "
+            "attempts INTEGER NOT NULL DEFAULT 0, error TEXT NULL, worker VARCHAR(255) NULL, "
+            "heartbeat DATETIME NULL, not_before DATETIME NULL, fingerprint VARCHAR(128) NULL, "
+            "content_hash VARCHAR(64) NULL, version INTEGER NOT NULL DEFAULT 1, "
+            "rows_loaded BIGINT NOT NULL DEFAULT 0, rows_rejected BIGINT NOT NULL DEFAULT 0, "
+            "progress DOUBLE NOT NULL DEFAULT 0, duplicate_of BIGINT NULL)".replace(
+                "AUTO_INCREMENT", "AUTO_INCREMENT" if queue.store.dialect == "mysql" else "AUTOINCREMENT"
+            )
+        )
+        cur.execute(
+            "INSERT INTO ingestor (service_name, meta, path_key, state) VALUES ('DatabaseState', '/d/a.sql', 'k', 'done')"
+        )
+    queue.ensure_schema()
+    queue.ensure_schema()
+    assert queue.rows()[0].path == "/d/a.sql"

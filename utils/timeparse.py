@@ -10,8 +10,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 
+class TimeOutOfRange(ValueError):
+    """A `time` that is a valid time but out of Python's range once made UTC (`0001-01-01T00:00+05:00`)."""
+
+
 def parse_event_time(value: object) -> datetime | None:
-    """The UTC instant of an event's `time` (naive, as stored), or None if it is not a time."""
+    """The UTC instant of an event's `time` (naive, as stored), or None if it is not a time.
+
+    TimeOutOfRange if it is a time that cannot be made UTC."""
     if not isinstance(value, str) or len(value) < 10:
         return None
     if value.endswith("+00:00"):  # the common case: already UTC, no conversion needed
@@ -23,8 +29,15 @@ def parse_event_time(value: object) -> datetime | None:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         return _lenient(value)
+    return _utc(parsed, value)
+
+
+def _utc(parsed: datetime, value: str) -> datetime:
     if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+        try:
+            parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+        except OverflowError:
+            raise TimeOutOfRange(f"time {value[:40]!r} is out of range once made UTC") from None
     return parsed
 
 
@@ -42,6 +55,4 @@ def _lenient(value: str) -> datetime | None:
         parsed = datetime.fromisoformat(text)
     except ValueError:
         return None
-    if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
-    return parsed
+    return _utc(parsed, value)

@@ -52,12 +52,14 @@ def create_statements(dialect: str) -> list[str]:
 
 
 class Enrolments:
-    """Collects the enrolment events of one file."""
+    """Collects the enrolment events of one file. `note` reads the event's own fields when the line
+    is parsed; `add` keeps the event once the file is known to own it."""
 
     def __init__(self) -> None:
         self.rows: list[tuple[Any, ...]] = []
+        self.noted: dict[tuple[str, int | None, str, datetime, str], tuple[str, int | None, str]] = {}
 
-    def add(
+    def note(
         self,
         event: dict[str, Any],
         name: str,
@@ -65,7 +67,6 @@ class Enrolments:
         user_id: int | None,
         username: str,
         when: datetime | None,
-        country: str | None,
     ) -> None:
         if when is None or (name != ACTIVATED and name != DEACTIVATED):
             return
@@ -75,16 +76,33 @@ class Enrolments:
                 body = json.loads(body)
             except ValueError:
                 body = None
+        own_course, own_user, mode = course, user_id, ""
         if isinstance(body, dict):
-            own = body.get("course_id")
-            if isinstance(own, str) and own:
-                course = own
+            value = body.get("course_id")
+            if isinstance(value, str) and value:
+                own_course = value
             uid = body.get("user_id")
             if type(uid) is int or (type(uid) is str and uid.isdigit()):
-                user_id = int(uid)
-            mode = body.get("mode")
-        else:
-            mode = None
+                own_user = int(uid)
+            if isinstance(body.get("mode"), str):
+                mode = body["mode"]
+        self.noted[(course, user_id, username, when, name)] = (own_course, own_user, mode)
+
+    def add(
+        self,
+        name: str,
+        course: str,
+        user_id: int | None,
+        username: str,
+        when: datetime | None,
+        country: str | None,
+    ) -> None:
+        if when is None:
+            return
+        found = self.noted.get((course, user_id, username, when, name))
+        if found is None:
+            return
+        course, user_id, mode = found
         if not course or (user_id is None and not username):
             return
         self.rows.append(
@@ -96,7 +114,7 @@ class Enrolments:
                 when.strftime("%Y-%m-%d %H:%M:%S"),
                 when.date(),
                 int(name == ACTIVATED),
-                mode[:64] if isinstance(mode, str) else "",
+                mode[:64],
                 (country or "")[:16],
             )
         )

@@ -26,6 +26,14 @@ _SYSLOG = re.compile(rb"^[^{]*?(\{.*\})\s*$", re.S)
 _COURSE_IN_PATH = re.compile(r"/courses/(course-v1:[^/?#]+|[^/?#]+/[^/?#]+/[^/?#]+)/")
 _COURSE_IN_BLOCK = re.compile(r"block-v1:([^+/]+)\+([^+/]+)\+([^+/]+)\+type@")
 _decoder = json.JSONDecoder()
+MAX_DEPTH = 100  # MongoDB's limit on the nesting of a document
+INT64 = (-(2**63), 2**63 - 1)
+MAX_NAME = 255  # the VARCHAR(255) of person_course_day's course_id and username
+# Only lines with such an escape can hold a lone surrogate or a NUL in a field name, only lines with
+# such a number an integer beyond 64 bits, only lines with so many brackets a deep nesting: the
+# others skip the walk that checks them.
+_SUSPECT = re.compile(r"\\u(?:[dD][89a-fA-F]|0000)", re.ASCII)
+_LONG_NUMBER = re.compile(r"[:,\[]\s*-?[0-9]{19}", re.ASCII)
 
 
 def parse(raw: bytes) -> tuple[dict[str, Any] | None, str]:
@@ -55,12 +63,17 @@ def parse_with_text(raw: bytes) -> tuple[dict[str, Any] | None, str, str | None]
         return None, f"invalid UTF-8 at byte {exc.start}", None
     try:
         event = _decoder.decode(text)
+    except RecursionError:
+        return None, f"nested deeper than {MAX_DEPTH} levels", None
     except json.JSONDecodeError as exc:
         if len(raw) in TRUNCATION_LENGTHS or exc.pos >= len(text) - 1:
             return None, f"truncated line ({len(raw)} bytes): {exc.msg}", None
         return None, f"not JSON: {exc.msg} at column {exc.colno}", None
     if not isinstance(event, dict):
         return None, "not a JSON object", None
+    problem = _unstorable(event, text)
+    if problem:
+        return None, problem, None
     as_is: str | None = text
     if "_id" in event:
         event["mongoid"] = _mongoid(event.pop("_id"))
@@ -90,6 +103,58 @@ def _needs_mapping(event: dict[str, Any]) -> bool:
             elif kind is list and value and type(value[0]) is dict:
                 stack.extend(v for v in value if type(v) is dict)
     return False
+
+
+def _unstorable(event: dict[str, Any], text: str) -> str:
+    """Why MongoDB could not store the event (and SQLite should not either), or ""."""
+    deep = text.count("{") + text.count("[") > MAX_DEPTH
+    suspect = "\\u" in text and _SUSPECT.search(text) is not None
+    long_number = _LONG_NUMBER.search(text) is not None
+    if not (deep or suspect or long_number):
+        return ""
+    stack: list[tuple[Any, int]] = [(event, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return f"nested deeper than {MAX_DEPTH} levels"
+        if type(node) is dict:
+            for key, value in node.items():
+                if suspect and ("\x00" in key or not _utf8(key)):
+                    return f"invalid field name {_short(key)} (NUL or lone surrogate)"
+                stack.append((value, depth + 1))
+        elif type(node) is list:
+            stack.extend((value, depth + 1) for value in node)
+        elif suspect and type(node) is str and not _utf8(node):
+            return f"invalid Unicode (lone surrogate) in {_short(node)}"
+        elif long_number and type(node) is int and not INT64[0] <= node <= INT64[1]:
+            return f"integer {_short(node)} does not fit in 64 bits"
+    return ""
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _short(value: object, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def aggregate_problem(course: str, user_id: int | None, username: str, when: Any) -> str:
+    """Why the per-day row of an event could not be written (SQL column limits), or ""."""
+    if user_id is not None and not INT64[0] <= user_id <= INT64[1]:
+        return f"context.user_id {_short(user_id)} does not fit in 64 bits"
+    if len(username) > MAX_NAME:
+        return f"username longer than {MAX_NAME} characters"
+    if len(course) > MAX_NAME:
+        return f"course id longer than {MAX_NAME} characters"
+    if when is not None and when.year < 1000:
+        return f"time {when.isoformat()} is before the year 1000 (not an SQL DATETIME)"
+    return ""
 
 
 def _not_an_object(body: bytes) -> str:

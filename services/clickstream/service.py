@@ -28,12 +28,11 @@ from bson import ObjectId
 from base_service import Context, Entry, IngestResult, Service
 from core.errors import Interrupted, TerminalError
 from services.clickstream import aggregates, derived_counts
-from services.clickstream.events import course_of, event_name, parse_with_text, user_of
-from stores.documents.base import InsertResult
+from services.clickstream.events import aggregate_problem, course_of, event_name, parse_with_text, user_of
 from stores.documents.base import encode as encode_document
 from utils.geoip import GeoIP
 from utils.lines import TruncatedInput, iter_line_blocks
-from utils.timeparse import parse_event_time
+from utils.timeparse import TimeOutOfRange, parse_event_time
 
 COLLECTION = "clickstream"
 LOGS = "logs"
@@ -124,7 +123,7 @@ class ClickstreamService(Service):
         source = ctx.job.path
         store = ctx.documents()
         database = ctx.settings.document_db(LOGS)
-        if ctx.job.version > 1:
+        if ctx.job.version > 1 and not ctx.job.retake:
             removed = store.delete_many(database, COLLECTION, {"source_file": source})
             ctx.log.info("%s: new version; removed %d events of the previous one", path, removed)
         loader = _Loader(self, ctx, source, database)
@@ -133,7 +132,8 @@ class ClickstreamService(Service):
         failed = None
         try:
             try:
-                for first, lines in iter_line_blocks(path, position):
+                too_long = _too_long_rejecter(ctx, ctx.settings.MAX_LINE_BYTES)
+                for first, lines in iter_line_blocks(path, position, ctx.settings.MAX_LINE_BYTES, too_long):
                     loader.add_lines(first, lines)
                     ctx.progress(min(position[0] / size, 0.99))
                     if ctx.should_stop():
@@ -150,27 +150,31 @@ class ClickstreamService(Service):
             content_hash=loader.digest.hexdigest(),
             sql_writes=loader.derived.writer(source, loader.days.writer(source)),
             attach=(aggregates.DATABASE,),
-            dedupe=True,
+            # A file that owns no event may be a mere copy of a done file; one that owns some is not.
+            dedupe=loader.owned == 0,
             failed=failed,
+            shares=frozenset(loader.shares),
         )
 
 
 ADDED = frozenset(("_id", "time_date", "country", "subdivision", "geoip", "source_file", "source_line"))
 
+# What the per-file accumulators see of one event: (course, user_id, username, UTC time, event
+# name, country, ip). Only the events the file owns (see `_Loader.count_owned`) reach them.
+Counted = tuple[str, int | None, str, Any, str, str | None, Any]
+
 
 class _Writer:
-    """Writes batches on a thread of its own while the next batch is parsed.
+    """Runs `process` on the batches, on a thread of its own, while the next batch is parsed.
 
     SQLite (and the network round trips to MongoDB) mostly run without the GIL, so parsing and
     writing overlap on two cores. At most two batches wait, so memory stays flat.
     """
 
-    def __init__(self, write: Callable[[Any], InsertResult]) -> None:
-        self._write = write
+    def __init__(self, process: Callable[[Any], None]) -> None:
+        self._process = process
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=2)
         self.error: BaseException | None = None
-        self.inserted = 0
-        self.duplicates = 0
         self._thread = threading.Thread(target=self._run, name="clickstream-writer", daemon=True)
         self._thread.start()
 
@@ -179,12 +183,9 @@ class _Writer:
             if self.error is not None:
                 continue
             try:
-                result = self._write(item)
+                self._process(item)
             except BaseException as exc:  # noqa: BLE001 - handed to the reading thread
                 self.error = exc
-                continue
-            self.inserted += result.inserted
-            self.duplicates += result.duplicates
 
     def put(self, item: Any) -> None:
         if self.error is not None:
@@ -199,7 +200,15 @@ class _Writer:
 
 
 class _Loader:
-    """The per-file state of an ingest: the batch, the counts, the content digest."""
+    """The per-file state of an ingest: the batch, the counts, the content digest.
+
+    Ownership: an event belongs to the file that first stored it (its `source_file`). A file's
+    per-day counts take only the events it owns: the ones it inserts, and the duplicates whose
+    stored `source_file` is this file (a retry after a crash). The other duplicates are counted by
+    their owner; their owners' paths are reported (`shares`) so that a new version of an owner,
+    which deletes what it owned, makes this file take them back. So the per-day rows of all files
+    sum to the distinct stored events.
+    """
 
     def __init__(self, service: ClickstreamService, ctx: Context, source: str, database: str) -> None:
         self.ctx = ctx
@@ -212,28 +221,40 @@ class _Loader:
         self.batch_size = service.batch
         self.encoded = self.store.accepts_encoded
         self.batch: list[Any] = []
-        self.maybe_lists: list[dict[str, Any]] = []
+        self.counted: list[Counted] = []
+        self.lines: list[int] = []
         self.days = aggregates.DayCounts()
         self.derived = derived_counts.DerivedCounts()
         self.digest = hashlib.blake2b(digest_size=32)
         self.events = 0
-        if self.encoded:
-            self.writer = _Writer(lambda item: self.store.insert_encoded(database, COLLECTION, *item))
-        else:
-            self.writer = _Writer(lambda item: self.store.insert_many(database, COLLECTION, item))
+        self.inserted = 0
+        self.owned = 0
+        self.shares: set[str] = set()
+        self.writer = _Writer(self._write)
 
     def add_lines(self, first: int, lines: list[bytes]) -> None:
         self.digest.update(b"\n".join(lines) + b"\n")
         rejects = self.ctx.rejects
         assert rejects is not None
         lookup = self.geoip.lookup if self.geoip else None
-        add_day = self.days.add
+        counted, numbers = self.counted, self.lines
         for index, raw in enumerate(lines):
             event, reason, text = parse_with_text(raw)
             if event is None:
                 rejects.add(first + index, reason, raw)
                 continue
-            when = parse_event_time(event.get("time"))
+            line = first + index
+            try:
+                when = parse_event_time(event.get("time"))
+            except TimeOutOfRange as exc:
+                rejects.add(line, str(exc), raw)
+                continue
+            user_id, username = user_of(event)
+            course = course_of(event)
+            problem = aggregate_problem(course, user_id, username, when)
+            if problem:
+                rejects.add(line, problem, raw)
+                continue
             ip = event.get("ip")
             country = subdivision = None
             if lookup is not None:
@@ -242,21 +263,25 @@ class _Loader:
                     country, subdivision = found
             elif ip == "" or ip == "::1":
                 country = ""
-            user_id, username = user_of(event)
-            course, name = course_of(event), event_name(event)
-            add_day(course, user_id, username, when, name, country, ip)
-            self.derived.add(event, course, user_id, username, when, name, country)
-            line = first + index
             digest = hashlib.blake2b(raw, digest_size=12).digest()
             if self.encoded:
-                self.batch.append(self._encoded(event, text, digest, when, country, subdivision, line))
+                try:
+                    self.batch.append(self._encoded(event, text, digest, when, country, subdivision, line))
+                except (TypeError, ValueError, OverflowError) as exc:
+                    rejects.add(line, f"not storable: {exc}", raw)
+                    continue
             else:
                 self._complete(event, when, country, subdivision, line)
                 event["_id"] = ObjectId(digest)
                 self.batch.append(event)
+            name = event_name(event)
+            counted.append((course, user_id, username, when, name, country, ip))
+            self.derived.note(event, name, course, user_id, username, when)
+            numbers.append(line)
             self.events += 1
             if len(self.batch) >= self.batch_size:
                 self.flush()
+                counted, numbers = self.counted, self.lines
 
     def _complete(
         self, event: dict[str, Any], when: Any, country: str | None, subdivision: str | None, line: int
@@ -280,15 +305,13 @@ class _Loader:
         country: str | None,
         subdivision: str | None,
         line: int,
-    ) -> tuple[str, str]:
-        """(id key, stored text): the line's own JSON with the added fields spliced in front."""
+    ) -> tuple[str, str, dict[str, Any]]:
+        """(id key, stored text, event): the line's own JSON with the added fields spliced in front."""
         oid = digest.hex()
-        if _may_hold_lists(event):
-            self.maybe_lists.append(event)
         if text is None or not ADDED.isdisjoint(event):
             self._complete(event, when, country, subdivision, line)
             event["_id"] = ObjectId(digest)
-            return "o" + oid, encode_document({"_id": event.pop("_id"), **event})
+            return "o" + oid, encode_document({"_id": event.pop("_id"), **event}), event
         parts = ['{"_id":{"$oid":"', oid, '"}']
         if when is None:
             parts.append(',"time_date":null')
@@ -303,17 +326,54 @@ class _Loader:
         parts += [',"source_file":', self.source_json, ',"source_line":', str(line)]
         rest = text[1:].lstrip()
         parts.append(rest if rest.startswith("}") else "," + rest)
-        return "o" + oid, "".join(parts)
+        return "o" + oid, "".join(parts), event
 
     def flush(self) -> None:
         if not self.batch:
             return
+        self.writer.put((self.batch, self.counted, self.lines))
+        self.batch, self.counted, self.lines = [], [], []
+
+    def _write(self, item: tuple[list[Any], list[Counted], list[int]]) -> None:
+        """On the writer thread: store one batch, then count the events this file owns."""
+        batch, counted, lines = item
         if self.encoded:
-            self.writer.put((self.batch, self.maybe_lists))
-            self.maybe_lists = []
+            result = self.store.insert_encoded(self.database, COLLECTION, batch)
         else:
-            self.writer.put(self.batch)
-        self.batch = []
+            result = self.store.insert_many(self.database, COLLECTION, batch)
+        self.inserted += result.inserted
+        if result.duplicate_at:
+            foreign = self._not_owned(batch, lines, result.duplicate_at)
+            counted = [c for position, c in enumerate(counted) if position not in foreign]
+        self.owned += len(counted)
+        self.count_owned(counted)
+
+    def _not_owned(self, batch: list[Any], lines: list[int], positions: tuple[int, ...]) -> set[int]:
+        """The positions of duplicates this file must not count (one query, for those ids only):
+        stored by another file (remembered in `shares`), or an identical earlier line of this file.
+        A duplicate stored from this very line (an attempt before a crash) is this file's own."""
+        ids = [ObjectId(batch[p][0][1:]) if self.encoded else batch[p]["_id"] for p in positions]
+        stored = {
+            doc["_id"]: (doc.get("source_file"), doc.get("source_line"))
+            for doc in self.store.find(
+                self.database, COLLECTION, {"_id": {"$in": ids}}, {"source_file": 1, "source_line": 1}
+            )
+        }
+        skipped = set()
+        for position, _id in zip(positions, ids, strict=True):
+            owner, line = stored.get(_id, (None, None))
+            if owner != self.source or line != lines[position]:
+                skipped.add(position)
+                if owner != self.source and isinstance(owner, str):
+                    self.shares.add(owner)
+        return skipped
+
+    def count_owned(self, counted: list[Counted]) -> None:
+        """The one hook of the per-file accumulators: called with the events this file owns."""
+        add_day, add_derived = self.days.add, self.derived.add
+        for course, user_id, username, when, name, country, ip in counted:
+            add_day(course, user_id, username, when, name, country, ip)
+            add_derived(course, user_id, username, when, name, country)
 
     def finish(self) -> None:
         """Write what is left and wait for the writer; raises what a write raised."""
@@ -324,15 +384,16 @@ class _Loader:
         self.writer.close(raise_error=False)
 
 
-def _may_hold_lists(event: dict[str, Any]) -> bool:
-    """True if an indexed path of the collection could hold a list (then the index is multikey)."""
-    context = event.get("context")
-    if type(context) is dict:
-        if type(context.get("course_id")) is list:
-            return True
-    elif type(context) is list:
-        return True
-    return type(event.get("event_type")) is list or type(event.get("username")) is list
+def _too_long_rejecter(ctx: Context, limit: int) -> Callable[[int, int, bytes], None]:
+    rejects = ctx.rejects
+    assert rejects is not None
+
+    def reject(line_no: int, length: int, head: bytes) -> None:
+        rejects.add(
+            line_no, f"line too long ({length} bytes > MAX_LINE_BYTES {limit}); its first bytes kept", head
+        )
+
+    return reject
 
 
 @lru_cache(maxsize=4096)

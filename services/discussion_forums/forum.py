@@ -34,7 +34,7 @@ from typing import Any
 from bson import ObjectId
 from bson.errors import InvalidId
 
-from utils.lines import iter_line_blocks
+from utils.lines import DEFAULT_MAX_LINE, TooLong, iter_line_blocks
 
 SUFFIX = ".mongo"
 INT64 = (-(2**63), 2**63 - 1)
@@ -91,9 +91,17 @@ def collection_name(path: Path) -> str:
     return name[: -len(SUFFIX)] if name.endswith(SUFFIX) else name
 
 
-def iter_lines(path: Path) -> Iterator[tuple[int, bytes]]:
-    """(line number, raw line without its LF), read in large blocks."""
-    for first, lines in iter_line_blocks(path):
+def iter_lines(
+    path: Path, max_line: int = DEFAULT_MAX_LINE, too_long: TooLong | None = None
+) -> Iterator[tuple[int, bytes]]:
+    """(line number, raw line without its LF), read in large blocks; lines longer than `max_line`
+    go to `too_long` instead (see utils.lines)."""
+    blocks = (
+        iter_line_blocks(path, None, max_line, too_long)
+        if too_long
+        else iter_line_blocks(path, None, max_line)
+    )
+    for first, lines in blocks:
         yield from enumerate(lines, first)
 
 

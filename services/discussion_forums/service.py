@@ -33,6 +33,8 @@ PERSON_COURSE = "Person_Course"
 COUNTS_TABLE = "forum_author_counts"
 STAGING_SUFFIX = "__load"
 MAX_ID = 255  # longest course_id / author_id kept in the counts table (VARCHAR(255))
+MAX_VOTES = 2**31 - 1  # an up_count beyond this is not a count: its line is rejected
+BIGINT = 2**63 - 1
 # What the dashboards and person-course look up: a user's posts, a thread's comments, threads vs
 # comments, the posts of one discussion component.
 INDEXES: tuple[tuple[tuple[str, int], ...], ...] = (
@@ -121,6 +123,14 @@ def _up_count(votes: object) -> int:
     return 0
 
 
+def count_problem(doc: dict[str, Any]) -> str:
+    """Why a document's `votes.up_count` cannot go into the counts table (BIGINT), or ""."""
+    count = _up_count(doc.get("votes"))
+    if not 0 <= count <= MAX_VOTES:
+        return f"votes.up_count {doc['votes']['up_count']!r} is not a count of up-votes"
+    return ""
+
+
 SqlWrites = Callable[[Cursor, Callable[[str, str], str]], None]
 
 
@@ -176,6 +186,10 @@ class DiscussionForumsService(Service):
                     f"{path}: not one of its {rejects.count} line(s) is a forum document; "
                     f"the previous {db}.{name} is kept"
                 )
+            if any(n > BIGINT for numbers in load.counts.counts.values() for n in numbers):
+                raise TerminalError(
+                    f"{path}: an author's up-votes add up beyond 64 bits; the previous {db}.{name} is kept"
+                )
             for keys in INDEXES:
                 store.create_index(db, staging, keys)  # also creates the collection of an empty forum
             if store.count(db, staging) != load.loaded:
@@ -206,12 +220,25 @@ class DiscussionForumsService(Service):
         done = 0
         try:
             size = max(path.stat().st_size, 1)
-            for line_no, raw in iter_lines(path):
+            limit = ctx.settings.MAX_LINE_BYTES
+
+            def too_long(line_no: int, length: int, head: bytes) -> None:
+                rejects.add(
+                    line_no,
+                    f"line too long ({length} bytes > MAX_LINE_BYTES {limit}); its first bytes kept",
+                    head,
+                )
+
+            for line_no, raw in iter_lines(path, limit, too_long):
                 done += len(raw) + 1
                 try:
                     doc = parse_line(raw, line_no)
                 except BadLine as exc:
                     rejects.add(line_no, exc.reason, raw)
+                    continue
+                problem = count_problem(doc)
+                if problem:
+                    rejects.add(line_no, problem, raw)
                     continue
                 key = id_key(doc["_id"])
                 first = seen.setdefault(key, line_no)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from base_service import Context, Service
 from services.clickstream.service import COLLECTION, LOGS
-from utils.timeparse import parse_event_time
+from utils.timeparse import TimeOutOfRange, parse_event_time
 
 BATCH = 5000
 MISSING = {"time_date": {"$exists": False}}
@@ -33,7 +33,16 @@ class TimeFinderService(Service):
             docs = list(store.find(database, COLLECTION, MISSING, projection={"time": 1}, limit=BATCH))
             if not docs:
                 break
-            updates = [(d["_id"], {"time_date": parse_event_time(d.get("time"))}) for d in docs]
+            updates = [(d["_id"], {"time_date": _utc_or_none(d.get("time"))}) for d in docs]
             store.update_fields(database, COLLECTION, updates)
             total += len(updates)
         ctx.log.info("time_date set on %d event(s)", total)
+
+
+def _utc_or_none(value: object) -> object:
+    """The event's UTC time; None (stored as null, so the event is not looked at again) if it has
+    none or one out of range."""
+    try:
+        return parse_event_time(value)
+    except TimeOutOfRange:
+        return None

@@ -301,10 +301,14 @@ def from_json_type(json_type: str, value: Any) -> Any:
 @dataclass(frozen=True, slots=True)
 class InsertResult:
     """What one `insert_many` call did: new documents written, and documents skipped because their
-    `_id` was already there (which is how a re-ingest after a crash stays exactly-once)."""
+    `_id` was already there (which is how a re-ingest after a crash stays exactly-once).
+
+    `duplicate_at` holds the positions in the batch of those skipped documents (empty when there
+    were none), so that a caller can ask who stored them first."""
 
     inserted: int
     duplicates: int
+    duplicate_at: tuple[int, ...] = ()
 
 
 class DocumentStore(ABC):
@@ -319,10 +323,9 @@ class DocumentStore(ABC):
     # True where `insert_encoded` takes documents already encoded as the backend stores them.
     accepts_encoded = False
 
-    def insert_encoded(
-        self, db: str, coll: str, rows: Sequence[tuple[str, str]], maybe_lists: Sequence[Document] = ()
-    ) -> InsertResult:
-        """Insert documents given as (id_key(_id), encode(doc)); only where `accepts_encoded`."""
+    def insert_encoded(self, db: str, coll: str, rows: Sequence[tuple[str, str, Document]]) -> InsertResult:
+        """Insert documents given as (id_key(_id), encode(doc), doc); only where `accepts_encoded`.
+        The store marks its indexes multikey from the documents, as `insert_many` does."""
         raise NotImplementedError(f"{type(self).__name__} takes documents, not encoded text")
 
     @abstractmethod

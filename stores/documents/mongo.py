@@ -170,7 +170,8 @@ class MongoDocumentStore(DocumentStore):
             raise TerminalError(
                 f"mongodb {collection.full_name}: unique index violated by _id {clashes[:5]!r}"
             ) from exc
-        return InsertResult(int(exc.details.get("nInserted", 0)), len(errors))
+        positions = tuple(sorted(int(e["index"]) for e in errors))
+        return InsertResult(int(exc.details.get("nInserted", 0)), len(errors), positions)
 
     def find(
         self,

@@ -19,8 +19,9 @@ import json
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -221,12 +222,12 @@ class SqliteDocumentStore(DocumentStore):
         sql, params, exact = to_sql(filt, self._known(conn, coll), id_key)
         return (f" WHERE {sql}" if sql else ""), params, exact
 
-    def _note_lists(self, conn: sqlite3.Connection, coll: str, docs: Iterable[Document]) -> None:
+    def _note_lists(self, conn: sqlite3.Connection, coll: str, docs: Sequence[Document]) -> None:
         """Mark an index multikey once a document holds a list on one of its paths."""
-        docs = list(docs)
+        if not docs:
+            return
         for ix in self._indexes(conn, coll):
-            paths = [path.split(".") for path, _ in ix.keys]
-            if not ix.multikey and any(has_list(doc, p) for doc in docs for p in paths):
+            if not ix.multikey and any(map(_list_checker(tuple(p for p, _ in ix.keys)), docs)):
                 conn.execute(f"UPDATE {_META} SET multikey = 1 WHERE sql_name = ?", (ix.sql_name,))
 
     def _matching(self, db: str, coll: str, filt: Filter, limit: int = 0) -> Iterator[Document]:
@@ -254,14 +255,12 @@ class SqliteDocumentStore(DocumentStore):
 
     accepts_encoded = True
 
-    def insert_encoded(
-        self, db: str, coll: str, rows: Sequence[tuple[str, str]], maybe_lists: Sequence[Document] = ()
-    ) -> InsertResult:
-        """`insert_many` for documents the caller already encoded: (id_key(_id), encode(doc)).
+    def insert_encoded(self, db: str, coll: str, rows: Sequence[tuple[str, str, Document]]) -> InsertResult:
+        """`insert_many` for documents the caller already encoded: (id_key(_id), encode(doc), doc).
 
         For bulk loaders that can build the stored text more cheaply than `encode` (a tracking-log
-        line is already JSON). `maybe_lists` must hold every document that may have a list on an
-        indexed path, so that such an index is marked multikey.
+        line is already JSON). The document itself is only looked at to mark an index multikey
+        once one of its paths holds a list.
         """
         check_database_name(db)
         check_name(coll)
@@ -269,13 +268,8 @@ class SqliteDocumentStore(DocumentStore):
             return InsertResult(0, 0)
         with self._write(db, coll) as conn:
             _create_table(conn, coll)
-            if maybe_lists:
-                self._note_lists(conn, coll, maybe_lists)
-            cursor = conn.executemany(
-                f"INSERT INTO {_q(coll)} (id, doc) VALUES (?, ?) ON CONFLICT (id) DO NOTHING", rows
-            )
-            inserted = cursor.rowcount
-        return InsertResult(inserted, len(rows) - inserted)
+            self._note_lists(conn, coll, [doc for _, _, doc in rows])
+            return _insert_rows(conn, coll, [(key, text) for key, text, _ in rows])
 
     def insert_many(self, db: str, coll: str, docs: Iterable[Document]) -> InsertResult:
         check_database_name(db)
@@ -300,11 +294,7 @@ class SqliteDocumentStore(DocumentStore):
         with self._write(db, coll) as conn:
             _create_table(conn, coll)
             self._note_lists(conn, coll, with_lists)
-            cursor = conn.executemany(
-                f"INSERT INTO {_q(coll)} (id, doc) VALUES (?, ?) ON CONFLICT (id) DO NOTHING", rows
-            )
-            inserted = cursor.rowcount
-        return InsertResult(inserted, len(rows) - inserted)
+            return _insert_rows(conn, coll, rows)
 
     def find(
         self,
@@ -384,7 +374,7 @@ class SqliteDocumentStore(DocumentStore):
                 rows = [(encode(doc), key) for key, doc in docs.items()]
             except (TypeError, ValueError, OverflowError) as exc:
                 raise BadDataError(f"{db}.{coll}: cannot store document: {exc}") from exc
-            self._note_lists(conn, coll, docs.values())
+            self._note_lists(conn, coll, list(docs.values()))
             conn.executemany(f"UPDATE {_q(coll)} SET doc = ? WHERE id = ?", rows)
         return matched
 
@@ -520,6 +510,53 @@ class SqliteDocumentStore(DocumentStore):
             conn.close()
         with handle.lock:
             handle.writer.close()
+
+
+@lru_cache(maxsize=256)
+def _list_checker(paths: tuple[str, ...]) -> Callable[[Document], bool]:
+    """A fast `has_list` for the paths of one index (called for every document of a bulk load)."""
+    heads = tuple(dict.fromkeys(path.split(".")[0] for path in paths))
+    deep = tuple((head, rest.split(".")) for head, _, rest in (p.partition(".") for p in paths) if rest)
+
+    def check(doc: Document) -> bool:
+        get = doc.get
+        for head in heads:
+            if type(get(head)) is list:
+                return True
+        for head, rest in deep:
+            value = get(head)
+            if type(value) is dict and has_list(value, rest):
+                return True
+        return False
+
+    return check
+
+
+def _insert_rows(conn: sqlite3.Connection, coll: str, rows: list[tuple[str, str]]) -> InsertResult:
+    """Insert (id, doc) rows, skipping ids already stored; report where the skipped ones were.
+
+    The common case (no duplicate) is one executemany. Only when some were skipped is it undone
+    and done again knowing which ids exist (sqlite3's executemany returns no RETURNING rows)."""
+    insert = f"INSERT INTO {_q(coll)} (id, doc) VALUES (?, ?) ON CONFLICT (id) DO NOTHING"
+    conn.execute("SAVEPOINT insert_rows")
+    inserted = conn.executemany(insert, rows).rowcount
+    if inserted == len(rows):
+        conn.execute("RELEASE insert_rows")
+        return InsertResult(inserted, 0)
+    conn.execute("ROLLBACK TO insert_rows")
+    conn.execute("RELEASE insert_rows")
+    keys = json.dumps([key for key, _ in rows])
+    found = conn.execute(f"SELECT id FROM {_q(coll)} WHERE id IN (SELECT value FROM json_each(?))", (keys,))
+    seen = {key for (key,) in found}
+    fresh, duplicate_at = [], []
+    for position, row in enumerate(rows):
+        if row[0] in seen:
+            duplicate_at.append(position)
+        else:
+            seen.add(row[0])
+            fresh.append(row)
+    conn.executemany(insert, fresh)
+    return InsertResult(len(fresh), len(duplicate_at), tuple(duplicate_at))
 
 
 def _has_table(conn: sqlite3.Connection, coll: str) -> bool:
