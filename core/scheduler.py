@@ -328,6 +328,7 @@ class Scheduler:
             finally:
                 state.status, state.task = "idle", ""
             self.queue.record_run(service.name, started, error)
+            state.extra = service.status_extra(self.context(service))  # e.g. courses skipped, why
             ran = True
         return ran
 
