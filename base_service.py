@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
     from core.courses import Courses
-    from core.queue import Job, SqlWrites, TrackingQueue
+    from core.queue import Job, SqlWrites
     from core.rejects import Rejects
     from core.settings import Settings
     from stores.documents.base import DocumentStore
@@ -46,7 +46,6 @@ class IngestResult:
     rows_loaded: int = 0
     rows_rejected: int = 0
     content_hash: str | None = None
-    fingerprint: str | None = None
     warnings: list[str] = field(default_factory=list)
     sql_writes: SqlWrites | None = None
     attach: tuple[str, ...] = ()
@@ -59,18 +58,24 @@ class IngestResult:
 
 @dataclass
 class Context:
-    """Everything an ingest may use. `progress` also checks the lease; `should_stop` the signals."""
+    """Everything an ingest may use. `progress` also checks the lease; `should_stop` the signals.
+
+    The scheduler has already checked that the file exists and stays inside the data roots, and
+    checks after the ingest that it did not change meanwhile; a service that commits its data
+    before returning calls `check_unchanged()` just before it commits (it raises TransientError if
+    the file changed, and the file goes back to the queue).
+    """
 
     settings: Settings
     sql: SqlStore
     documents: Callable[[], DocumentStore]
     courses: Callable[[], Courses]
-    queue: TrackingQueue
     log: logging.Logger
     job: Job | None = None
     rejects: Rejects | None = None
     progress: Callable[[float], None] = lambda fraction: None
     should_stop: Callable[[], bool] = lambda: False
+    check_unchanged: Callable[[], None] = lambda: None
 
 
 class Service:
@@ -81,6 +86,8 @@ class Service:
     derived: ClassVar[bool] = False  # True: no files, runs when its inputs changed
     # Derived services: False to run only when `due()` says so, not after every new input.
     runs_on_new_input: ClassVar[bool] = True
+    # True: ordered before every other service (Deliveries lays out the files the others read).
+    first: ClassVar[bool] = False
 
     def wants(self, entry: Entry) -> bool:
         """True if this service ingests `entry`."""
@@ -101,6 +108,11 @@ class Service:
     def run(self, ctx: Context) -> None:
         """Derived services: recompute from the inputs."""
         raise NotImplementedError(f"{self.name} is not a derived service")
+
+    def rescan_wanted(self) -> bool:
+        """True once after this service laid out new files in the data roots, so that the daemon
+        scans again at once (and `run --once` takes them in the same run)."""
+        return False
 
     def status_extra(self, ctx: Context) -> dict[str, object]:
         """Extra facts for the status API (for example 'country lookup off')."""

@@ -9,6 +9,10 @@ ingestor.py. No credentials belong in the repository: keep config.py out of it (
 # Data roots. Each holds clickstream_logs/latest and database_state/latest, links to dated dirs.
 DATA_PATHS = ["examples/data"]
 
+# Where a symbolic link in the data (a `latest` link, a delivered file) may lead. A link out of
+# these directories is refused (a scan problem, never read). Empty: the DATA_PATHS.
+ALLOWED_ROOTS: list[str] = []
+
 # Where the embedded databases, logs, pid file, rejects, output (www/) and exports live.
 STATE_DIR = "var"
 
@@ -46,7 +50,8 @@ MAX_LINE_BYTES = 8388608
 # newest ones; older exports of the same table are removed after each PersonCourse run).
 PERSON_COURSE_EXPORTS_KEEP = 7
 
-# The course registry (EDX_DATABASES).
+# The course registry (EDX_DATABASES). Re-read when it changes and on SIGHUP. Set to a file that
+# does not exist, it is a configuration error (the default missing is only a warning).
 COURSES_FILE = "courses.py"
 
 # Seconds between two scans of the data roots.
@@ -67,6 +72,10 @@ API_TOKEN = ""  # needed by write endpoints (none yet)
 # False (default): typed columns inferred from the data and real SQL NULLs.
 LEGACY_SCHEMA = False
 
+# DatabaseState: the longest record of a .sql dump, in bytes (a record may span lines, each ending
+# in a backslash). A longer record is rejected with its line number, the rest of the file loads.
+DUMP_MAX_RECORD_BYTES = 128 * 1024 * 1024
+
 # The queue: attempts before a file is failed, the lease of a running file and how often it is
 # renewed, and the first retry delay after a transient error (doubled at each attempt).
 MAX_ATTEMPTS = 3
@@ -76,3 +85,19 @@ RETRY_BACKOFF_SECONDS = 30
 
 # The host part of this daemon's worker id (default: the host name).
 WORKER_NAME = ""
+
+# Encrypted deliveries (the Deliveries service). Directories where edX's deliveries land (for
+# example the target of your `aws s3 sync`), scanned recursively; empty: the service is idle.
+INCOMING_PATHS: list[str] = []
+# The data root deliveries are laid out in (database_state/<date>/, clickstream_logs/latest/);
+# empty: the first of DATA_PATHS.
+DELIVERIES_TARGET = ""
+# The GnuPG home holding the university's secret key (empty: gpg's default, ~/.gnupg), and a file
+# holding its passphrase if it has one. Never put the passphrase itself in this file.
+GNUPG_HOME = ""
+GNUPG_PASSPHRASE_FILE = ""
+# Keep the encrypted originals after publication (False: removed at the next scan once the whole
+# delivery is published without failures).
+DELIVERIES_KEEP_ORIGINALS = True
+# At most this many bytes written per delivery (0: only the disk's free space limits it).
+DELIVERIES_SPACE_LIMIT = 0

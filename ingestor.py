@@ -27,7 +27,7 @@ if str(REPO) not in sys.path:
 
 from core.errors import ConfigError  # noqa: E402
 from core.pidfile import AlreadyRunning, PidLock, running_pid  # noqa: E402
-from core.settings import Settings, load_settings  # noqa: E402
+from core.settings import Settings, load_settings, prepare_state_dir  # noqa: E402
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -119,14 +119,20 @@ def cmd_stop(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     from core.queue import TrackingQueue
-    from stores.sql.base import open_sql_store
+    from stores.sql import open_sql_store
 
     pid = running_pid(settings.pid_file)
     queue = TrackingQueue(
         open_sql_store(settings.SQL_URL, settings.STATE_DIR), database=settings.TRACKING_DATABASE
     )
     queue.ensure_schema()
-    print(json.dumps({"running": bool(pid), "pid": pid, "files": queue.counts()}, indent=2, sort_keys=True))
+    report: dict[str, object] = {"running": bool(pid), "pid": pid, "files": queue.counts()}
+    deliveries = queue.rows(service="Deliveries")
+    if deliveries:
+        from services.deliveries.status import describe
+
+        report["deliveries"] = [describe(row) for row in deliveries]
+    print(json.dumps(report, indent=2, sort_keys=True))
     return 0 if pid else 1
 
 
@@ -156,6 +162,12 @@ def cmd_scan(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_retry(args: argparse.Namespace, settings: Settings) -> int:
+    from core import registry
+
+    known = registry.discover()
+    unknown = [name for name in args.service if name not in known]
+    if unknown:
+        raise ConfigError([f"retry --service: unknown service {name!r}" for name in unknown])
     count = _scheduler(settings).queue.retry_failed(args.service)
     print(f"ingestor: {count} failed file(s) queued again")
     return 0
@@ -175,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         settings = _settings(args)
+        prepare_state_dir(settings)
         if args.command == "restart":
             args.timeout = 120
             cmd_stop(args, settings)

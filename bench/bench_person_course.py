@@ -87,10 +87,9 @@ def _peak_rss_mib() -> float:
 def child(spec: dict[str, Any]) -> dict[str, Any]:
     from base_service import Context
     from core.courses import load_courses
-    from core.queue import TrackingQueue
     from core.settings import load_settings
     from services.person_course.service import PersonCourseService
-    from stores.sql.base import open_sql_store
+    from stores.sql import open_sql_store
 
     overrides = dict(spec["overrides"])
     overrides.pop("SERVICES")
@@ -102,7 +101,6 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
         sql=sql,
         documents=lambda: None,  # type: ignore[arg-type,return-value]
         courses=lambda: courses,
-        queue=TrackingQueue(sql, database=settings.TRACKING_DATABASE),
         log=logging.getLogger("ingestor.PersonCourse"),
     )
     service = PersonCourseService()
@@ -258,7 +256,7 @@ def _add_days(store: Any, course_id: str, users: list[int], days: range, events:
 def bench_backend(work: Path, backend: str, url: str, args: argparse.Namespace) -> list[dict[str, Any]]:
     from services.clickstream import derived_counts
     from services.discussion_forums.service import counts_table_ddl
-    from stores.sql.base import open_sql_store
+    from stores.sql import open_sql_store
 
     token = uuid.uuid4().hex[:8]
     overrides = _settings_overrides(work, backend, url, token)

@@ -254,9 +254,9 @@ def _server(spec: dict[str, Any]) -> dict[str, Any]:
         assert isinstance(store, MongoDocumentStore)
         if spec["mode"] == "drop":
             for database in spec["databases"]:
-                store.drop_database(database)
+                store.client.drop_database(database)
             return {"dropped": spec["databases"]}
-        store.list_databases()
+        store.client.list_database_names()
         return {"version": str(store.client.server_info().get("version", "?"))}
     finally:
         store.close()

@@ -21,11 +21,10 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from base_service import Context
-from core.queue import TrackingQueue
 from core.rejects import Rejects
 from core.settings import load_settings
 from services.database_state.service import DatabaseStateService
-from stores.sql.base import LoadSpec, open_sql_store
+from stores.sql import LoadSpec, open_sql_store
 
 
 def _no_documents() -> NoReturn:
@@ -72,7 +71,6 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
         sql=sql,
         documents=_no_documents,
         courses=_no_courses,
-        queue=TrackingQueue(sql),
         log=logging.getLogger(f"ingestor.{service.name}"),
     )
     rejects = Rejects(settings.rejects_dir / service.name, path, 1)

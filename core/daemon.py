@@ -23,8 +23,8 @@ from core import registry
 from core.errors import ConfigError, TransientError
 from core.queue import utcnow
 from core.scheduler import Scheduler
-from core.settings import Settings
-from stores.sql.base import SqlStore, open_sql_store
+from core.settings import Settings, prepare_state_dir
+from stores.sql import SqlStore, open_sql_store
 from utils.logs import setup_logging
 
 if TYPE_CHECKING:
@@ -49,6 +49,7 @@ class Daemon:
         self._signals = 0
         self._reload = reload
         services = registry.select(registry.discover(), settings.SERVICES, settings.IGNORE_SERVICES)
+        prepare_state_dir(settings)
         setup_logging(settings.log_dir, [s.name for s in services], to_stderr=foreground)
         self.sql: SqlStore = open_sql_store(settings.SQL_URL, settings.STATE_DIR)
         self._documents: DocumentStore | None = None
@@ -79,36 +80,70 @@ class Daemon:
         signal.signal(signal.SIGHUP, self._on_hup)
 
     def run(self, once: bool = False) -> int:
-        """The loop; with `once`, one scan and a full drain. Returns the exit status."""
-        for directory in (self.settings.STATE_DIR, self.settings.tmp_dir):
-            directory.mkdir(parents=True, exist_ok=True)
+        """The loop; with `once`, one scan and a full drain. Returns the exit status: with `once`,
+        0 only if every file of the configured services is done (1 if some failed or, after a
+        stop, some are still queued), as the tracking table says."""
+        prepare_state_dir(self.settings)
         self._start_with_retry()
         if self.settings.API_ENABLED:
-            self.api = ApiThread(self.scheduler, self.settings.API_HOST, self.settings.API_PORT)
+            try:
+                self.api = ApiThread(self.scheduler, self.settings.API_HOST, self.settings.API_PORT)
+            except (OSError, SystemExit) as exc:  # werkzeug exits when the port is taken
+                where = f"{self.settings.API_HOST}:{self.settings.API_PORT}"
+                why = getattr(exc, "strerror", None) or "address already in use"
+                raise ConfigError(
+                    [f"API_HOST, API_PORT: the status API cannot listen on {where} ({why})"]
+                ) from exc
             self.api.start()
             log.info("status API on http://%s:%d/status", self.settings.API_HOST, self.api.port)
+        status = 0
         try:
+            delay = 1.0
             while not self.stop.is_set():
                 try:
                     self._cycle(once)
                 except TransientError as exc:
-                    log.error("tracking database unavailable: %s; trying again", exc)
-                    self.stop.wait(min(self.settings.RETRY_BACKOFF_SECONDS, 30))
+                    self.scheduler.tracking_problem = f"tracking database unavailable: {exc}"
+                    log.error("tracking database unavailable: %s; trying again in %.0fs", exc, delay)
+                    self.stop.wait(delay)
+                    delay = min(delay * 2, 30.0)
                     continue
+                delay = 1.0
+                self.scheduler.tracking_back()
                 if once:
                     break
                 self._idle()
+            if once:
+                status = self._once_status()
         finally:
             if self.api is not None:
                 self.api.stop()
             if self._documents is not None:
                 self._documents.close()
+            self.sql.close()  # idle pooled connections (the store can still be used afterwards)
         if self.stop.is_set():
             log.info("stopped on request")
-        if once and self.scheduler.failed:
-            log.error("%d file(s) failed in this run", len(self.scheduler.failed))
-            return 1
-        return 0
+        return status
+
+    def _once_status(self) -> int:
+        """The exit status of `run --once`, from the tracking table (retried while it is away)."""
+        delay = 1.0
+        while True:
+            try:
+                failed, pending = self.scheduler.outcome()
+                break
+            except TransientError as exc:
+                if self.stop.is_set():
+                    log.error("tracking database unavailable: %s; the run's outcome is unknown", exc)
+                    return 1
+                log.error("tracking database unavailable: %s; trying again in %.0fs", exc, delay)
+                self.stop.wait(delay)
+                delay = min(delay * 2, 30.0)
+        if failed:
+            log.error("%d file(s) or run(s) failed: %s", len(failed), "; ".join(failed)[:2000])
+        if pending:
+            log.error("%d file(s) still queued or running", pending)
+        return 1 if failed or pending else 0
 
     def _start_with_retry(self) -> None:
         delay = 1.0
@@ -147,14 +182,20 @@ class Daemon:
         self.scheduler.recover()
         self.scheduler.scan()
         self.scheduler.drain()
-        # In --once mode, files waiting for a retry (backoff) are waited for, so the run is complete.
+        # In --once mode, files waiting for a retry (backoff) are waited for, and files running
+        # under another worker (or whose lease has to expire), so that the run is complete.
+        names = [s.name for s in self.scheduler.services]
         while once and not self.stop.is_set():
-            wait = self.scheduler.queue.seconds_until_due([s.name for s in self.scheduler.services])
+            wait = self.scheduler.queue.seconds_until_due(names)
             if wait is None:
-                break
+                if not self.scheduler.queue.pending_count(names):
+                    break
+                wait = 1.0
             self.stop.wait(min(max(wait, 0.05), 5))
             self.scheduler.recover()
             self.scheduler.drain()
+        if [s for s in self.scheduler.services if s.rescan_wanted()] and not self.stop.is_set():
+            self._cycle(once)  # a delivery laid out new files: take them in this same cycle
 
     def _idle(self) -> None:
         """Sleep until the next scan, sweeping expired leases meanwhile."""

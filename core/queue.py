@@ -527,6 +527,18 @@ class TrackingQueue:
                 ),
             )
 
+    def last_run_error(self, service: str) -> str | None:
+        """The error of the service's latest `save_run` row; None if it succeeded or never ran."""
+        with self._tx(False) as cur:
+            found = cur.execute(
+                f"SELECT state, error FROM {TABLE} WHERE type='save_run' AND service_name=? "
+                "ORDER BY id DESC LIMIT 1",
+                (service,),
+            ).fetchone()
+        if found is None or found[0] != states.FAILED:
+            return None
+        return str(found[1] or f"{service}: the last run failed")
+
     def pending_count(self, services: Sequence[str]) -> int:
         if not services:
             return 0

@@ -62,6 +62,6 @@ def dependency_order(services: dict[str, type[Service]]) -> list[str]:
         visiting.discard(name)
         order.append(name)
 
-    for name in sorted(services):
+    for name in sorted(services, key=lambda n: (not services[n].first, n)):
         visit(name, ())
     return order

@@ -5,6 +5,12 @@ service's dependencies still have files queued or running waits; a transient err
 back with exponential backoff; a terminal error fails it with a message naming the file and the
 cause; an interrupted ingest goes back to the queue without using an attempt. Nothing one file
 does stops the others.
+
+It also makes the checks every service needs, once: before an ingest the file must exist (not a
+broken link) and stay inside the allowed data roots; after it (and wherever a service calls
+`ctx.check_unchanged()` before committing) its fingerprint must be the one taken before, else
+the file changed while it was read and goes back to the queue. An outcome that cannot be recorded
+because the tracking database went away is retried with backoff until it is back.
 """
 
 from __future__ import annotations
@@ -13,23 +19,23 @@ import logging
 import os
 import socket
 import threading
-import traceback
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from base_service import Context, Service
+from core import states as tracking_states
 from core.courses import Courses, load_courses
-from core.errors import IngestorError, Interrupted, TransientError
+from core.errors import ConfigError, IngestorError, Interrupted, TerminalError, TransientError
 from core.queue import Job, LeaseLost, TrackingQueue, utcnow
 from core.rejects import Rejects
-from core.scanner import ScanResult, scan
+from core.scanner import ScanResult, outside_roots, scan, scan_incoming
 from core.settings import Settings
 from stores.sql.base import SqlStore
+from utils.fingerprint import MISSING, path_fingerprint
 
 if TYPE_CHECKING:
     from stores.documents.base import DocumentStore
@@ -92,17 +98,42 @@ class Scheduler:
         self.host = settings.WORKER_NAME or socket.gethostname()
         self.worker = new_worker_id(self.host)
         self.states = {s.name: ServiceState() for s in self.services}
-        self.failed: list[str] = []
         self.last_scan: ScanResult | None = None
         self.unclaimed = 0
         self.unclaimed_warned: set[Path] = set()
         self.last_scan_at: datetime | None = None
+        # Set while the tracking database does not answer (what the status can show), else "".
+        self.tracking_problem = ""
+        self.scanned: set[tuple[str, str]] = set()  # (service, meta) of the last scan's files
+        self._courses: Courses | None = None
+        self._courses_stamp: tuple[int, int] | None = None
 
-    @cache  # noqa: B019 - one registry per scheduler, read once
+    # -- the course registry ------------------------------------------------------------------
+
     def courses(self) -> Courses:
-        courses = load_courses(self.settings.COURSES_FILE)
+        """The course registry, read again when COURSES_FILE changed (or after `reload_courses`)."""
+        if self._courses is None or _stamp(self.settings.COURSES_FILE) != self._courses_stamp:
+            return self.reload_courses()
+        return self._courses
+
+    def reload_courses(self) -> Courses:
+        """Read COURSES_FILE now. A file that became unusable keeps the registry read before (said
+        in the log); with none read before, its ConfigError is raised."""
+        path = self.settings.COURSES_FILE
+        stamp = _stamp(path)
+        try:
+            courses = load_courses(path)
+        except ConfigError as exc:
+            if self._courses is None:
+                raise
+            self._courses_stamp = stamp  # not read again until it changes again
+            log.error("course registry not re-read, keeping the previous one: %s", exc)
+            return self._courses
         for warning in courses.warnings:
             log.warning("%s", warning)
+        if self._courses is not None and courses.courses.keys() != self._courses.courses.keys():
+            log.info("course registry re-read: %d course(s) from %s", len(courses.courses), path)
+        self._courses, self._courses_stamp = courses, stamp
         return courses
 
     def context(self, service: Service) -> Context:
@@ -111,14 +142,15 @@ class Scheduler:
             sql=self.sql,
             documents=self.documents,
             courses=self.courses,
-            queue=self.queue,
             log=logging.getLogger(f"ingestor.{service.name}"),
         )
 
     # -- start-up -----------------------------------------------------------------------------
 
     def prepare(self) -> None:
-        """Create the tracking table, recover files of dead workers, let services set up."""
+        """Read the course registry, create the tracking table, recover files of dead workers, let
+        services set up. Called again after SIGHUP."""
+        self.reload_courses()
         self.queue.ensure_schema()
         self.recover()
         for service in self.services:
@@ -136,10 +168,12 @@ class Scheduler:
 
     def scan(self) -> ScanResult:
         """Offer every entry under the `latest` directories to every service."""
-        result = scan(self.settings.DATA_PATHS)
+        result = scan(self.settings.DATA_PATHS, self.settings.allowed_roots)
+        scan_incoming(self.settings.INCOMING_PATHS, result)
         for problem in result.problems:
             log.error("scan: %s", problem)
         offered = {"new": 0, "changed": 0, "same": 0}
+        scanned: set[tuple[str, str]] = set()
         unclaimed = []
         for entry in result.entries:
             wanted = [s for s in self.services if not s.derived and s.wants(entry)]
@@ -148,6 +182,7 @@ class Scheduler:
             for service in wanted:
                 meta = os.fsencode(entry.path).decode("utf-8", "backslashreplace")
                 outcome = self.queue.offer(service.name, meta, entry.fingerprint)
+                scanned.add((service.name, meta))
                 offered[outcome] += 1
                 if outcome != "same":
                     logging.getLogger(f"ingestor.{service.name}").info("queued (%s): %s", outcome, meta)
@@ -163,6 +198,7 @@ class Scheduler:
                 self.unclaimed_warned.add(path)
                 log.warning("scan: %s is taken by no service (unknown kind, unsafe name, or held back)", path)
         self.unclaimed = len(unclaimed)
+        self.scanned = scanned
         self.last_scan = result
         self.last_scan_at = self.clock()
         return result
@@ -222,13 +258,18 @@ class Scheduler:
         heart.start()
         slog.info("ingesting %s (attempt %d)", job.path, job.attempts)
         try:
+            fingerprint = self._check_before(job)
+            ctx.check_unchanged = lambda: self._check_unchanged(job, fingerprint)
             with rejects:
                 result = service.ingest(_path(job.path), ctx)
+            ctx.check_unchanged()
             done.set()
             if result.failed:
                 # The file cannot be read to its end, but what was read is loaded and kept.
                 message = self._failure(job, result.failed, slog)
-                self.queue.fail(
+                self._record(
+                    job,
+                    self.queue.fail,
                     job,
                     message,
                     result.rows_loaded,
@@ -236,22 +277,26 @@ class Scheduler:
                     writes=result.sql_writes,
                     attach=result.attach,
                 )
-            elif self.queue.complete(
+                return
+            recorded = self._record(
+                job,
+                self.queue.complete,
                 job,
                 result.rows_loaded,
                 result.rows_rejected,
-                fingerprint=result.fingerprint,
+                fingerprint=fingerprint,
                 content_hash=result.content_hash,
                 error="; ".join(result.warnings)[:60000] or None,
                 writes=result.sql_writes,
                 attach=result.attach,
                 dedupe=result.dedupe,
                 shares=result.shares,
-            ):
+            )
+            if recorded:
                 slog.info(
                     "done %s: %d loaded, %d rejected", job.path, result.rows_loaded, result.rows_rejected
                 )
-            else:
+            elif recorded is False:
                 slog.info("%s: same content as a file already loaded; recorded as its duplicate", job.path)
         except LeaseLost as exc:
             slog.error("%s", exc)
@@ -261,7 +306,7 @@ class Scheduler:
                 slog.error("%s: lease lost while ingesting; another worker may take it", job.path)
             else:
                 slog.info("%s; back to the queue", exc)
-                self._safely(self.queue.release, job, str(exc), 0, False)
+                self._record(job, self.queue.release, job, str(exc), 0, False)
         except TransientError as exc:
             done.set()
             self._transient(job, exc, slog)
@@ -269,19 +314,36 @@ class Scheduler:
             done.set()
             text = str(exc)
             if not isinstance(exc, IngestorError):
-                slog.error("unexpected error: %s", traceback.format_exc())
+                slog.error("unexpected error while ingesting %s", job.path, exc_info=True)
                 text = f"{text} ({type(exc).__name__})"
-            self._safely(self.queue.fail, job, self._failure(job, text, slog), 0, rejects.count)
+            self._record(job, self.queue.fail, job, self._failure(job, text, slog), 0, rejects.count)
         finally:
             done.set()
             heart.join(timeout=5)
             state.status, state.task, state.file = "idle", "", ""
 
+    def _check_before(self, job: Job) -> str:
+        """The file's fingerprint now, after the checks every service needs; raises TerminalError
+        for a missing file (broken link, deleted since the scan) or a link out of the data roots."""
+        path = _path(job.path)
+        refused = outside_roots(path, self.settings.allowed_roots)
+        if refused is not None:
+            raise TerminalError(refused)
+        fingerprint = path_fingerprint(path)
+        if fingerprint == MISSING:
+            what = "a broken symbolic link" if path.is_symlink() else "missing (deleted since it was queued?)"
+            raise TerminalError(f"{path}: {what}")
+        return fingerprint
+
+    def _check_unchanged(self, job: Job, before: str) -> None:
+        """Raise TransientError if the file is not what it was when its ingest began."""
+        if path_fingerprint(_path(job.path)) != before:
+            raise TransientError(f"{job.path}: the file changed while it was being read")
+
     def _failure(self, job: Job, text: str, slog: logging.Logger) -> str:
-        """Log and remember a failed file; the message always names the file."""
+        """Log a failed file; the message always names the file."""
         message = text if job.path in text else f"{job.path}: {text}"
         slog.error("failed: %s", message)
-        self.failed.append(message)
         self.states[job.service_name].last_error = message
         return message
 
@@ -289,18 +351,56 @@ class Scheduler:
         if job.attempts >= self.settings.MAX_ATTEMPTS:
             message = f"{job.path}: gave up after {job.attempts} attempts: {exc}"
             slog.error("%s", message)
-            self.failed.append(message)
-            self._safely(self.queue.fail, job, message)
+            self.states[job.service_name].last_error = message
+            self._record(job, self.queue.fail, job, message)
             return
         delay = self.settings.RETRY_BACKOFF_SECONDS * 2 ** (job.attempts - 1)
         slog.warning("%s: %s; retrying in %ss", job.path, exc, delay)
-        self._safely(self.queue.release, job, str(exc), delay)
+        self._record(job, self.queue.release, job, str(exc), delay)
 
-    def _safely(self, action: Callable[..., None], *args: object) -> None:
-        try:
-            action(*args)
-        except (LeaseLost, TransientError) as exc:
-            log.error("could not record the outcome of a file: %s", exc)
+    def _record(self, job: Job, action: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Record a file's outcome, retrying with backoff while the tracking database is away.
+
+        Returns what `action` returned, or None if the outcome could not be recorded (the lease
+        was lost, or a stop was requested while the database was away: the next start returns
+        the file to the queue).
+        """
+        delay = 1.0
+        retried = False
+        while True:
+            try:
+                outcome = action(*args, **kwargs)
+            except TransientError as exc:
+                self.tracking_problem = f"tracking database unavailable: {exc}"
+                if self.stop.is_set():
+                    log.error("%s: outcome not recorded (%s); the next start re-queues it", job.path, exc)
+                    return None
+                state = self.states[job.service_name]
+                state.status, state.task = "waiting", "tracking database unavailable"
+                log.warning(
+                    "tracking database unavailable (%s); recording %s again in %.0fs", exc, job.path, delay
+                )
+                self.stop.wait(delay)
+                delay = min(delay * 2, 30.0)
+                retried = True
+                continue
+            except LeaseLost as exc:
+                row = self.queue.get(job.id) if retried else None
+                if row is not None and row.state != tracking_states.RUNNING:
+                    # The attempt that seemed to fail had committed before the connection dropped.
+                    self.tracking_back()
+                    return row.state != tracking_states.DUPLICATE
+                log.error("%s", exc)
+                return None
+            if retried:
+                self.tracking_back()
+            return True if outcome is None else outcome
+
+    def tracking_back(self) -> None:
+        """The tracking database answered again."""
+        if self.tracking_problem:
+            log.info("tracking database reachable again")
+        self.tracking_problem = ""
 
     def run_derived(self) -> bool:
         """Run each derived service that is due; True if any ran."""
@@ -313,7 +413,11 @@ class Scheduler:
             inputs = self.queue.last_completed(service.depends_on) if service.depends_on else None
             last = self.queue.last_run_started(service.name)
             changed = service.runs_on_new_input and inputs is not None and (last is None or inputs > last)
-            if not changed and not service.due(self.context(service)):
+            try:
+                if not changed and not service.due(self.context(service)):
+                    continue
+            except TransientError as exc:  # its store is away (FerretDB restarting): next time
+                logging.getLogger(f"ingestor.{service.name}").warning("not run now: %s", exc)
                 continue
             state = self.states[service.name]
             started = self.clock()
@@ -321,16 +425,32 @@ class Scheduler:
             error = None
             try:
                 service.run(self.context(service))
-            except Exception as exc:  # noqa: BLE001 - a derived run's failure is recorded, not raised
+            except Exception as exc:
                 error = f"{service.name}: {exc}"
-                logging.getLogger(f"ingestor.{service.name}").error("%s\n%s", error, traceback.format_exc())
-                self.failed.append(error)
+                state.last_error = error
+                logging.getLogger(f"ingestor.{service.name}").error("%s", error, exc_info=True)
             finally:
                 state.status, state.task = "idle", ""
             self.queue.record_run(service.name, started, error)
             state.extra = service.status_extra(self.context(service))  # e.g. courses skipped, why
             ran = True
         return ran
+
+    def outcome(self) -> tuple[list[str], int]:
+        """What the tracking table says of the files of the last scan: the errors of those failed
+        (and of derived services whose latest run failed), and how many are queued or running."""
+        failed, pending = [], 0
+        for row in self.queue.rows():
+            if row.type == "save_run" or (row.service_name, row.path) not in self.scanned:
+                continue
+            if row.state == tracking_states.FAILED:
+                failed.append(row.error or row.meta)
+            elif row.state in tracking_states.PENDING:
+                pending += 1
+        for service in self.services:
+            if service.derived and (error := self.queue.last_run_error(service.name)):
+                failed.append(error)
+        return failed, pending
 
     def drain(self) -> None:
         """Ingest until nothing is ready (or a stop is requested), derived services included."""
@@ -344,3 +464,11 @@ class Scheduler:
 
 def _path(meta: str) -> Path:
     return Path(meta)
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size)

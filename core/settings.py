@@ -7,11 +7,14 @@ on the command line. Every invalid value is reported together, naming where it c
 
 from __future__ import annotations
 
+import difflib
 import importlib.util
 import os
 import re
+import socket
+import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +28,7 @@ class Settings:
     """Every setting, with its default. config.example.py documents each one."""
 
     DATA_PATHS: tuple[Path, ...] = (Path("examples/data"),)
+    ALLOWED_ROOTS: tuple[Path, ...] = ()  # where links in the data may lead (empty: DATA_PATHS)
     STATE_DIR: Path = Path("var")
     SQL_URL: str = "sqlite"
     MONGO_URL: str = "sqlite"
@@ -37,6 +41,7 @@ class Settings:
     API_PORT: int = 8850
     API_TOKEN: str = ""
     LEGACY_SCHEMA: bool = False
+    DUMP_MAX_RECORD_BYTES: int = 128 << 20
     TRACKING_DATABASE: str = "api"
     DOCUMENT_DB_PREFIX: str = ""
     GEOIP_DATABASE: str = ""
@@ -49,9 +54,26 @@ class Settings:
     HEARTBEAT_SECONDS: int = 10
     RETRY_BACKOFF_SECONDS: int = 30
     WORKER_NAME: str = ""
-    extra: Mapping[str, Any] = field(default_factory=dict)
+    # Encrypted deliveries (services/deliveries): where they land, where they are laid out.
+    INCOMING_PATHS: tuple[Path, ...] = ()
+    DELIVERIES_TARGET: str = ""  # empty: the first of DATA_PATHS
+    DELIVERIES_KEEP_ORIGINALS: bool = True
+    DELIVERIES_SPACE_LIMIT: int = 0  # bytes a delivery may write at most (0: the free space)
+    GNUPG_HOME: str = ""  # empty: gpg's default (~/.gnupg)
+    GNUPG_PASSPHRASE_FILE: str = ""
+
+    @property
+    def allowed_roots(self) -> tuple[Path, ...]:
+        """The directories a data file, a `latest` link or a link in a course export may lead into
+        (the incoming directories of deliveries always among them)."""
+        return (self.ALLOWED_ROOTS or self.DATA_PATHS) + self.INCOMING_PATHS
 
     # Directories derived from STATE_DIR.
+    @property
+    def deliveries_target(self) -> Path:
+        """The data root deliveries are laid out in."""
+        return Path(self.DELIVERIES_TARGET) if self.DELIVERIES_TARGET else self.DATA_PATHS[0]
+
     @property
     def log_dir(self) -> Path:
         return self.STATE_DIR / "logs"
@@ -81,7 +103,8 @@ class Settings:
         return self.STATE_DIR / "ingestor.pid"
 
 
-_KEYS = {f.name: f for f in fields(Settings) if f.name != "extra"}
+_KEYS = {f.name: f for f in fields(Settings)}
+_PATH_LISTS = ("DATA_PATHS", "ALLOWED_ROOTS", "INCOMING_PATHS")
 _DEFAULTS = Settings()
 
 
@@ -108,7 +131,7 @@ def _coerce(key: str, value: Any, source: str, problems: list[str]) -> Any:
         if isinstance(default, tuple):
             items = value.split(":") if isinstance(value, str) else list(value)
             items = [str(i) for i in items if str(i)]
-            if key == "DATA_PATHS":
+            if key in _PATH_LISTS:
                 return tuple(Path(os.path.expanduser(i)) for i in items)
             return tuple(items)
         if not isinstance(value, str):
@@ -144,7 +167,6 @@ def load_settings(
     base_dir = base_dir or REPO
     problems: list[str] = []
     values: dict[str, Any] = {}
-    extra: dict[str, Any] = {}
 
     if config_file is None and environ.get("INGESTOR_CONFIG"):
         config_file = Path(environ["INGESTOR_CONFIG"])
@@ -167,23 +189,29 @@ def load_settings(
                 values[key] = _coerce(key, value, source, problems)
             elif source == "environment" and key.startswith("TEST_"):
                 continue  # the test suite's own variables
-            elif source == "environment" or source == "command line":
-                problems.append(f"{key} (from {source}): unknown setting")
             else:
-                extra[key] = value
+                close = difflib.get_close_matches(key, _KEYS, n=1)
+                hint = f" (did you mean {close[0]}?)" if close else ""
+                problems.append(f"{key} (from {source}): unknown setting{hint}")
 
-    for key in ("DATA_PATHS",):
+    for key in _PATH_LISTS:
         if key in values:
             values[key] = tuple(p if p.is_absolute() else base_dir / p for p in values[key])
     for key in ("STATE_DIR", "COURSES_FILE"):
         if key in values and not values[key].is_absolute():
             values[key] = base_dir / values[key]
+    for key in ("DELIVERIES_TARGET", "GNUPG_HOME", "GNUPG_PASSPHRASE_FILE"):
+        if values.get(key) and not Path(os.path.expanduser(values[key])).is_absolute():
+            values[key] = str(base_dir / values[key])
+    courses_set = "COURSES_FILE" in values  # a missing default registry is only a warning
     values.setdefault("DATA_PATHS", tuple(base_dir / p for p in _DEFAULTS.DATA_PATHS))
     values.setdefault("STATE_DIR", base_dir / _DEFAULTS.STATE_DIR)
     values.setdefault("COURSES_FILE", base_dir / _DEFAULTS.COURSES_FILE)
 
-    settings = Settings(**values, extra=extra)
+    settings = Settings(**values)
     problems.extend(_validate(settings))
+    if courses_set and not settings.COURSES_FILE.is_file():
+        problems.append(f"COURSES_FILE: {settings.COURSES_FILE} is not a file")
     if problems:
         raise ConfigError(problems)
     return settings
@@ -211,11 +239,39 @@ def _validate(s: Settings) -> list[str]:
         problems.append("SCAN_INTERVAL: must be at least 1 second")
     if not 0 < s.API_PORT < 65536:
         problems.append(f"API_PORT: {s.API_PORT} is not a TCP port")
+    if s.API_ENABLED and (why := _unresolvable(s.API_HOST)):
+        problems.append(f"API_HOST: {s.API_HOST!r} is not an address the status API can listen on ({why})")
     if s.MAX_ATTEMPTS < 1:
         problems.append("MAX_ATTEMPTS: must be at least 1")
     if s.HEARTBEAT_SECONDS < 1 or s.LEASE_SECONDS <= s.HEARTBEAT_SECONDS:
         problems.append("LEASE_SECONDS must be larger than HEARTBEAT_SECONDS (at least 1)")
+    if s.GNUPG_HOME and not Path(s.GNUPG_HOME).is_dir():
+        problems.append(f"GNUPG_HOME: {s.GNUPG_HOME} is not a directory")
+    if s.GNUPG_PASSPHRASE_FILE and not Path(s.GNUPG_PASSPHRASE_FILE).is_file():
+        problems.append(f"GNUPG_PASSPHRASE_FILE: {s.GNUPG_PASSPHRASE_FILE} is not a file")
     clash = set(s.SERVICES) & set(s.IGNORE_SERVICES)
     if clash:
         problems.append(f"SERVICES and IGNORE_SERVICES both name {sorted(clash)}")
     return problems
+
+
+def _unresolvable(host: str) -> str | None:
+    """Why `host` cannot be listened on (it does not resolve), or None."""
+    try:
+        socket.getaddrinfo(host, None, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (OSError, UnicodeError) as exc:
+        return str(getattr(exc, "strerror", None) or exc)
+    return None
+
+
+def prepare_state_dir(settings: Settings) -> None:
+    """Create STATE_DIR (and its logs/ and tmp/) and check it can be written; a ConfigError naming
+    STATE_DIR otherwise, so that a bad value ends with exit status 2, not a traceback."""
+    try:
+        for directory in (settings.STATE_DIR, settings.log_dir, settings.tmp_dir):
+            directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=settings.STATE_DIR):
+            pass
+    except OSError as exc:
+        why = exc.strerror or str(exc)
+        raise ConfigError([f"STATE_DIR: {settings.STATE_DIR} cannot be created or written ({why})"]) from exc

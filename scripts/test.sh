@@ -7,6 +7,7 @@ here="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$here"
 py="$(bash scripts/setup.sh dev)"
 bin="$(dirname "$py")"
+bash scripts/install_gnupg.sh
 bash scripts/start_mariadb.sh
 bash scripts/start_ferretdb.sh
 "$bin/ruff" check .

@@ -71,7 +71,7 @@ def sql_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]
 @pytest.fixture
 def sql_store(sql_backend: str, tmp_path: Path) -> Iterator[object]:
     """A SqlStore on each backend; databases it creates are dropped afterwards (MariaDB)."""
-    from stores.sql.base import open_sql_store
+    from stores.sql import open_sql_store
 
     store = open_sql_store(sql_backend, tmp_path / "var")
     before = set(store.list_databases())

@@ -15,8 +15,10 @@ from services.clickstream import aggregates, course_events, enrolments
 from services.discussion_forums.service import COUNTS_TABLE
 from services.person_course import daily, inputs
 from stores.documents import open_document_store
-from stores.sql.base import SqlStore, open_sql_store
+from stores.sql import open_sql_store
+from stores.sql.base import SqlStore
 from tests.conftest import REPO, SAMPLE_DATA
+from tests.documents import drop_database
 from tests.packages import settings_for
 
 COURSES = load_courses(REPO / "courses.py").courses
@@ -122,5 +124,5 @@ class DerivedEnv:
         if self.mongo_url != "sqlite":
             docs = open_document_store(self.mongo_url, self.state)
             for database in ("logs", "discussion_forum"):
-                docs.drop_database(f"{self.name}{database}")
+                drop_database(docs, f"{self.name}{database}")
             docs.close()

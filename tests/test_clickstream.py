@@ -17,7 +17,8 @@ from core import states
 from core.daemon import Daemon
 from services.clickstream.service import log_date
 from stores.documents import open_document_store
-from stores.sql.base import open_sql_store
+from stores.sql import open_sql_store
+from tests.documents import drop_database
 from tests.packages import make_package, settings_for
 
 COURSE = "course-v1:UQx+PSYC1030.1x+4T2016"
@@ -106,7 +107,7 @@ def env(request, tmp_path, unique_name):
 
     environment = Env()
     yield environment
-    environment.docs.drop_database(environment.db)
+    drop_database(environment.docs, environment.db)
     environment.docs.close()
 
 

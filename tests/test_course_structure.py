@@ -22,7 +22,7 @@ from core.daemon import Daemon
 from core.errors import Interrupted
 from services.course_structure.olx import make_parser
 from services.course_structure.service import CourseStructureService
-from stores.sql.base import open_sql_store
+from stores.sql import open_sql_store
 from tests.conftest import REPO, SAMPLE_DATA
 from tests.packages import dump_dir, make_package, settings_for
 
@@ -58,6 +58,7 @@ def env(tmp_path, sql_backend, unique_name):
             self.org = f"T{unique_name}" if mysql else "UQx"  # a unique course database on MariaDB
             self.prefix = f"{unique_name}_" if mysql else ""
             self.courses = tmp_path / "no-courses.py"
+            self.courses.write_text("EDX_DATABASES = {}\n")
             self.created = [f"api_{unique_name}"]
 
         def sample(self):
@@ -455,7 +456,6 @@ def test_interrupted_run_leaves_the_previous_output_intact(env):
         sql=scheduler.sql,
         documents=scheduler.documents,
         courses=scheduler.courses,
-        queue=scheduler.queue,
         log=logging.getLogger("test"),
         progress=calls.append,
         should_stop=lambda: True,

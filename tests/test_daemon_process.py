@@ -16,7 +16,7 @@ import pytest
 
 from core import states
 from core.queue import TrackingQueue
-from stores.sql.base import open_sql_store
+from stores.sql import open_sql_store
 from tests.conftest import REPO
 from tests.packages import AUTH_USER_HEADER, dump_dir, make_package, write_dump, write_large_studentmodule
 
@@ -274,6 +274,7 @@ def test_sigkill_half_way_through_a_large_tracking_log_then_restart_gives_the_sa
     tmp_path, backend, unique_name, request
 ):
     from stores.documents import open_document_store
+    from tests.documents import drop_database
 
     mongo = "sqlite" if backend == "sqlite" else request.getfixturevalue("mongo_url")
     events = 120_000 if backend == "sqlite" else 40_000
@@ -319,7 +320,7 @@ def test_sigkill_half_way_through_a_large_tracking_log_then_restart_gives_the_sa
             assert done.returncode == 0, done.stderr.decode()[-2000:]
             results[run] = clickstream_state(docs, f"{prefix}logs", store)
         finally:
-            docs.drop_database(f"{prefix}logs")
+            drop_database(docs, f"{prefix}logs")
             docs.close()
     assert results["ref"][0] == events
     assert results["crash"] == results["ref"]

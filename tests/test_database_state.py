@@ -8,7 +8,7 @@ import pytest
 
 from core import states
 from core.daemon import Daemon
-from stores.sql.base import open_sql_store
+from stores.sql import open_sql_store
 from tests.packages import AUTH_USER_HEADER, make_package, settings_for, write_dump
 
 DB = "UQx_PSYC10301x_4T2016"
@@ -195,3 +195,106 @@ def test_type_inference_is_exact_across_batches(tmp_path):
     types.add_batch([[b"2014-01-01", b"1.5", b"NULL", b"2015-01-01 10:00:00"]])
     columns = {c.name: c.kind for c in types.columns(legacy=False)[0]}
     assert columns == {"a": "text", "b": "float", "c": "text", "d": "text"}
+
+
+@pytest.mark.mysql
+def test_dump_whose_first_rows_mislead_the_types_is_loaded_again_without_hanging(env, sql_backend):
+    """On MySQL the load starts with the types of the first 4 MB while the read goes on; here the
+    rest of the file says otherwise (an integer column holds a fraction at the end), so the
+    speculative load is aborted and the dump loaded again, every time, never waiting on a lock."""
+    import threading
+
+    if sql_backend == "sqlite":
+        pytest.skip("SQLite loads after the read: nothing is speculative")
+    header = b"id\tuser_id\tcourse_id\tcreated\tis_active\tmode\n"
+    rows = b"".join(
+        b"%d\t%d\tcourse-v1:UQx+PSYC1030.1x+4T2016\t2015-01-01 00:00:00\t1\thonor\n" % (i, i)
+        for i in range(1, 80_001)
+    )
+    for attempt in range(3):
+        tail = b"".join(
+            b"%d\t%d.5\tc\t2015-01-01 00:00:00\t0\taudit\n" % (90_000 + n, n) for n in range(attempt + 1)
+        )
+        write_dump(env.data, ENROLL, header + rows + tail)
+        status: list[int] = []
+        runner = threading.Thread(target=lambda status=status: status.append(env.run()), daemon=True)
+        runner.start()
+        runner.join(120)
+        assert not runner.is_alive(), f"attempt {attempt}: the re-load hangs"
+        assert status == [0]
+        row = env.rows()[ENROLL]
+        assert (row.state, row.rows_loaded) == (states.DONE, 80_001 + attempt)
+        assert env.query("SELECT COUNT(*) FROM student_courseenrollment") == [(80_001 + attempt,)]
+        assert env.query("SELECT user_id FROM student_courseenrollment WHERE id >= 90000 ORDER BY id") == [
+            (n + 0.5,) for n in range(attempt + 1)
+        ]
+        assert [t for t in env.store.list_tables(DB) if "student" in t] == ["student_courseenrollment"]
+    log = (env.state / "logs" / "ingestor.log").read_text()
+    assert log.count("the first rows did not predict the table; loading again") == 3
+
+
+def test_record_longer_than_the_limit_is_rejected_with_its_line_and_the_rest_loads(env):
+    long_record = b"2\t" + b"x" * 60 + b"\\\n" + b"y\\\n" * 400 + b"end\n"
+    write_dump(env.data, ENROLL, b"id\tv\n1\tone\n" + long_record + b"3\tthree\n")
+    assert env.run(DUMP_MAX_RECORD_BYTES="1000") == 0
+    assert env.query("SELECT id, v FROM student_courseenrollment ORDER BY id") == [(1, "one"), (3, "three")]
+    row = env.rows()[ENROLL]
+    assert (row.state, row.rows_loaded, row.rows_rejected) == (states.DONE, 2, 1)
+    text = next((env.state / "rejects" / "DatabaseState").glob("*.rejects.tsv")).read_text()
+    assert f"3\trecord of {len(long_record) - 1} bytes, longer than DUMP_MAX_RECORD_BYTES (1000)" in text
+
+
+def test_stop_is_honoured_inside_a_record_that_spans_the_whole_file(env, sql_backend):
+    """Every line ends with a backslash, so the file is one record continued to its end: reading it
+    takes linear time and a stop (SIGTERM) is checked after every block, not once at the end."""
+    from core.errors import Interrupted
+    from core.rejects import Rejects
+    from services.database_state.service import DatabaseStateService
+
+    if sql_backend != "sqlite":
+        pytest.skip("the reader is the same on both backends")
+    path = write_dump(env.data, ENROLL, b"id\tv\n1\t" + b"ab\\\n" * (3 << 20) + b"x\n")
+    daemon = Daemon(settings_for(env.data, env.state), foreground=False)
+    service = DatabaseStateService()
+    ctx = daemon.scheduler.context(service)
+    seen: list[float] = []
+    ctx.progress = seen.append
+    ctx.should_stop = lambda: True
+    with Rejects(env.state / "rejects-direct", path, 1) as rejects:
+        ctx.rejects = rejects
+        with pytest.raises(Interrupted, match="stopped before line"):
+            service.ingest(path, ctx)
+    assert seen and seen[0] < 0.5, "the stop was seen while most of the file was still unread"
+
+
+def test_a_column_is_a_float_only_when_every_value_comes_back_exactly(env):
+    """`1e999` would become Inf, `1e-999` 0.0 and a 30-digit decimal lose its tail in a DOUBLE/REAL:
+    such a column stays text, with the dump's exact values; a column whose values all fit is one."""
+    write_dump(
+        env.data,
+        ENROLL,
+        b"id\thuge\ttiny\tlong_decimal\tbig_int\tfits\n"
+        b"1\t1e999\t1e-999\t123456789012345.123456789012345\t12345678901234567\t0.25\n"
+        b"2\t1.5\t2.5\t1.5\t1.5\t-1.5e10\n"
+        b"3\t2\t3\t4\t5\t123456789012345\n"
+        b"4\tNULL\tNULL\tNULL\tNULL\t0.000001234\n",
+    )
+    assert env.run() == 0
+    rows = env.query(
+        "SELECT huge, tiny, long_decimal, big_int, fits FROM student_courseenrollment ORDER BY id"
+    )
+    assert rows == [
+        ("1e999", "1e-999", "123456789012345.123456789012345", "12345678901234567", 0.25),
+        ("1.5", "2.5", "1.5", "1.5", -1.5e10),
+        ("2", "3", "4", "5", 123456789012345.0),
+        (None, None, None, None, 0.000001234),
+    ]
+
+
+def test_integers_a_double_cannot_hold_keep_a_column_text_when_fractions_come_later():
+    from services.database_state.columns import ColumnTypes
+
+    types = ColumnTypes(["a", "b"])
+    types.add_batch([[b"12345678901234567", b"123456789012345"]])
+    types.add_batch([[b"1.5", b"1.5"]])
+    assert {c.name: c.kind for c in types.columns(legacy=False)[0]} == {"a": "text", "b": "float"}

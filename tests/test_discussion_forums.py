@@ -21,8 +21,9 @@ from core.rejects import Rejects
 from services.discussion_forums.forum import BadLine, parse_line
 from services.discussion_forums.service import COUNTS_TABLE, PERSON_COURSE, DiscussionForumsService
 from stores.documents import DocumentStore, open_document_store
-from stores.sql.base import open_sql_store
+from stores.sql import open_sql_store
 from tests.conftest import REPO, SAMPLE_DATA
+from tests.documents import drop_database, index_names, list_collections
 from tests.packages import dump_dir, make_package, settings_for
 
 FORUM = "UQx-BIOIMG101x-1T2014-prod"
@@ -125,7 +126,7 @@ class ForumEnv:
         return {os.path.basename(r.meta): r for r in self.daemon.scheduler.queue.rows()}
 
     def docs(self, coll: str = FORUM, db: str | None = None) -> list[dict[str, Any]]:
-        return list(self.store.find(db or self.db, coll, sort=[("_id", 1)]))
+        return sorted(self.store.find(db or self.db, coll), key=lambda d: d["_id"])
 
     def counts(self, forum: str | None = None) -> list[tuple[Any, ...]]:
         sql = open_sql_store(self.sql, self.state)
@@ -144,8 +145,8 @@ class ForumEnv:
         return "".join(p.read_text() for p in found)
 
     def cleanup(self) -> None:
-        self.store.drop_database(self.db)
-        self.store.drop_database(f"{self.unique}x_discussion_forum")
+        drop_database(self.store, self.db)
+        drop_database(self.store, f"{self.unique}x_discussion_forum")
         self.store.close()
         if self.sql != "sqlite":
             sql = open_sql_store(self.sql, self.state)
@@ -222,7 +223,7 @@ def test_ids_thread_structure_and_votes_have_real_types(env):
     assert reply["parent_ids"] == [RESPONSE], "a reply without parent_ids gets [parent_id]"
     assert "parent_ids" not in thread, "threads are left as they are"
     assert thread["votes"]["up_count"] == 2
-    voted = env.store.find(env.db, FORUM, {"votes.up_count": {"$gte": 2}}, sort=[("_id", 1)])
+    voted = sorted(env.store.find(env.db, FORUM, {"votes.up_count": {"$gt": 1}}), key=lambda d: d["_id"])
     assert [d["_id"] for d in voted] == [THREAD, RESPONSE]
 
 
@@ -250,9 +251,9 @@ def test_dashboards_reads_of_the_forum_work(env):
     assert env.store.count(env.db, FORUM, {"_type": "Comment", "parent_ids": {"$exists": False}}) == 0
     assert env.store.count(env.db, FORUM, {"_type": "Comment", "parent_ids": []}) == 1
     assert env.store.count(env.db, FORUM, {"author_id": "10"}) == 2
-    threads = env.store.distinct(env.db, FORUM, "commentable_id", {"_type": "CommentThread"})
-    assert threads == ["course", "i4x-UQx-PSYC-discussion-week1"]
-    indexes = set(env.store.index_names(env.db, FORUM))
+    threads = env.store.find(env.db, FORUM, {"_type": "CommentThread"}, {"commentable_id": 1})
+    assert sorted(t["commentable_id"] for t in threads) == ["course", "i4x-UQx-PSYC-discussion-week1"]
+    indexes = set(index_names(env.store, env.db, FORUM))
     assert {"author_id_1", "comment_thread_id_1", "_type_1", "commentable_id_1"} <= indexes
 
 
@@ -272,7 +273,7 @@ def test_new_snapshot_replaces_the_forum_and_a_deleted_post_disappears(env):
     found = env.docs()
     assert [d["_id"] for d in found] == [THREAD, RESPONSE, REPLY, ObjectId("552a6f0a69429bccb0026209")]
     assert found[0]["title"] == "Welcome (edited)"
-    assert env.store.list_collections(env.db) == [FORUM], "no staging collection is left"
+    assert list_collections(env.store, env.db) == [FORUM], "no staging collection is left"
     assert env.rows()[f"{FORUM}.mongo"].rows_loaded == 4
 
 
@@ -321,15 +322,15 @@ def test_file_without_a_single_document_fails_and_keeps_the_previous_forum(env):
     row = env.rows()[f"{FORUM}.mongo"]
     assert row.state == states.FAILED and "not one of its 1 line(s)" in row.error and str(path) in row.error
     assert len(env.docs()) == 4, "readers keep the last good forum"
-    assert env.store.list_collections(env.db) == [FORUM]
+    assert list_collections(env.store, env.db) == [FORUM]
 
 
 def test_empty_forum_file_gives_an_empty_indexed_collection(env):
     env.write(f"{FORUM}.mongo", b"")
     assert env.run() == 0
-    assert env.store.list_collections(env.db) == [FORUM]
+    assert list_collections(env.store, env.db) == [FORUM]
     assert env.docs() == []
-    assert "author_id_1" in env.store.index_names(env.db, FORUM)
+    assert "author_id_1" in index_names(env.store, env.db, FORUM)
 
 
 def test_interrupted_load_keeps_the_old_forum_and_a_rerun_equals_an_uninterrupted_load(env):
@@ -367,7 +368,7 @@ def test_interrupted_load_keeps_the_old_forum_and_a_rerun_equals_an_uninterrupte
 
     assert env.run() == 0
     resumed = env.docs()
-    assert env.store.list_collections(env.db) == [FORUM], "no staging collection is left"
+    assert list_collections(env.store, env.db) == [FORUM], "no staging collection is left"
     uninterrupted = ForumEnv(env.root / "again", env.mongo, "sqlite", env.unique + "x")
     uninterrupted.data = env.data
     try:
@@ -386,7 +387,7 @@ def test_forum_whose_name_has_a_dot_is_loaded_and_replaced(env):
     os.utime(path, (1e9, 1e9))
     assert env.run() == 0
     assert [d["_id"] for d in env.docs(DOTTED)] == [THREAD]
-    assert env.store.list_collections(env.db) == [DOTTED]
+    assert list_collections(env.store, env.db) == [DOTTED]
 
 
 class RefusingStore:
@@ -442,7 +443,7 @@ def test_hostile_file_name_fails_with_an_error_naming_it_and_others_load(env):
     for name in ("UQx-X-1T`;drop-prod.mongo", f"{'x' * 130}-prod.mongo"):
         assert rows[name].state == states.FAILED
         assert name in rows[name].error and "collection name" in rows[name].error
-    assert env.store.list_collections(env.db) == [FORUM]
+    assert list_collections(env.store, env.db) == [FORUM]
 
 
 def test_forum_missing_from_the_course_registry_loads_with_a_warning(env):
@@ -526,7 +527,7 @@ def test_sample_package_forums_load_with_the_manifest_counts(env):
         assert env.store.count(env.db, name[: -len(".mongo")]) == count
     text = env.rejects_text()
     assert "\n1\tnot JSON" in text and "\n8\tno _id" in text
-    assert sorted(env.store.list_collections(env.db)) == sorted(n[: -len(".mongo")] for n in expected)
+    assert sorted(list_collections(env.store, env.db)) == sorted(n[: -len(".mongo")] for n in expected)
 
     # What person-course's nforum_posts needs: every document of an author, per course.
     for course in load_courses(REPO / "courses.py").courses.values():

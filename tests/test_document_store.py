@@ -25,6 +25,7 @@ from stores.documents import (
     SqliteDocumentStore,
     open_document_store,
 )
+from tests.documents import drop_database, index_names, list_collections, list_databases
 
 COURSE = "UQx/BIOIMG101x/1T2014"
 OTHER_COURSE = "course-v1:UQx+Think101x+1T2016"
@@ -39,7 +40,7 @@ def store(request: pytest.FixtureRequest, state_dir: Path, unique_name: str) -> 
     try:
         yield opened
     finally:
-        opened.drop_database(unique_name)
+        drop_database(opened, unique_name)
         opened.close()
 
 
@@ -226,22 +227,17 @@ FILTER_CASES = [
     ({"context.user_id": 12.0}, [2]),
     ({"country": None}, [3, 5]),
     ({"country": ""}, [2]),
-    ({"country": {"$eq": "AU"}}, [1]),
     ({"country": {"$in": ["AU", "US"]}}, [1, 4]),
-    ({"country": {"$nin": ["AU", "US"]}}, [2, 3, 5]),
-    ({"country": {"$ne": "AU"}}, [2, 3, 4, 5]),
     ({"country": {"$exists": False}}, [3]),
     ({"country": {"$exists": True}}, [1, 2, 4, 5]),
     ({"context.user_id": {"$exists": False}}, [4, 5]),
     ({"context.user_id": {"$in": [11, 13]}}, [1, 3]),
     ({"n": {"$gt": 2.5}}, [1, 3]),
-    ({"n": {"$gte": 2.5}}, [1, 2, 3]),
     ({"n": {"$lt": 5}}, [2, 5]),
-    ({"n": {"$lte": 5, "$gt": 0}}, [1, 2]),
+    ({"n": {"$lt": 6, "$gt": 0}}, [1, 2]),
     ({"n": {"$gt": "5"}}, [4]),
     ({"username": {"$lt": "c"}}, [1, 2]),
-    ({"username": {"$gte": "cid", "$lte": "dee"}}, [3, 4]),
-    ({"time_date": {"$gte": datetime(2014, 3, 2)}}, [2, 3]),
+    ({"time_date": {"$gt": datetime(2014, 3, 2)}}, [2, 3]),
     ({"time_date": {"$lt": datetime(2014, 3, 2)}}, [1]),
     ({"time_date": datetime(2014, 3, 3, 10, 0, 0, 250000)}, [3]),
     ({"time_date": {"$gt": datetime(2014, 3, 2, 20, tzinfo=timezone(timedelta(hours=10)))}}, [3]),
@@ -251,19 +247,17 @@ FILTER_CASES = [
     ({"tags": "a"}, [1, 4]),
     ({"tags": ["b"]}, [2]),
     ({"tags": {"$in": ["b"]}}, [1, 2]),
-    ({"tags": {"$ne": "a"}}, [2, 3, 5]),
     ({"tags": {"$gt": "a"}}, [1, 2]),
     ({"sub.k": 2}, [5]),
     ({"sub.k": {"$exists": True}}, [5]),
     ({"flag": True}, [1]),
     ({"flag": 1}, [3]),
     ({"$or": [{"country": "AU"}, {"n": {"$lt": 0}}]}, [1, 5]),
-    ({"$and": [{"event_type": "play_video"}, {"n": {"$gt": 5}}]}, [3]),
     ({"$or": [{"username": "bob"}, {"tags": "a"}], "n": {"$gt": 0}}, [1, 2]),
     ({"_id": 3}, [3]),
     ({"_id": {"$in": [2, 4, 99]}}, [2, 4]),
     ({"_id": {"$gt": 3}}, [4, 5]),
-    ({"_id": {"$nin": [1, 2]}, "country": {"$exists": True}}, [4, 5]),
+    ({"_id": {"$gt": 2}, "country": {"$exists": True}}, [4, 5]),
 ]
 
 INDEXES = [
@@ -296,7 +290,15 @@ def test_filter_selects_what_mongodb_selects(
 
 @pytest.mark.parametrize(
     "filt",
-    [{"a": {"$regex": "x"}}, {"$where": "1"}, {"a": {"$gt": 1, "b": 2}}, {"$or": []}, {"a": {"$in": 3}}],
+    [
+        {"a": {"$regex": "x"}},
+        {"$where": "1"},
+        {"a": {"$gt": 1, "b": 2}},
+        {"$or": []},
+        {"a": {"$in": 3}},
+        {"a": {"$ne": 1}},
+        {"$and": [{"a": 1}]},
+    ],
 )
 def test_unsupported_filter_raises_terminal_error(store: DocumentStore, db: str, filt: dict) -> None:
     with pytest.raises(TerminalError):
@@ -307,9 +309,8 @@ def test_reading_a_missing_database_or_collection_finds_nothing(store: DocumentS
     assert list(store.find(db, "nothing")) == []
     assert store.find_one(db, "nothing") is None
     assert store.count(db, "nothing", {"a": 1}) == 0
-    assert store.distinct(db, "nothing", "a") == []
-    assert store.index_names(db, "nothing") == []
-    assert store.list_collections(db) == []
+    assert index_names(store, db, "nothing") == []
+    assert list_collections(store, db) == []
 
 
 def test_reads_during_an_unfinished_find_see_new_writes(store: DocumentStore, db: str) -> None:
@@ -335,7 +336,7 @@ def test_threads_writing_one_database_at_once_lose_nothing(store: DocumentStore,
         results = list(pool.map(load, range(4)))
     assert results == [InsertResult(1000, 0)] * 4
     assert store.count(db, "c") == 4000
-    assert store.distinct(db, "c", "w") == [0, 1, 2, 3]
+    assert sorted(d["w"] for d in store.find(db, "c", {"w": 3})) == [3] * 1000
 
 
 # Random documents and filters, answered by MongoDB (FerretDB) and by SQLite with and without
@@ -355,8 +356,8 @@ def random_value(rnd: random.Random, depth: int = 0, in_list: bool = False) -> o
 def random_filter(rnd: random.Random) -> dict:
     def condition() -> dict:
         path = rnd.choice(["a", "b", "c", "a.x", "b.y", "a.0", "d", "e.x", "e"])
-        op = rnd.choice(["", "$eq", "$ne", "$in", "$nin", "$exists", "$gt", "$gte", "$lt", "$lte"])
-        if op in ("$in", "$nin"):
+        op = rnd.choice(["", "$in", "$exists", "$gt", "$lt"])
+        if op == "$in":
             return {path: {op: rnd.sample(SCALARS, rnd.randint(1, 3))}}
         if op == "$exists":
             return {path: {op: rnd.random() < 0.5}}
@@ -364,7 +365,7 @@ def random_filter(rnd: random.Random) -> dict:
 
     roll = rnd.random()
     if roll < 0.3:
-        return {rnd.choice(["$or", "$and"]): [condition(), condition()]}
+        return {"$or": [condition(), condition()]}
     return {**condition(), **condition()}
 
 
@@ -392,40 +393,17 @@ def test_sqlite_answers_random_queries_exactly_as_mongodb(
             for store in (plain, indexed):
                 assert ids(store.find(unique_name, "c", filt)) == expected, filt
                 assert store.count(unique_name, "c", filt) == len(expected), filt
-        for field in ("a", "b", "c", "d", "e"):
-            for direction in (1, -1):
-                order = [(field, direction), ("_id", 1)]
-                expected = [d["_id"] for d in reference.find(unique_name, "c", sort=order)]
-                assert [d["_id"] for d in indexed.find(unique_name, "c", sort=order)] == expected
-            assert indexed.distinct(unique_name, "c", field) == reference.distinct(unique_name, "c", field)
     finally:
-        reference.drop_database(unique_name)
+        drop_database(reference, unique_name)
         for store in (plain, indexed, reference):
             store.close()
 
 
-# --- sort, limit, projection, distinct -----------------------------------------------------------
+# --- limit, projection -----------------------------------------------------------
 
 
-def test_sort_orders_mixed_types_as_bson_does(store: DocumentStore, db: str) -> None:
+def test_limit_applies_after_the_filter(store: DocumentStore, db: str) -> None:
     store.insert_many(db, "c", events())
-    assert [d["_id"] for d in store.find(db, "c", sort=[("n", 1)])] == [5, 2, 1, 3, 4]
-    assert [d["_id"] for d in store.find(db, "c", sort=[("n", -1)])] == [4, 3, 1, 2, 5]
-    by_type = store.find(db, "c", sort=[("event_type", 1), ("n", -1)])
-    assert [d["_id"] for d in by_type] == [2, 5, 3, 1, 4]
-    newest_first = [d["_id"] for d in store.find(db, "c", sort=[("time_date", -1)])]
-    assert newest_first[:3] == [3, 2, 1] and set(newest_first[3:]) == {4, 5}  # null = missing
-
-
-def test_sort_on_a_list_uses_its_smallest_or_largest_element(store: DocumentStore, db: str) -> None:
-    store.insert_many(db, "c", [{"_id": 1, "v": [1, 9]}, {"_id": 2, "v": 5}, {"_id": 3, "v": [3, 4]}])
-    assert [d["_id"] for d in store.find(db, "c", sort=[("v", 1)])] == [1, 3, 2]
-    assert [d["_id"] for d in store.find(db, "c", sort=[("v", -1)])] == [1, 2, 3]
-
-
-def test_limit_applies_after_filter_and_sort(store: DocumentStore, db: str) -> None:
-    store.insert_many(db, "c", events())
-    assert [d["_id"] for d in store.find(db, "c", sort=[("n", 1)], limit=2)] == [5, 2]
     assert len(list(store.find(db, "c", {"country": {"$exists": True}}, limit=3))) == 3
     assert ids(store.find(db, "c", {"tags": "a"}, limit=5)) == [1, 4]
 
@@ -450,17 +428,6 @@ def test_projection_includes_or_excludes_fields_and_dotted_paths(store: Document
     }
     without_user = store.find_one(db, "c", {"_id": 3}, {"context.user_id": 0, "_id": 0})
     assert without_user is not None and without_user["context"] == {"course_id": COURSE}
-
-
-def test_distinct_flattens_lists_and_sorts(store: DocumentStore, db: str) -> None:
-    store.insert_many(db, "c", events())
-    assert store.distinct(db, "c", "context.course_id") == [COURSE, OTHER_COURSE]
-    assert store.distinct(db, "c", "tags") == ["a", "b"]
-    assert store.distinct(db, "c", "country") == [None, "", "AU", "US"]
-    assert store.distinct(db, "c", "n", {"n": {"$gt": 0}}) == [2.5, 5, 10]
-    store.create_index(db, "c", [("context.course_id", 1)])
-    assert store.distinct(db, "c", "context.course_id", {"event_type": "play_video"}) == [COURSE]
-    assert store.distinct(db, "c", "context.course_id") == [COURSE, OTHER_COURSE]
 
 
 # --- updates and deletes --------------------------------------------------------------------------
@@ -519,7 +486,7 @@ def test_one_update_call_may_carry_hundreds_of_documents(store: DocumentStore, d
     # FerretDB 1.24 deadlocks on an update command of ~100 statements; the store splits them.
     store.insert_many(db, "c", [{"_id": i} for i in range(450)])
     assert store.update_fields(db, "c", [(i, {"n": i}) for i in range(450)]) == 450
-    assert store.count(db, "c", {"n": {"$gte": 0}}) == 450
+    assert store.count(db, "c", {"n": {"$gt": -1}}) == 450
 
 
 def test_update_making_an_indexed_field_a_list_keeps_queries_right(store: DocumentStore, db: str) -> None:
@@ -539,11 +506,13 @@ def test_encoded_documents_with_a_list_on_an_indexed_path_are_found_by_element(
     db = "encoded"
     sqlite_store.create_index(db, "c", [("context.course_id", 1)])
     docs = [{"_id": 1, "context": {"course_id": "a"}}, {"_id": 2, "context": {"course_id": ["a", "b"]}}]
-    rows = [(id_key(d["_id"]), encode(d), d) for d in docs]
-    assert sqlite_store.insert_encoded(db, "c", rows) == InsertResult(2, 0)
+    maybe = sqlite_store.may_hold_lists(db, "c")
+    assert [maybe(d) for d in docs] == [False, True], "the store knows which paths it indexes"
+    rows = [(id_key(d["_id"]), encode(d)) for d in docs]
+    assert sqlite_store.insert_encoded(db, "c", rows, [d for d in docs if maybe(d)]) == InsertResult(2, 0)
     assert ids(sqlite_store.find(db, "c", {"context.course_id": "a"})) == [1, 2]
     assert ids(sqlite_store.find(db, "c", {"context.course_id": "b"})) == [2]
-    again = sqlite_store.insert_encoded(db, "c", [*rows[1:], (id_key(3), encode({"_id": 3}), {"_id": 3})])
+    again = sqlite_store.insert_encoded(db, "c", [rows[1], (id_key(3), encode({"_id": 3}))])
     assert again == InsertResult(1, 1, (0,)), "the positions of the ids already stored are reported"
 
 
@@ -565,7 +534,7 @@ def test_created_indexes_are_listed_by_name(store: DocumentStore, db: str) -> No
     assert name == "event_type_1_context.course_id_1"
     assert store.create_index(db, "c", [("time_date", -1)], name="by_time") == "by_time"
     assert store.create_index(db, "c", [("country", 1)]) == "country_1"  # again: no-op
-    assert sorted(store.index_names(db, "c")) == sorted(["_id_", "country_1", name, "by_time"])
+    assert sorted(index_names(store, db, "c")) == sorted(["_id_", "country_1", name, "by_time"])
 
 
 def test_unique_index_rejects_a_duplicate_value(store: DocumentStore, db: str) -> None:
@@ -591,11 +560,11 @@ def test_replace_collection_leaves_exactly_the_source_under_the_target_name(
     store.insert_many(db, "forum_loading", [{"_id": i, "body": f"post {i}"} for i in range(3, 6)])
     store.create_index(db, "forum_loading", [("body", 1)])
     store.replace_collection(db, "forum_loading", "forum")
-    assert store.list_collections(db) == ["forum"]
-    assert list(store.find(db, "forum", sort=[("_id", 1)])) == [
+    assert list_collections(store, db) == ["forum"]
+    assert sorted(store.find(db, "forum"), key=lambda d: d["_id"]) == [
         {"_id": i, "body": f"post {i}"} for i in range(3, 6)
     ]
-    assert sorted(store.index_names(db, "forum")) == ["_id_", "body_1"]
+    assert sorted(index_names(store, db, "forum")) == ["_id_", "body_1"]
     assert store.count(db, "forum", {"body": "post 4"}) == 1
 
 
@@ -609,9 +578,9 @@ def test_replace_collection_works_for_forum_names_with_dots(
     store.insert_many(db, f"{forum}__load", [{"_id": i, "votes": {"up_count": i}} for i in range(7)])
     store.create_index(db, f"{forum}__load", [("votes.up_count", -1)], unique=True)
     store.replace_collection(db, f"{forum}__load", forum)
-    assert store.list_collections(db) == [forum]
+    assert list_collections(store, db) == [forum]
     assert ids(store.find(db, forum)) == list(range(7))
-    assert sorted(store.index_names(db, forum)) == ["_id_", "votes.up_count_-1"]
+    assert sorted(index_names(store, db, forum)) == ["_id_", "votes.up_count_-1"]
     with pytest.raises(TerminalError, match="unique"):
         store.insert_many(db, forum, [{"_id": 99, "votes": {"up_count": 3}}])
 
@@ -619,7 +588,7 @@ def test_replace_collection_works_for_forum_names_with_dots(
 def test_replace_collection_without_an_old_target_renames(store: DocumentStore, db: str) -> None:
     store.insert_many(db, "forum_loading", [{"_id": 1}])
     store.replace_collection(db, "forum_loading", "forum")
-    assert store.list_collections(db) == ["forum"]
+    assert list_collections(store, db) == ["forum"]
 
 
 def test_replace_collection_from_a_missing_source_keeps_the_target(store: DocumentStore, db: str) -> None:
@@ -632,14 +601,14 @@ def test_replace_collection_from_a_missing_source_keeps_the_target(store: Docume
 def test_drop_collection_and_database(store: DocumentStore, db: str) -> None:
     store.insert_many(db, "a", [{"_id": 1}])
     store.insert_many(db, "b", [{"_id": 1}])
-    assert store.list_collections(db) == ["a", "b"]
-    assert db in store.list_databases()
+    assert list_collections(store, db) == ["a", "b"]
+    assert db in list_databases(store)
     store.drop_collection(db, "a")
     store.drop_collection(db, "never-there")
-    assert store.list_collections(db) == ["b"]
-    store.drop_database(db)
-    assert store.list_collections(db) == []
-    assert db not in store.list_databases()
+    assert list_collections(store, db) == ["b"]
+    drop_database(store, db)
+    assert list_collections(store, db) == []
+    assert db not in list_databases(store)
 
 
 def test_store_is_a_context_manager_and_reopens_after_close(store: DocumentStore, db: str) -> None:
@@ -668,13 +637,13 @@ def test_hostile_database_name_raises_unsafe_name_error(store: DocumentStore, na
     with pytest.raises(UnsafeNameError):
         store.insert_many(name, "c", [{"_id": 1}])
     with pytest.raises(UnsafeNameError):
-        store.drop_database(name)
+        store.drop_collection(name, "c")
 
 
 def test_real_file_names_are_accepted(store: DocumentStore, db: str) -> None:
     for coll in ["UQx-BIOIMG101x-1T2014-prod", "clickstream", "UQx-PSYC1030.1x-4T2016-prod"]:
         store.insert_many(db, coll, [{"_id": 1}])
-    assert len(store.list_collections(db)) == 3
+    assert len(list_collections(store, db)) == 3
 
 
 def test_unsafe_index_field_raises_unsafe_name_error(store: DocumentStore, db: str) -> None:
@@ -723,7 +692,7 @@ def test_sqlite_equality_on_indexed_fields_uses_the_index(sqlite_store: SqliteDo
         "both": sqlite_store.query_plan(
             "logs", "clickstream", {"event_type": "play_video", "context.course_id": COURSE}
         ),
-        "time": sqlite_store.query_plan("logs", "clickstream", {"time_date": {"$gte": datetime(2014, 3, 2)}}),
+        "time": sqlite_store.query_plan("logs", "clickstream", {"time_date": {"$gt": datetime(2014, 3, 2)}}),
         "in": sqlite_store.query_plan(
             "logs", "clickstream", {"context.course_id": {"$in": [COURSE, OTHER_COURSE]}}
         ),

@@ -125,7 +125,7 @@ def test_save_run_rows_record_derived_runs(queue):
 
 @pytest.mark.mysql
 def test_two_competing_workers_never_claim_the_same_file(mysql_url, tmp_path, unique_name):
-    from stores.sql.base import open_sql_store
+    from stores.sql import open_sql_store
 
     store = open_sql_store(mysql_url, tmp_path)
     try:

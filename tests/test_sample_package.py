@@ -11,7 +11,7 @@ from core import states
 from core.courses import load_courses
 from core.daemon import Daemon
 from services.database_state.filenames import parse_dump_name
-from stores.sql.base import open_sql_store
+from stores.sql import open_sql_store
 from tests.conftest import REPO, SAMPLE_DATA
 from tests.packages import settings_for
 

@@ -12,7 +12,7 @@ from core.errors import TerminalError, TransientError
 from core.registry import dependency_order
 from core.scheduler import Scheduler
 from stores.documents import open_document_store
-from stores.sql.base import open_sql_store
+from stores.sql import open_sql_store
 from tests.packages import dump_dir, make_package, settings_for
 
 calls: list[str] = []

@@ -97,3 +97,71 @@ def test_course_registry_mistakes_are_warned_by_key_and_field_and_the_others_loa
     path.write_text("EDX_DATABASES = {\n")
     with pytest.raises(ConfigError, match="COURSES_FILE"):
         load_courses(path)
+
+
+def _cli(tmp_path, *args, config: str | None = None):
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    base = ["--set", f"STATE_DIR={tmp_path / 'var'}", "--set", f"DATA_PATHS={tmp_path / 'data'}"]
+    if config is not None:
+        (tmp_path / "config.py").write_text(config)
+        base = ["-c", str(tmp_path / "config.py"), *base]
+    return subprocess.run(
+        [sys.executable, str(REPO / "ingestor.py"), *base, *args],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin"},
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "config", "named"),
+    [
+        (["--set", "STATE_DIR=/proc/x", "run", "--once"], None, "STATE_DIR"),
+        (["--set", "API_HOST=not-a-host", "run", "--once"], None, "API_HOST"),
+        (["--set", "COURSES_FILE=/nonexistent.py", "run", "--once"], None, "COURSES_FILE"),
+        (["retry", "--service", "NoSuch"], None, "NoSuch"),
+        (["run", "--once"], "SCAN_INTERVALL = 60\n", "SCAN_INTERVALL"),
+    ],
+    ids=[
+        "state_dir_in_proc",
+        "api_host_unknown",
+        "courses_file_missing",
+        "retry_unknown_service",
+        "typo_in_config",
+    ],
+)
+def test_bad_values_exit_2_with_a_message_naming_the_key_or_service(tmp_path, args, config, named):
+    result = _cli(tmp_path, *args, config=config)
+    assert result.returncode == 2, result.stderr
+    assert named in result.stderr and "Traceback" not in result.stderr
+
+
+def test_an_unknown_key_in_config_py_is_an_error_with_a_suggestion(tmp_path):
+    (tmp_path / "config.py").write_text("SCAN_INTERVALL = 60\nHELPER = 1\nlower_case = 2\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(environ={}, base_dir=tmp_path)
+    assert any("SCAN_INTERVALL" in p and "did you mean SCAN_INTERVAL" in p for p in info.value.problems)
+    assert any(p.startswith("HELPER") for p in info.value.problems)
+    assert len(info.value.problems) == 2, "lower-case names are the file's own"
+
+
+def test_a_status_api_address_already_taken_exits_2_naming_it(tmp_path):
+    import socket
+
+    from tests.packages import make_package
+
+    make_package(tmp_path / "data")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = _cli(
+            tmp_path, "--set", f"API_PORT={port}", "--set", "SERVICES=EdxCourseStructure", "run", "--once"
+        )
+    assert result.returncode == 2 and "API_PORT" in result.stderr and "Traceback" not in result.stderr

@@ -117,3 +117,47 @@ def test_hostile_identifiers_never_reach_sql(sql_store, tmp_path, name):
         sql_store.load_table(
             "okdb", "t", LoadSpec(spool(tmp_path, b"1\n"), [Column(name, "int")], frozenset())
         )
+
+
+@pytest.mark.mysql
+def test_abort_of_a_running_background_load_leaves_no_lock_and_the_table_loads_again(
+    mysql_url, tmp_path, unique_name
+):
+    """The speculative LOAD DATA that DatabaseState aborts ("loading again") is killed mid-load: its
+    connection must not keep the staging table's metadata lock, or the drop and the re-load that
+    follow wait for lock_wait_timeout (a day by default)."""
+    import time
+
+    from stores.sql import open_sql_store
+    from stores.sql.mysql_load import MysqlLoad
+
+    store = open_sql_store(mysql_url, tmp_path / "var")
+    cols = [Column("id", "int"), Column("v", "text", 200)]
+    big = spool(tmp_path, b"".join(b"%d\t%s\n" % (i, b"x" * 150) for i in range(150_000)))
+    try:
+        killed = 0
+        for attempt in range(3):
+            load = store.stage_load(unique_name, "t", LoadSpec(big, cols, frozenset()), background=True)
+            assert isinstance(load, MysqlLoad) and load.thread is not None
+            while load.thread.is_alive():  # until the server is inside the LOAD DATA
+                info = store.query(
+                    unique_name,
+                    "SELECT info FROM information_schema.processlist WHERE id = ?",
+                    (load.conn.thread_id(),),
+                )
+                if info and info[0][0] and info[0][0].startswith("LOAD DATA"):
+                    killed += 1
+                    break
+                time.sleep(0.002)
+            aborter = threading.Thread(target=lambda load=load: (load.abort(), load.close()), daemon=True)
+            aborter.start()
+            aborter.join(60)
+            assert not aborter.is_alive(), f"attempt {attempt}: the abort hangs on the staging table's lock"
+            small = spool(tmp_path, b"1\tone\n2\ttwo\n")
+            assert store.load_table(unique_name, "t", LoadSpec(small, cols, frozenset())) == 2
+            assert store.query(unique_name, "SELECT COUNT(*) FROM t") == [(2,)]
+            assert store.list_tables(unique_name) == ["t"], "no staging table is left behind"
+        assert killed, "the abort came while the server was loading"
+    finally:
+        store.drop_database(unique_name)
+        store.close()

@@ -70,7 +70,30 @@ def test_block_reader_gives_the_same_records_as_the_line_reader_whatever_the_blo
         expected = records(data)
         for size in (1, 2, 3, 7, 64, 4096):
             got: list[tuple[int, bytes]] = []
-            for first, recs, numbers in iter_record_blocks(io.BytesIO(data), block_size=size):
+            for first, recs, numbers, too_long in iter_record_blocks(io.BytesIO(data), block_size=size):
+                assert too_long == []
                 lines = numbers if numbers is not None else range(first, first + len(recs))
                 got.extend(zip(lines, recs, strict=True))
             assert got == expected, (data, size)
+
+
+def test_block_reader_reports_records_past_the_limit_with_their_line_and_length():
+    import random
+
+    from utils.tsv import iter_record_blocks
+
+    rng = random.Random(11)
+    pieces = [b"a", b"\\", b"\t", b"\\\n", b"\n", b"xyz", b"\\\\"]
+    for _ in range(200):
+        data = b"".join(rng.choice(pieces) for _ in range(rng.randint(0, 80)))
+        limit = rng.randint(0, 12)
+        expected = [(n, r) for n, r in records(data) if len(r) <= limit]
+        expected_long = [(n, len(r)) for n, r in records(data) if len(r) > limit]
+        for size in (1, 3, 8, 4096):
+            got: list[tuple[int, bytes]] = []
+            too_long: list[tuple[int, int]] = []
+            for first, recs, numbers, long in iter_record_blocks(io.BytesIO(data), size, max_record=limit):
+                lines = numbers if numbers is not None else range(first, first + len(recs))
+                got.extend(zip(lines, recs, strict=True))
+                too_long.extend(long)
+            assert (got, too_long) == (expected, expected_long), (data, size, limit)

@@ -37,6 +37,14 @@ def tree_fingerprint(path: Path) -> str:
     return "tree:" + digest.hexdigest()
 
 
+def path_fingerprint(path: Path) -> str:
+    """The fingerprint of a scanned entry: a directory's tree, a file's size and mtime, or MISSING
+    (a broken link, a file deleted since)."""
+    if path.is_symlink() and not path.exists():
+        return MISSING
+    return tree_fingerprint(path) if path.is_dir() else file_fingerprint(path)
+
+
 def content_digest(path: Path, chunk: int = 1 << 20) -> str:
     """blake2b of the file's bytes (as delivered, compressed or not)."""
     digest = hashlib.blake2b(digest_size=32)

@@ -14,10 +14,9 @@ Files are read in binary, never in universal-newline mode, so a raw CR never spl
 
 from __future__ import annotations
 
-import io
 import re
 from collections.abc import Iterator
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 _ESCAPES = {
     ord("0"): "\0",
@@ -38,25 +37,27 @@ def _needs_join(line: bytes) -> bool:
 
 
 def iter_records(stream: BinaryIO) -> Iterator[tuple[int, bytes]]:
-    """Yield (line number of the record's first line, record bytes without the final LF)."""
+    """Yield (line number of the record's first line, record bytes without the final LF).
+
+    The simple line-by-line reader (the reference the block reader is tested against); a record's
+    lines are joined once, at its end, so a record of many lines costs linear time.
+    """
     line_no = 0
-    pending: bytes | None = None
+    pending: list[bytes] = []
     start = 0
     for raw in stream:
         line_no += 1
         body = raw[:-1] if raw.endswith(b"\n") else raw
-        if pending is not None:
-            body = pending + b"\n" + body
-        else:
+        if not pending:
             start = line_no
+        pending.append(body)
         if raw.endswith(b"\\\n") and _needs_join(body):
-            pending = body
             continue
-        pending = None
-        yield start, body
-    if pending is not None:
+        yield start, b"\n".join(pending)
+        pending = []
+    if pending:
         # A file cut after an escaping backslash: the record is what there is.
-        yield start, pending
+        yield start, b"\n".join(pending)
 
 
 def split_fields(record: bytes) -> list[bytes]:
@@ -85,81 +86,150 @@ def unescape(field: str) -> str:
     return _ESCAPE.sub(_unescape_match, field)
 
 
-def iter_record_blocks(
-    stream: BinaryIO, block_size: int = 4 << 20
-) -> Iterator[tuple[int, list[bytes], list[int] | None]]:
-    """Records in blocks: (first line number, records, line numbers or None).
+class Block(NamedTuple):
+    """Records read from one block of the file.
 
-    The fast path of a big dump: each block of about `block_size` bytes is split on LF at C speed;
-    only a block holding a backslash before a LF (a continuation, or an escaped backslash at the
-    end of a value) goes through the careful record-joining path. `None` as line numbers means that
-    record i is on line `first + i`.
+    `numbers[i]` is the line number of record i (None: record i is on line `first + i`).
+    `too_long` lists the records longer than the reader's limit, which are not in `records`, as
+    (first line, bytes). A block may hold no record at all (inside a record that spans blocks):
+    callers get control back after every block read, to report progress or to stop.
     """
-    line_no = 1
-    tail = b""
+
+    first: int
+    records: list[bytes]
+    numbers: list[int] | None
+    too_long: list[tuple[int, int]]
+
+
+_TOKEN_OR_LF = re.compile(rb"\\.|\n", re.S)
+
+
+class _Pending:
+    """The bytes of a record that is not finished yet, kept as pieces (joined once, at its end)."""
+
+    def __init__(self, limit: int | None) -> None:
+        self.limit = limit
+        self.parts: list[bytes] = []
+        self.size = 0
+        self.newlines = 0
+        self.start = 0
+        self.skipping = False  # longer than the limit: counted, not kept
+        self.run = 0  # backslashes at its end (an odd run escapes what follows)
+        self.ends_lf = False
+
+    @property
+    def open(self) -> bool:
+        return self.size > 0
+
+    def add(self, piece: bytes, start: int) -> None:
+        if not piece:
+            return
+        if not self.size:
+            self.start = start
+        self.size += len(piece)
+        self.newlines += piece.count(b"\n")
+        self.ends_lf = piece.endswith(b"\n")  # not part of the record if the file ends here
+        if self.limit is not None and self.size - self.ends_lf > self.limit:
+            self.skipping, self.parts = True, []
+        elif not self.skipping:
+            self.parts.append(piece)
+        trailing = len(piece) - len(piece.rstrip(b"\\"))
+        self.run = self.run + trailing if trailing == len(piece) else trailing
+
+    def take(self, at_end: bool = False) -> tuple[int, bytes | None, int, int]:
+        """(first line, record or None if too long, bytes, newlines inside) and start afresh.
+        `at_end`: the file ends here, so a final escaped LF is not part of the record."""
+        size = self.size - (at_end and self.ends_lf)
+        record = None if self.skipping else b"".join(self.parts)
+        if record is not None and at_end and self.ends_lf:
+            record = record[:-1]
+        if self.limit is not None and size > self.limit:
+            record = None
+        result = (self.start, record, size, self.newlines)
+        self.parts, self.size, self.newlines, self.skipping, self.run = [], 0, 0, False, 0
+        return result
+
+
+def iter_record_blocks(
+    stream: BinaryIO, block_size: int = 4 << 20, max_record: int | None = None
+) -> Iterator[Block]:
+    """Records in blocks of about `block_size` bytes, in linear time whatever the records.
+
+    The fast path of a big dump: a block without a backslash before a LF is split on LF at C
+    speed. Elsewhere the LFs that end records are found with one regular-expression scan (a
+    backslash escapes the next byte, so an odd run of backslashes before a LF continues the record).
+    A record longer than `max_record` bytes is not kept (nor held in memory): it is reported in
+    `too_long`.
+    """
+    pending = _Pending(max_record)
+    line_no = 1  # the line on which the next record starts
     while True:
         data = stream.read(block_size)
         if not data:
             break
-        data = tail + data
-        cut = data.rfind(b"\n")
-        if cut < 0:
-            tail = data
-            continue
-        block, tail = data[: cut + 1], data[cut + 1 :]
-        if b"\\\n" in block:
-            # Keep a record that may continue past this block together with the rest of it.
-            records, numbers, rest = _join_block(block, line_no)
-            if rest:
-                tail = rest + tail
-            if records:
-                yield numbers[0], records, numbers
-            line_no += block.count(b"\n") - rest.count(b"\n")
-            continue
-        lines = block.split(b"\n")
-        lines.pop()  # the empty string after the last LF
-        yield line_no, lines, None
-        line_no += len(lines)
-    if tail:
-        for number, record in iter_records(io.BytesIO(tail)):
-            yield line_no + number - 1, [record], None
+        escaped_start = pending.run % 2 == 1
+        plain = b"\\\n" not in data and not (escaped_start and data[:1] == b"\n")
+        lines = data.split(b"\n") if plain else _split_unescaped(data, 1 if escaped_start else 0)
+        block, line_no = _records(lines, plain, pending, line_no, max_record)
+        yield block
+    if pending.open:
+        start, record, size, _ = pending.take(at_end=True)
+        if record is None:
+            yield Block(start, [], [], [(start, size)])
+        else:
+            yield Block(start, [record], None, [])
 
 
-_CONTINUATION = re.compile(rb"\\\n")
+def _split_unescaped(data: bytes, offset: int) -> list[bytes]:
+    """`data` split at the LFs that end records (a LF after an escaping backslash does not)."""
+    pieces = []
+    begin = 0
+    for match in _TOKEN_OR_LF.finditer(data, offset):
+        if match.end() - match.start() == 1:
+            pieces.append(data[begin : match.start()])
+            begin = match.end()
+    pieces.append(data[begin:])
+    return pieces
 
 
-def _join_block(block: bytes, first: int) -> tuple[list[bytes], list[int], bytes]:
-    """Join continuation lines of a block; a record still open at the end is returned as `rest`.
-
-    Only the few places where a backslash precedes a LF are looked at; the rest of the block is
-    split at C speed.
-    """
-    lines = block.split(b"\n")
-    lines.pop()
-    joins = []
-    counted, newlines = 0, 0
-    for match in _CONTINUATION.finditer(block):
-        end = match.start() + 1
-        start = end - 1
-        while start > 0 and block[start - 1] == 0x5C:
-            start -= 1
-        if (end - start) % 2 == 1:  # an odd run of backslashes escapes the LF
-            newlines += block.count(b"\n", counted, match.start())
-            counted = match.start()
-            joins.append(newlines)
-    numbers = list(range(first, first + len(lines)))
-    rest = b""
-    if joins and joins[-1] == len(lines) - 1:
-        # The block ends inside a record: hand its open part back to the caller.
-        open_from = joins[-1]
-        while len(joins) > 1 and joins[-2] == open_from - 1:
-            joins.pop()
-            open_from -= 1
-        joins.pop()
-        rest = b"\n".join(lines[open_from:]) + b"\n"
-        del lines[open_from:]
-        del numbers[open_from:]
-    for index in reversed(joins):
-        lines[index : index + 2] = [lines[index] + b"\n" + lines[index + 1]]
-        del numbers[index + 1]
-    return lines, numbers, rest
+def _records(
+    lines: list[bytes], plain: bool, pending: _Pending, line_no: int, limit: int | None
+) -> tuple[Block, int]:
+    """The records of one block and the line the next record starts on. `lines` are the pieces
+    between record-ending LFs (`plain`: none holds a LF); the first continues the pending record,
+    the last starts the next one."""
+    records: list[bytes] = []
+    numbers: list[int] = []
+    too_long: list[tuple[int, int]] = []
+    if len(lines) == 1:  # no record ends in this block
+        pending.add(lines[0], line_no)
+        return Block(line_no, records, numbers, too_long), line_no
+    head, body, tail = lines[0], lines[1:-1], lines[-1]
+    if pending.open:
+        pending.add(head, line_no)
+        start, record, size, newlines = pending.take()
+    else:
+        start, record, size, newlines = line_no, head, len(head), head.count(b"\n")
+        if limit is not None and size > limit:
+            record = None
+    if record is None:
+        too_long.append((start, size))
+    else:
+        records.append(record)
+    line = start + newlines + 1
+    if plain and newlines == 0 and (limit is None or not body or max(map(len, body)) <= limit):
+        # The fast path: one record per line, numbered in order.
+        records.extend(body)
+        pending.add(tail, line + len(body))
+        return Block(start if record is not None else line, records, None, too_long), line + len(body)
+    if record is not None:
+        numbers.append(start)
+    for piece in body:
+        if limit is not None and len(piece) > limit:
+            too_long.append((line, len(piece)))
+        else:
+            records.append(piece)
+            numbers.append(line)
+        line += piece.count(b"\n") + 1
+    pending.add(tail, line)
+    return Block(numbers[0] if numbers else line, records, numbers, too_long), line

@@ -25,15 +25,27 @@ TRUNCATION_LENGTHS = (512, 2043, 10000, 50000)
 _SYSLOG = re.compile(rb"^[^{]*?(\{.*\})\s*$", re.S)
 _COURSE_IN_PATH = re.compile(r"/courses/(course-v1:[^/?#]+|[^/?#]+/[^/?#]+/[^/?#]+)/")
 _COURSE_IN_BLOCK = re.compile(r"block-v1:([^+/]+)\+([^+/]+)\+([^+/]+)\+type@")
-_decoder = json.JSONDecoder()
 MAX_DEPTH = 100  # MongoDB's limit on the nesting of a document
 INT64 = (-(2**63), 2**63 - 1)
 MAX_NAME = 255  # the VARCHAR(255) of person_course_day's course_id and username
 # Only lines with such an escape can hold a lone surrogate or a NUL in a field name, only lines with
-# such a number an integer beyond 64 bits, only lines with so many brackets a deep nesting: the
-# others skip the walk that checks them.
+# so many brackets a deep nesting: the others skip the walk that checks them.
 _SUSPECT = re.compile(r"\\u(?:[dD][89a-fA-F]|0000)", re.ASCII)
-_LONG_NUMBER = re.compile(r"[:,\[]\s*-?[0-9]{19}", re.ASCII)
+
+
+class _TooBig(ValueError):
+    pass
+
+
+def _int64(text: str) -> int:
+    """json's parse_int: an integer beyond 64 bits cannot be stored (BSON) nor counted (BIGINT)."""
+    value = int(text)
+    if len(text) > 18 and not INT64[0] <= value <= INT64[1]:
+        raise _TooBig(f"integer {text[:40]} does not fit in 64 bits")
+    return value
+
+
+_decoder = json.JSONDecoder(parse_int=_int64)
 
 
 def parse(raw: bytes) -> tuple[dict[str, Any] | None, str]:
@@ -65,13 +77,15 @@ def parse_with_text(raw: bytes) -> tuple[dict[str, Any] | None, str, str | None]
         event = _decoder.decode(text)
     except RecursionError:
         return None, f"nested deeper than {MAX_DEPTH} levels", None
+    except _TooBig as exc:
+        return None, str(exc), None
     except json.JSONDecodeError as exc:
         if len(raw) in TRUNCATION_LENGTHS or exc.pos >= len(text) - 1:
             return None, f"truncated line ({len(raw)} bytes): {exc.msg}", None
         return None, f"not JSON: {exc.msg} at column {exc.colno}", None
     if not isinstance(event, dict):
         return None, "not a JSON object", None
-    problem = _unstorable(event, text)
+    problem = _unstorable(event, body, text)
     if problem:
         return None, problem, None
     as_is: str | None = text
@@ -105,12 +119,11 @@ def _needs_mapping(event: dict[str, Any]) -> bool:
     return False
 
 
-def _unstorable(event: dict[str, Any], text: str) -> str:
+def _unstorable(event: dict[str, Any], body: bytes, text: str) -> str:
     """Why MongoDB could not store the event (and SQLite should not either), or ""."""
-    deep = text.count("{") + text.count("[") > MAX_DEPTH
-    suspect = "\\u" in text and _SUSPECT.search(text) is not None
-    long_number = _LONG_NUMBER.search(text) is not None
-    if not (deep or suspect or long_number):
+    deep = body.count(b"{") + body.count(b"[") > MAX_DEPTH
+    suspect = b"\\u" in body and _SUSPECT.search(text) is not None
+    if not (deep or suspect):
         return ""
     stack: list[tuple[Any, int]] = [(event, 1)]
     while stack:
@@ -126,8 +139,6 @@ def _unstorable(event: dict[str, Any], text: str) -> str:
             stack.extend((value, depth + 1) for value in node)
         elif suspect and type(node) is str and not _utf8(node):
             return f"invalid Unicode (lone surrogate) in {_short(node)}"
-        elif long_number and type(node) is int and not INT64[0] <= node <= INT64[1]:
-            return f"integer {_short(node)} does not fit in 64 bits"
     return ""
 
 

@@ -26,10 +26,11 @@ from typing import Any
 from bson import ObjectId
 
 from base_service import Context, Entry, IngestResult, Service
-from core.errors import Interrupted, TerminalError
+from core.errors import Interrupted
 from services.clickstream import aggregates, derived_counts
 from services.clickstream.events import aggregate_problem, course_of, event_name, parse_with_text, user_of
 from stores.documents.base import encode as encode_document
+from utils.delivered import is_delivered
 from utils.geoip import GeoIP
 from utils.lines import TruncatedInput, iter_line_blocks
 from utils.timeparse import TimeOutOfRange, parse_event_time
@@ -100,7 +101,8 @@ class ClickstreamService(Service):
         day = log_date(entry.path.name)
         if day is None:
             return False
-        return not (self.hold_newest and day == self._newest_date(entry.path.parent))
+        held = self.hold_newest and day == self._newest_date(entry.path.parent)
+        return not held or is_delivered(entry.path)  # a delivered log is complete: never held
 
     def _newest_date(self, directory: Path) -> date | None:
         """The newest date among the directory's logs (cached while the directory is unchanged)."""
@@ -117,8 +119,6 @@ class ClickstreamService(Service):
         return newest
 
     def ingest(self, path: Path, ctx: Context) -> IngestResult:
-        if not path.exists():
-            raise TerminalError(f"{path}: missing (broken symbolic link?)")
         assert ctx.job is not None and ctx.rejects is not None
         source = ctx.job.path
         store = ctx.documents()
@@ -223,6 +223,8 @@ class _Loader:
         self.batch: list[Any] = []
         self.counted: list[Counted] = []
         self.lines: list[int] = []
+        self.maybe_lists: list[dict[str, Any]] = []
+        self.may_hold_lists = self.store.may_hold_lists(database, COLLECTION)
         self.days = aggregates.DayCounts()
         self.derived = derived_counts.DerivedCounts()
         self.digest = hashlib.blake2b(digest_size=32)
@@ -305,13 +307,15 @@ class _Loader:
         country: str | None,
         subdivision: str | None,
         line: int,
-    ) -> tuple[str, str, dict[str, Any]]:
-        """(id key, stored text, event): the line's own JSON with the added fields spliced in front."""
+    ) -> tuple[str, str]:
+        """(id key, stored text): the line's own JSON with the added fields spliced in front."""
         oid = digest.hex()
+        if self.may_hold_lists(event):
+            self.maybe_lists.append(event)
         if text is None or not ADDED.isdisjoint(event):
             self._complete(event, when, country, subdivision, line)
             event["_id"] = ObjectId(digest)
-            return "o" + oid, encode_document({"_id": event.pop("_id"), **event}), event
+            return "o" + oid, encode_document({"_id": event.pop("_id"), **event})
         parts = ['{"_id":{"$oid":"', oid, '"}']
         if when is None:
             parts.append(',"time_date":null')
@@ -326,19 +330,19 @@ class _Loader:
         parts += [',"source_file":', self.source_json, ',"source_line":', str(line)]
         rest = text[1:].lstrip()
         parts.append(rest if rest.startswith("}") else "," + rest)
-        return "o" + oid, "".join(parts), event
+        return "o" + oid, "".join(parts)
 
     def flush(self) -> None:
         if not self.batch:
             return
-        self.writer.put((self.batch, self.counted, self.lines))
-        self.batch, self.counted, self.lines = [], [], []
+        self.writer.put((self.batch, self.counted, self.lines, self.maybe_lists))
+        self.batch, self.counted, self.lines, self.maybe_lists = [], [], [], []
 
-    def _write(self, item: tuple[list[Any], list[Counted], list[int]]) -> None:
+    def _write(self, item: tuple[list[Any], list[Counted], list[int], list[dict[str, Any]]]) -> None:
         """On the writer thread: store one batch, then count the events this file owns."""
-        batch, counted, lines = item
+        batch, counted, lines, maybe_lists = item
         if self.encoded:
-            result = self.store.insert_encoded(self.database, COLLECTION, batch)
+            result = self.store.insert_encoded(self.database, COLLECTION, batch, maybe_lists)
         else:
             result = self.store.insert_many(self.database, COLLECTION, batch)
         self.inserted += result.inserted

@@ -45,7 +45,7 @@ from typing import Any
 
 from base_service import Context, Entry, IngestResult, Service
 from core.courses import Courses
-from core.errors import Interrupted, TerminalError, TransientError, UnsafeNameError
+from core.errors import Interrupted, TerminalError, UnsafeNameError
 from services.course_structure.archive import open_source
 from services.course_structure.olx import (
     CourseRef,
@@ -57,7 +57,6 @@ from services.course_structure.olx import (
 from services.database_state.filenames import database_name
 from stores.sql.base import Column, Kind, LoadSpec
 from utils.atomic import atomic_write_bytes
-from utils.fingerprint import file_fingerprint, tree_fingerprint
 from utils.timeparse import parse_event_time
 
 TARBALL_SUFFIXES = (
@@ -105,7 +104,6 @@ class CourseStructureService(Service):
         return entry.path.name.endswith(TARBALL_SUFFIXES)
 
     def ingest(self, path: Path, ctx: Context) -> IngestResult:
-        before = _fingerprint(path)
         warnings = Warnings()
         reader = OlxReader(open_source(path), warnings)
         ref = reader.course_ref()
@@ -125,8 +123,7 @@ class CourseStructureService(Service):
         tree["children"] = tree.pop("children")  # last, for people reading the file
         if ctx.should_stop():
             raise Interrupted(f"{path}: stopped before writing")
-        if _fingerprint(path) != before:
-            raise TransientError(f"{path}: the export changed while it was being read")
+        ctx.check_unchanged()
         loaded = _load_axis(rows, identity.dbname, ctx)
         if loaded != len(rows):
             raise TerminalError(f"{path}: {len(rows)} course_axis rows built but {loaded} loaded")
@@ -136,7 +133,7 @@ class CourseStructureService(Service):
         for warning in tree["warnings"]:
             ctx.log.warning("%s: %s", path, warning)
         ctx.log.info("%s: %s (%s) -> %s, %d blocks", path, identity.course_id, identity.dbname, out, loaded)
-        return IngestResult(rows_loaded=loaded, fingerprint=before, warnings=list(tree["warnings"]))
+        return IngestResult(rows_loaded=loaded, warnings=list(tree["warnings"]))
 
 
 def identify(ref: CourseRef, courses: Courses, label: str, warnings: Warnings) -> Identity:
@@ -299,7 +296,3 @@ def _load_axis(rows: list[AxisRow], dbname: str, ctx: Context) -> int:
         return ctx.sql.load_table(dbname, AXIS_TABLE, LoadSpec(spool, columns, frozenset()))
     finally:
         spool.unlink(missing_ok=True)
-
-
-def _fingerprint(path: Path) -> str:
-    return tree_fingerprint(path) if path.is_dir() else file_fingerprint(path)

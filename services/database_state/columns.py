@@ -37,9 +37,18 @@ LONG_TEXT_COLUMNS = frozenset(
 )
 
 _SEP = b"\x00"
+# A DOUBLE holds every decimal of at most 15 significant digits (DBL_DIG) in its normal range
+# exactly enough to give it back: at most 15 digits in all (leading zeros after `0.` do not count)
+# and an exponent of at most two digits. Anything else (`1e999`, `1e-999`, 30 digits) stays text.
+_FLOAT = (
+    rb"-?(?:"
+    + b"|".join(b"[1-9][0-9]{%d}(?:\\.[0-9]{1,%d})?" % (k, 14 - k) for k in range(14))
+    + rb"|[1-9][0-9]{14}|0(?:\.0{0,20}[0-9]{1,15})?)(?:[eE][-+]?[0-9]{1,2})?"
+)
+_FLOAT_SAFE_INT_BYTES = 16  # "-" and 15 digits: an integer a DOUBLE holds exactly
 _PATTERNS: dict[str, bytes] = {
     "int": rb"-?(?:0|[1-9][0-9]{0,17})",
-    "float": rb"-?(?:0|[1-9][0-9]{0,14})(?:\.[0-9]{1,15})?(?:[eE][-+]?[0-9]{1,3})?",
+    "float": _FLOAT,
     "date": rb"[1-9][0-9]{3}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])",
     "datetime": rb"[1-9][0-9]{3}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01]) "
     rb"(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{1,6})?",
@@ -92,6 +101,12 @@ class ColumnTypes:
                     continue
                 if _JOINED[kind].fullmatch(joined):
                     seen.candidates &= _STILL_POSSIBLE[kind]
+                    if (
+                        kind == "int"
+                        and "float" in seen.candidates
+                        and max(map(len, values)) > _FLOAT_SAFE_INT_BYTES
+                    ):
+                        seen.candidates.discard("float")  # a later fraction must not make it DOUBLE
                     break
                 seen.candidates.discard(kind)
             if "datetime" in seen.candidates and b"." in joined:

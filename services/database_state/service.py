@@ -14,13 +14,12 @@ from operator import methodcaller
 from pathlib import Path
 
 from base_service import Context, Entry, IngestResult, Service
-from core.errors import Interrupted, TerminalError, TransientError, UnsafeNameError
+from core.errors import Interrupted, TerminalError, UnsafeNameError
 from core.rejects import Rejects
 from services.database_state.columns import ColumnTypes, null_columns
 from services.database_state.filenames import parse_dump_name
 from stores.sql.base import Column, LoadSpec, StagedLoad
 from stores.sql.identifiers import column_name
-from utils.fingerprint import file_fingerprint
 from utils.tsv import iter_record_blocks, split_fields
 
 
@@ -36,19 +35,15 @@ class DatabaseStateService(Service):
 
     def ingest(self, path: Path, ctx: Context) -> IngestResult:
         dump = parse_dump_name(path.name)
-        if path.is_symlink() and not path.exists():
-            raise TerminalError(f"{path}: broken symbolic link")
         if dump.failed_export:
             raise TerminalError(f"{path}: the exporter failed for this table: {_failure_text(path)}")
         if not dump.known_table:
             ctx.log.warning("%s: table %s is not a known edX table; loading it anyway", path, dump.table)
         assert ctx.rejects is not None
-        before = file_fingerprint(path)
         staged = _start_background_load(path, dump.database, dump.table, ctx)
         try:
             columns, good_rows, bad_lines, warnings = _read(path, ctx, ctx.rejects)
-            if file_fingerprint(path) != before:
-                raise TransientError(f"{path}: the file changed while it was being read")
+            ctx.check_unchanged()
             loaded = None
             if staged is not None:
                 load, guessed = staged
@@ -69,13 +64,11 @@ class DatabaseStateService(Service):
             if staged is not None:
                 staged[0].abort()
                 staged[0].close()
-        if file_fingerprint(path) != before:
-            raise TransientError(f"{path}: the file changed while it was being loaded")
         if loaded != good_rows:
             raise TerminalError(f"{path}: {good_rows} rows read but {loaded} loaded")
         for warning in warnings:
             ctx.log.warning("%s: %s", path, warning)
-        return IngestResult(loaded, ctx.rejects.count, fingerprint=before, warnings=warnings)
+        return IngestResult(loaded, ctx.rejects.count, warnings=warnings)
 
 
 def _start_background_load(
@@ -85,11 +78,17 @@ def _start_background_load(
     first block; the full read then confirms them (or the load is dropped and done again)."""
     if not ctx.sql.supports_background_load:
         return None
+    first_block = None
     with path.open("rb") as source:
-        first_block = next(iter_record_blocks(source), None)
+        for block in iter_record_blocks(source, max_record=ctx.settings.DUMP_MAX_RECORD_BYTES):
+            if block.too_long:
+                return None  # read and rejected by the full pass; nothing to guess from
+            if block.records:
+                first_block = block
+                break
     if first_block is None:
         return None
-    _, records, _ = first_block
+    records = first_block.records
     header = _header(path, records[0])
     types = ColumnTypes(header)
     types.add_batch([fields for fields in _split(records[1:], True) if len(fields) == len(header)])
@@ -109,7 +108,7 @@ def _load(
     spool = ctx.settings.tmp_dir / f"{database}.{table}.{os.getpid()}.spool"
     spool.parent.mkdir(parents=True, exist_ok=True)
     try:
-        _write_spool(path, spool, bad_lines)
+        _write_spool(path, spool, bad_lines, ctx.settings.DUMP_MAX_RECORD_BYTES)
         return ctx.sql.load_table(database, table, LoadSpec(spool, columns, nulls))
     finally:
         spool.unlink(missing_ok=True)
@@ -122,32 +121,23 @@ def _read(path: Path, ctx: Context, rejects: Rejects) -> tuple[list[Column], int
     good_rows = 0
     types: ColumnTypes | None = None
     width = 0
+    limit = ctx.settings.DUMP_MAX_RECORD_BYTES
     with path.open("rb") as source:
-        for first, records, numbers in iter_record_blocks(source):
-            if types is None:
-                header = _header(path, records[0])
-                types, width = ColumnTypes(header), len(header)
-                records, first = records[1:], first + 1
-                numbers = numbers[1:] if numbers is not None else None
-            joined = b"\n".join(records)
-            rows = _split(records, b"\\\t" in joined)
-            lengths = list(map(len, rows))
-            bad = (
-                [] if lengths.count(width) == len(rows) else [i for i, n in enumerate(lengths) if n != width]
-            )
-            try:
-                joined.decode("utf-8")
-            except UnicodeDecodeError:
-                bad = sorted(set(bad) | {i for i, r in enumerate(records) if not _is_utf8(r)})
-            if bad:
-                for i in bad:
-                    line = numbers[i] if numbers is not None else first + i
-                    bad_lines.add(line)
-                    rejects.add(line, _reason(records[i], len(rows[i]), width), records[i])
-                skip = set(bad)
-                rows = [fields for i, fields in enumerate(rows) if i not in skip]
-            types.add_batch(rows)
-            good_rows += len(rows)
+        for first, records, numbers, too_long in iter_record_blocks(source, max_record=limit):
+            for line, length in too_long:
+                if line == 1:
+                    raise TerminalError(f"{path}:1: header row longer than {limit} bytes")
+                bad_lines.add(line)
+                rejects.add(
+                    line, f"record of {length} bytes, longer than DUMP_MAX_RECORD_BYTES ({limit})", b""
+                )
+            if records:
+                if types is None:
+                    header = _header(path, records[0])
+                    types, width = ColumnTypes(header), len(header)
+                    records, first = records[1:], first + 1
+                    numbers = numbers[1:] if numbers is not None else None
+                good_rows += _check_batch(records, first, numbers, width, types, bad_lines, rejects)
             ctx.progress(min(source.tell() / size, 0.99))
             if ctx.should_stop():
                 raise Interrupted(f"{path}: stopped before line {first + len(records)}")
@@ -155,6 +145,36 @@ def _read(path: Path, ctx: Context, rejects: Rejects) -> tuple[list[Column], int
         raise TerminalError(f"{path}: empty file, no header row")
     columns, warnings = types.columns(ctx.settings.LEGACY_SCHEMA)
     return columns, good_rows, bad_lines, warnings
+
+
+def _check_batch(
+    records: list[bytes],
+    first: int,
+    numbers: list[int] | None,
+    width: int,
+    types: ColumnTypes,
+    bad_lines: set[int],
+    rejects: Rejects,
+) -> int:
+    """Reject the records of a block with the wrong width or invalid UTF-8, infer types from the
+    rest; returns how many are good."""
+    joined = b"\n".join(records)
+    rows = _split(records, b"\\\t" in joined)
+    lengths = list(map(len, rows))
+    bad = [] if lengths.count(width) == len(rows) else [i for i, n in enumerate(lengths) if n != width]
+    try:
+        joined.decode("utf-8")
+    except UnicodeDecodeError:
+        bad = sorted(set(bad) | {i for i, r in enumerate(records) if not _is_utf8(r)})
+    if bad:
+        for i in bad:
+            line = numbers[i] if numbers is not None else first + i
+            bad_lines.add(line)
+            rejects.add(line, _reason(records[i], len(rows[i]), width), records[i])
+        skip = set(bad)
+        rows = [fields for i, fields in enumerate(rows) if i not in skip]
+    types.add_batch(rows)
+    return len(rows)
 
 
 _TAB_SPLIT = methodcaller("split", b"\t")
@@ -187,10 +207,10 @@ def _reason(record: bytes, fields: int, width: int) -> str:
     return "rejected"
 
 
-def _write_spool(path: Path, spool: Path, bad_lines: set[int]) -> None:
-    """Copy the dump without its header and its rejected records."""
+def _write_spool(path: Path, spool: Path, bad_lines: set[int], limit: int) -> None:
+    """Copy the dump without its header and its rejected records (those too long are not read)."""
     with path.open("rb") as source, spool.open("wb") as out:
-        for first, records, numbers in iter_record_blocks(source):
+        for first, records, numbers, _ in iter_record_blocks(source, max_record=limit):
             lines = numbers if numbers is not None else range(first, first + len(records))
             keep = [r for r, n in zip(records, lines, strict=True) if n not in bad_lines and n != 1]
             if keep:

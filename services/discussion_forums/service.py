@@ -26,7 +26,6 @@ from core.rejects import Rejects
 from services.discussion_forums.forum import BadLine, collection_name, iter_lines, parse_line
 from stores.documents.base import DocumentStore, check_name, id_key
 from stores.sql.base import Cursor
-from utils.fingerprint import file_fingerprint
 
 DATABASE = "discussion_forum"
 PERSON_COURSE = "Person_Course"
@@ -170,17 +169,13 @@ class DiscussionForumsService(Service):
     def ingest(self, path: Path, ctx: Context) -> IngestResult:
         name = check_name(collection_name(path))
         staging = check_name(name + STAGING_SUFFIX, "staging collection")
-        if path.is_symlink() and not path.exists():
-            raise TerminalError(f"{path}: broken symbolic link")
         rejects = ctx.rejects
         assert rejects is not None, "the scheduler gives every ingest its rejects file"
         store, db = ctx.documents(), ctx.settings.document_db(DATABASE)
-        before = file_fingerprint(path)
         store.drop_collection(db, staging)
         try:
             load = self._load(path, store, db, staging, ctx, rejects)
-            if file_fingerprint(path) != before:
-                raise TransientError(f"{path}: the file changed while it was being read")
+            ctx.check_unchanged()
             if load.loaded == 0 and rejects.count:
                 raise TerminalError(
                     f"{path}: not one of its {rejects.count} line(s) is a forum document; "
@@ -204,7 +199,6 @@ class DiscussionForumsService(Service):
         return IngestResult(
             rows_loaded=load.loaded,
             rows_rejected=rejects.count,
-            fingerprint=before,
             warnings=warnings,
             sql_writes=replace_counts(name, load.counts.rows(name, str(path))),
             attach=(PERSON_COURSE,),

@@ -24,6 +24,7 @@ from base_service import Context
 from core import states
 from core.courses import Course
 from core.errors import UnsafeNameError
+from core.queue import TrackingQueue
 from services.clickstream import course_events
 from services.course_structure.service import TARBALL_SUFFIXES
 from services.database_state.filenames import database_name, parse_dump_name
@@ -39,6 +40,11 @@ class CourseState:
     state: str
     reason: str
     updated: datetime | str | None
+
+
+def tracking(ctx: Context) -> TrackingQueue:
+    """The tracking table, read for the inputs' completed rows and the runs."""
+    return TrackingQueue(ctx.sql, database=ctx.settings.TRACKING_DATABASE)
 
 
 def create_state_table(ctx: Context) -> None:
@@ -89,7 +95,7 @@ def signatures(ctx: Context, courses: Sequence[Course], inputs: Sequence[str]) -
     for service in ("DatabaseState", "CourseStructure", "DiscussionForums"):
         if service not in inputs:
             continue
-        for row in ctx.queue.rows(service=service, state=states.DONE):
+        for row in tracking(ctx).rows(service=service, state=states.DONE):
             item = f"{service} {row.meta} {row.completed_date} {row.fingerprint}"
             name = Path(row.meta).name
             if service == "DatabaseState":

@@ -151,7 +151,7 @@ def course_status(ctx: Context, service: str, last_run: dict[str, object]) -> di
     """Last run and, per course, its outcome; for each course skipped or failed, why."""
     try:
         states = inputs.read_states(ctx, service)
-        last = ctx.queue.last_run_started(service)
+        last = inputs.tracking(ctx).last_run_started(service)
     except IngestorError as exc:
         return {"courses": f"unknown ({exc})"}
     return {

@@ -1,7 +1,9 @@
 """The document store interface: what services may ask of MongoDB or of the embedded SQLite store.
 
 Both backends give the same answers to the same calls (the filter language is in `filters.py`), so a
-service is written once and tested against either. Names of databases and collections come from
+service is written once and tested against either. The interface holds what the services use and
+nothing more (no sorting, no distinct, no listing or dropping of databases: tests that need those use
+the backend's own client, see tests/documents.py). Names of databases and collections come from
 file names and are validated here before any backend sees them.
 """
 
@@ -12,7 +14,7 @@ import json
 import math
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
@@ -25,7 +27,6 @@ from core.errors import TerminalError, UnsafeNameError
 Document = dict[str, Any]
 Filter = Mapping[str, Any]
 Projection = Mapping[str, Any]
-SortSpec = Sequence[tuple[str, int]]
 IndexKeys = Sequence[tuple[str, int]]
 
 MAX_NAME = 120
@@ -94,15 +95,6 @@ def check_set_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
         if name == "_id" or name.startswith("_id."):
             raise TerminalError("cannot change _id with update_fields")
     return dict(fields)
-
-
-def check_sort(sort: Iterable[tuple[str, int]] | None) -> list[tuple[str, int]]:
-    """Validate a sort spec: (field path, 1 or -1) pairs."""
-    spec = list(sort or [])
-    for field, direction in spec:
-        if not isinstance(field, str) or not field or direction not in (1, -1):
-            raise TerminalError(f"sort must be (field, 1 or -1) pairs, got {spec!r}")
-    return spec
 
 
 def check_projection(projection: Mapping[str, Any] | None) -> tuple[bool, dict[str, Any]] | None:
@@ -289,15 +281,6 @@ def id_key(value: Any) -> str:
     return "j" + encode(value)
 
 
-def from_json_type(json_type: str, value: Any) -> Any:
-    """A value SQLite's json_extract returned (with its json_type) back to Python."""
-    if json_type in ("true", "false"):
-        return json_type == "true"
-    if json_type == "null":
-        return None
-    return decode(value) if json_type == "object" else value
-
-
 @dataclass(frozen=True, slots=True)
 class InsertResult:
     """What one `insert_many` call did: new documents written, and documents skipped because their
@@ -309,6 +292,10 @@ class InsertResult:
     inserted: int
     duplicates: int
     duplicate_at: tuple[int, ...] = ()
+
+
+def _never(doc: Document) -> bool:
+    return False
 
 
 class DocumentStore(ABC):
@@ -323,10 +310,17 @@ class DocumentStore(ABC):
     # True where `insert_encoded` takes documents already encoded as the backend stores them.
     accepts_encoded = False
 
-    def insert_encoded(self, db: str, coll: str, rows: Sequence[tuple[str, str, Document]]) -> InsertResult:
-        """Insert documents given as (id_key(_id), encode(doc), doc); only where `accepts_encoded`.
-        The store marks its indexes multikey from the documents, as `insert_many` does."""
+    def insert_encoded(
+        self, db: str, coll: str, rows: Sequence[tuple[str, str]], maybe_lists: Sequence[Document] = ()
+    ) -> InsertResult:
+        """Insert documents given as (id_key(_id), encode(doc)); only where `accepts_encoded`.
+        `maybe_lists`: the documents of the batch for which `may_hold_lists` is true."""
         raise NotImplementedError(f"{type(self).__name__} takes documents, not encoded text")
+
+    def may_hold_lists(self, db: str, coll: str) -> Callable[[Document], bool]:
+        """For `insert_encoded`: which documents may make one of the collection's indexes
+        multikey (the store keeps track; MongoDB does it itself, so here: none)."""
+        return _never
 
     @abstractmethod
     def insert_many(self, db: str, coll: str, docs: Iterable[Document]) -> InsertResult:
@@ -343,10 +337,9 @@ class DocumentStore(ABC):
         coll: str,
         filter: Filter | None = None,
         projection: Projection | None = None,
-        sort: SortSpec | None = None,
         limit: int = 0,
     ) -> Iterator[Document]:
-        """Stream the matching documents (constant memory unless `sort` is given); `limit=0` is
+        """Stream the matching documents in constant memory, in no particular order; `limit=0` is
         no limit. A missing database or collection is empty."""
 
     def find_one(
@@ -370,11 +363,6 @@ class DocumentStore(ABC):
         """How many documents match."""
 
     @abstractmethod
-    def distinct(self, db: str, coll: str, field: str, filter: Filter | None = None) -> list[Any]:
-        """The distinct values of `field` (list elements counted one by one, as MongoDB does),
-        sorted in BSON order so both backends return the same list."""
-
-    @abstractmethod
     def update_fields(self, db: str, coll: str, updates: Sequence[tuple[Any, Mapping[str, Any]]]) -> int:
         """`$set` the given (possibly dotted) fields of each `_id`; return how many were found."""
 
@@ -389,24 +377,8 @@ class DocumentStore(ABC):
         """Create an index if it is not there yet; return its name (MongoDB's default naming)."""
 
     @abstractmethod
-    def index_names(self, db: str, coll: str) -> list[str]:
-        """Names of the collection's indexes, `_id_` included; [] if the collection is missing."""
-
-    @abstractmethod
     def drop_collection(self, db: str, coll: str) -> None:
         """Drop the collection and its indexes; no error if it is missing."""
-
-    @abstractmethod
-    def list_collections(self, db: str) -> list[str]:
-        """The collection names of a database, sorted."""
-
-    @abstractmethod
-    def list_databases(self) -> list[str]:
-        """The names of the databases this store holds (not MongoDB's admin/local/config), sorted."""
-
-    @abstractmethod
-    def drop_database(self, db: str) -> None:
-        """Drop a whole database; no error if it is missing."""
 
     @abstractmethod
     def replace_collection(self, db: str, src: str, dst: str) -> None:

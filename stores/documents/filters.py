@@ -7,16 +7,16 @@ A filter is a dict of conditions that must all hold:
   a list (`a.0`). A list field matches a value equal to the whole list or to one of its elements.
   `None` matches a null or missing field. Numbers compare by value (1 == 1.0), booleans are not
   numbers, documents compare field by field in order.
-* `{"field": {op: value, ...}}` with ops `$eq`, `$ne`, `$in`, `$nin` (lists), `$exists` (bool),
-  `$gt`, `$gte`, `$lt`, `$lte`. Comparisons only match values of the same kind as the operand
-  (numbers, strings, datetimes, ObjectIds ...), as in MongoDB; strings compare by code point.
-* `{"$and": [filter, ...]}`, `{"$or": [filter, ...]}`.
+* `{"field": {op: value, ...}}` with ops `$in` (a list), `$exists` (bool), `$gt`, `$lt`.
+  Comparisons only match values of the same kind as the operand (numbers, strings, datetimes,
+  ObjectIds ...), as in MongoDB; strings compare by code point.
+* `{"$or": [filter, ...]}`.
 
-Anything else raises TerminalError on both backends. MongoDB evaluates filters itself. For the
+That is what the services ask (a file's events, the ids of a batch, events not yet backfilled);
+anything else raises TerminalError on both backends. MongoDB evaluates filters itself. For the
 SQLite backend this module also evaluates them in Python (`matches`), translates them to SQL that
-can use indexes (`to_sql`, at the end), orders values as BSON does for sorting and distinct
-(null < numbers < strings < documents < lists < binary < ObjectId < booleans < datetimes; a list
-sorts by its smallest element ascending and its largest descending), and applies `$set`.
+can use indexes (`to_sql`, at the end), compares values as BSON does (null < numbers < strings <
+documents < lists < binary < ObjectId < booleans < datetimes), and applies `$set`.
 """
 
 from __future__ import annotations
@@ -33,14 +33,8 @@ from bson import ObjectId
 from core.errors import TerminalError
 from stores.documents.base import FIELD_PART, Document, ext_json_scalar, normalize_datetime
 
-FIELD_OPS = frozenset({"$eq", "$ne", "$in", "$nin", "$exists", "$gt", "$gte", "$lt", "$lte"})
-RANGE_OPS: dict[str, Callable[[Any, Any], bool]] = {
-    "$gt": operator.gt,
-    "$gte": operator.ge,
-    "$lt": operator.lt,
-    "$lte": operator.le,
-}
-_EMPTY_LIST_KEY = (0, 0)  # MongoDB sorts an empty list before null
+FIELD_OPS = frozenset({"$in", "$exists", "$gt", "$lt"})
+RANGE_OPS: dict[str, Callable[[Any, Any], bool]] = {"$gt": operator.gt, "$lt": operator.lt}
 _NULL_KEY = (1, 0)
 _NAN_KEY = (2, 0, 0)
 
@@ -63,7 +57,7 @@ def validate_filter(filt: Mapping[str, Any] | None) -> dict[str, Any]:
         raise TerminalError(f"a filter must be a dict, got {filt!r}")
     out: dict[str, Any] = {}
     for key, cond in filt.items():
-        if key in ("$and", "$or"):
+        if key == "$or":
             if not isinstance(cond, list | tuple) or not cond:
                 raise TerminalError(f"{key} needs a non-empty list of filters")
             out[key] = [validate_filter(sub) for sub in cond]
@@ -91,7 +85,7 @@ def is_operator_dict(cond: Any) -> bool:
 def _check_operand(op: str, arg: Any) -> Any:
     if op not in FIELD_OPS:
         raise TerminalError(f"unsupported filter operator {op}")
-    if op in ("$in", "$nin"):
+    if op == "$in":
         if not isinstance(arg, list | tuple | set | frozenset):
             raise TerminalError(f"{op} needs a list, got {arg!r}")
         return [_normalize(v) for v in arg]
@@ -190,8 +184,6 @@ def _eq_match(values: list[Any], target: Any) -> bool:
 def _range_match(values: list[Any], op: str, target: Any) -> bool:
     compare = RANGE_OPS[op]
     key = bson_key(target)
-    if target is None and op in ("$gte", "$lte") and not values:
-        return True
     for value in values:
         candidates = [*value, value] if isinstance(value, list) else [value]
         for candidate in candidates:
@@ -208,14 +200,8 @@ def _field_match(doc: Mapping[str, Any], path: str, cond: Any) -> bool:
     if not is_operator_dict(cond):
         return _eq_match(values, cond)
     for op, arg in cond.items():
-        if op == "$eq":
-            ok = _eq_match(values, arg)
-        elif op == "$ne":
-            ok = not _eq_match(values, arg)
-        elif op == "$in":
+        if op == "$in":
             ok = any(_eq_match(values, a) for a in arg)
-        elif op == "$nin":
-            ok = not any(_eq_match(values, a) for a in arg)
         elif op == "$exists":
             ok = bool(values) == arg
         else:
@@ -228,48 +214,12 @@ def _field_match(doc: Mapping[str, Any], path: str, cond: Any) -> bool:
 def matches(doc: Mapping[str, Any], filt: Mapping[str, Any]) -> bool:
     """Whether a document satisfies a filter already checked by `validate_filter`."""
     for key, cond in filt.items():
-        if key == "$and":
-            if not all(matches(doc, sub) for sub in cond):
-                return False
-        elif key == "$or":
+        if key == "$or":
             if not any(matches(doc, sub) for sub in cond):
                 return False
         elif not _field_match(doc, key, cond):
             return False
     return True
-
-
-def _sort_value_key(doc: Mapping[str, Any], parts: list[str], direction: int) -> tuple[Any, ...]:
-    values = resolve(doc, parts)
-    keys: list[tuple[Any, ...]] = []
-    saw_empty_list = False
-    for value in values:
-        if isinstance(value, list):
-            keys.extend(bson_key(e) for e in value)
-            saw_empty_list = saw_empty_list or not value
-        else:
-            keys.append(bson_key(value))
-    if not keys:
-        return _EMPTY_LIST_KEY if saw_empty_list else _NULL_KEY
-    return min(keys) if direction > 0 else max(keys)
-
-
-def sort_documents(docs: Iterable[dict[str, Any]], sort: list[tuple[str, int]]) -> list[Any]:
-    """Sort documents in memory by several keys in BSON order (stable for ties)."""
-    out = list(docs)
-    for field, direction in reversed(sort):
-        parts = field.split(".")
-        out.sort(key=lambda d: _sort_value_key(d, parts, direction), reverse=direction < 0)
-    return out
-
-
-def distinct_values(values: Iterable[Any]) -> list[Any]:
-    """Flatten lists one level, drop duplicates (BSON equality) and sort in BSON order."""
-    seen: dict[tuple[Any, ...], Any] = {}
-    for value in values:
-        for item in value if isinstance(value, list) else [value]:
-            seen.setdefault(bson_key(item), item)
-    return [seen[k] for k in sorted(seen)]
 
 
 # --- translation to SQL for the SQLite backend --------------------------------------------------
@@ -278,12 +228,11 @@ def distinct_values(values: Iterable[Any]) -> list[Any]:
 # flag saying whether that clause is exact. Each condition carries a json_type guard so that SQL's
 # loose typing never matches what MongoDB would not (1 vs true vs "1"). SQL cannot see inside lists,
 # so on a path not known to be list-free the clause is widened with "or some part of the path is a
-# list" and Python decides; known list-free paths are those of non-multikey indexes. $ne and $nin
-# are left to Python.
+# list" and Python decides; known list-free paths are those of non-multikey indexes.
 
 SqlFilter = tuple[str | None, list[Any], bool]
 _NUMBER = "IN ('integer', 'real')"
-_SQL_OPS = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
+_SQL_OPS = {"$gt": ">", "$lt": "<"}
 
 
 def json_path(parts: Sequence[str]) -> str:
@@ -350,7 +299,7 @@ def _range_sql(e: str, t: str, op: str, value: Any) -> tuple[str, list[Any]] | N
     if test != "= 'object'":
         return sql + ")", [bound]
     prefix = bound[: bound.index(':"') + 2]  # keep to the same kind: '{"$date":"' ... '{"$date":"~'
-    if op in ("$gt", "$gte"):
+    if op == "$gt":
         return sql + f" AND {e} < ?)", [bound, prefix + "~"]
     return sql + f" AND {e} > ?)", [bound, prefix]
 
@@ -419,7 +368,7 @@ def to_sql(filt: Mapping[str, Any], known: set[str], id_key: Callable[[Any], str
     params: list[Any] = []
     exact = True
     for key, cond in filt.items():
-        if key in ("$and", "$or"):
+        if key == "$or":
             subs = [to_sql(sub, known, id_key) for sub in cond]
         else:
             subs = [_field_sql(key, cond, known, id_key)]

@@ -1,6 +1,6 @@
 """The MongoDB backend, through pymongo: production MongoDB, FerretDB 1.24 in the tests.
 
-Only what FerretDB 1.24 also implements is used (plain find/count/distinct, bulk writes, simple and
+Only what FerretDB 1.24 also implements is used (plain find/count, bulk writes, simple and
 unique indexes, renameCollection without dropTarget as a fallback). Filters are checked against the
 shared language first, so a filter MongoDB would accept but SQLite could not is refused here too.
 """
@@ -35,17 +35,14 @@ from stores.documents.base import (
     IndexKeys,
     InsertResult,
     Projection,
-    SortSpec,
     check_database_name,
-    check_field_path,
     check_index_keys,
     check_name,
     check_projection,
     check_set_fields,
-    check_sort,
     default_index_name,
 )
-from stores.documents.filters import bson_key, distinct_values, validate_filter
+from stores.documents.filters import bson_key, validate_filter
 
 DUPLICATE_KEY = 11000
 # FerretDB 1.24 (SQLite backend) keeps one pooled connection open per statement of an `update`
@@ -55,7 +52,6 @@ UPDATE_CHUNK = 50
 NOT_IMPLEMENTED = 238
 INVALID_NAMESPACE = 73
 COPY_BATCH = 5000
-_SYSTEM_DATABASES = frozenset({"admin", "local", "config"})
 
 
 def redact_url(url: object) -> str:
@@ -179,27 +175,25 @@ class MongoDocumentStore(DocumentStore):
         coll: str,
         filter: Filter | None = None,
         projection: Projection | None = None,
-        sort: SortSpec | None = None,
         limit: int = 0,
     ) -> Iterator[Document]:
         collection = self._coll(db, coll)
-        filt, order = validate_filter(filter), check_sort(sort)
+        filt = validate_filter(filter)
         check_projection(projection)
         if limit < 0:
             raise TerminalError(f"limit must be >= 0, got {limit}")
-        return self._stream(collection, filt, dict(projection) if projection else None, order, limit)
+        return self._stream(collection, filt, dict(projection) if projection else None, limit)
 
     def _stream(
         self,
         collection: Collection[Document],
         filt: dict[str, Any],
         projection: dict[str, Any] | None,
-        order: list[tuple[str, int]],
         limit: int,
     ) -> Iterator[Document]:
         db, coll = collection.database.name, collection.name
         with _translated(db, coll):
-            cursor = collection.find(filt, projection, sort=order or None, limit=limit)
+            cursor = collection.find(filt, projection, limit=limit)
             try:
                 yield from cursor
             finally:
@@ -210,13 +204,6 @@ class MongoDocumentStore(DocumentStore):
         filt = validate_filter(filter)
         with _translated(db, coll):
             return collection.count_documents(filt)
-
-    def distinct(self, db: str, coll: str, field: str, filter: Filter | None = None) -> list[Any]:
-        collection = self._coll(db, coll)
-        check_field_path(field)
-        filt = validate_filter(filter)
-        with _translated(db, coll):
-            return distinct_values(collection.distinct(field, filt))
 
     def update_fields(self, db: str, coll: str, updates: Sequence[tuple[Any, Mapping[str, Any]]]) -> int:
         """Sent as commands of at most UPDATE_CHUNK updates (see there why); if one fails, those
@@ -254,29 +241,10 @@ class MongoDocumentStore(DocumentStore):
         with _translated(db, coll):
             return collection.create_index(spec, **options)
 
-    def index_names(self, db: str, coll: str) -> list[str]:
-        collection = self._coll(db, coll)
-        with _translated(db, coll):
-            return [index["name"] for index in collection.list_indexes()]
-
     def drop_collection(self, db: str, coll: str) -> None:
         collection = self._coll(db, coll)
         with _translated(db, coll):
             collection.drop()
-
-    def list_collections(self, db: str) -> list[str]:
-        database = self.client[check_database_name(db)]
-        with _translated(db):
-            return sorted(n for n in database.list_collection_names() if not n.startswith("system."))
-
-    def list_databases(self) -> list[str]:
-        with _translated("(server)"):
-            return sorted(n for n in self.client.list_database_names() if n not in _SYSTEM_DATABASES)
-
-    def drop_database(self, db: str) -> None:
-        check_database_name(db)
-        with _translated(db):
-            self.client.drop_database(db)
 
     def replace_collection(self, db: str, src: str, dst: str) -> None:
         """renameCollection with dropTarget: atomic on MongoDB.

@@ -35,31 +35,24 @@ from stores.documents.base import (
     IndexKeys,
     InsertResult,
     Projection,
-    SortSpec,
     check_database_name,
-    check_field_path,
     check_index_keys,
     check_name,
     check_projection,
     check_set_fields,
-    check_sort,
     decode,
     default_index_name,
     encode,
-    from_json_type,
     id_key,
     project,
 )
 from stores.documents.filters import (
-    distinct_values,
     has_list,
     json_path,
     known_paths,
     list_sql,
     matches,
-    resolve,
     set_path,
-    sort_documents,
     to_sql,
     validate_filter,
 )
@@ -255,12 +248,14 @@ class SqliteDocumentStore(DocumentStore):
 
     accepts_encoded = True
 
-    def insert_encoded(self, db: str, coll: str, rows: Sequence[tuple[str, str, Document]]) -> InsertResult:
-        """`insert_many` for documents the caller already encoded: (id_key(_id), encode(doc), doc).
+    def insert_encoded(
+        self, db: str, coll: str, rows: Sequence[tuple[str, str]], maybe_lists: Sequence[Document] = ()
+    ) -> InsertResult:
+        """`insert_many` for documents the caller already encoded: (id_key(_id), encode(doc)).
 
         For bulk loaders that can build the stored text more cheaply than `encode` (a tracking-log
-        line is already JSON). The document itself is only looked at to mark an index multikey
-        once one of its paths holds a list.
+        line is already JSON). `maybe_lists` must hold the documents for which `may_hold_lists`
+        is true, so that an index they make multikey is marked so.
         """
         check_database_name(db)
         check_name(coll)
@@ -268,8 +263,16 @@ class SqliteDocumentStore(DocumentStore):
             return InsertResult(0, 0)
         with self._write(db, coll) as conn:
             _create_table(conn, coll)
-            self._note_lists(conn, coll, [doc for _, _, doc in rows])
-            return _insert_rows(conn, coll, [(key, text) for key, text, _ in rows])
+            self._note_lists(conn, coll, maybe_lists)
+            return _insert_rows(conn, coll, list(rows))
+
+    def may_hold_lists(self, db: str, coll: str) -> Callable[[Document], bool]:
+        """A fast test, for a bulk loader to run on every document: may it hold a list on a path
+        of one of the collection's indexes not yet multikey? (Read once; indexes are made at start.)"""
+        check_name(coll)
+        with self._read(db, coll) as conn:
+            indexes = [] if conn is None else self._indexes(conn, coll)
+        return _list_checker(tuple(sorted({p for ix in indexes if not ix.multikey for p, _ in ix.keys})))
 
     def insert_many(self, db: str, coll: str, docs: Iterable[Document]) -> InsertResult:
         check_database_name(db)
@@ -302,22 +305,14 @@ class SqliteDocumentStore(DocumentStore):
         coll: str,
         filter: Filter | None = None,
         projection: Projection | None = None,
-        sort: SortSpec | None = None,
         limit: int = 0,
     ) -> Iterator[Document]:
-        """Streams unless `sort` is given: sorting holds the matches in memory, as MongoDB's
-        in-memory sort does."""
         check_database_name(db)
         check_name(coll)
-        filt, spec, order = validate_filter(filter), check_projection(projection), check_sort(sort)
+        filt, spec = validate_filter(filter), check_projection(projection)
         if limit < 0:
             raise TerminalError(f"limit must be >= 0, got {limit}")
-        if not order:
-            return (project(doc, spec) for doc in self._matching(db, coll, filt, limit))
-        return (
-            project(doc, spec)
-            for doc in sort_documents(self._matching(db, coll, filt), order)[: limit or None]
-        )
+        return (project(doc, spec) for doc in self._matching(db, coll, filt, limit))
 
     def count(self, db: str, coll: str, filter: Filter | None = None) -> int:
         check_name(coll)
@@ -329,24 +324,6 @@ class SqliteDocumentStore(DocumentStore):
             if exact:
                 return int(conn.execute(f"SELECT count(*) FROM {_q(coll)}{where}", params).fetchone()[0])
         return sum(1 for _ in self._matching(db, coll, filt))
-
-    def distinct(self, db: str, coll: str, field: str, filter: Filter | None = None) -> list[Any]:
-        check_name(coll)
-        parts = check_field_path(field).split(".")
-        filt = validate_filter(filter)
-        with self._read(db, coll) as conn:
-            if conn is None:
-                return []
-            where, params, exact = self._plan(conn, coll, filt)
-            if exact and field in self._known(conn, coll):  # no lists there: SQL does it all
-                path = json_path(parts)
-                rows = conn.execute(
-                    f'SELECT DISTINCT json_type("doc", {path}), json_extract("doc", {path}) '
-                    f"FROM {_q(coll)}{where}",
-                    params,
-                ).fetchall()
-                return distinct_values(from_json_type(t, v) for t, v in rows if t is not None)
-        return distinct_values(v for doc in self._matching(db, coll, filt) for v in resolve(doc, parts))
 
     def update_fields(self, db: str, coll: str, updates: Sequence[tuple[Any, Mapping[str, Any]]]) -> int:
         """Read, change and rewrite the documents in one transaction; returns how many matched."""
@@ -429,11 +406,6 @@ class SqliteDocumentStore(DocumentStore):
             )
         return name
 
-    def index_names(self, db: str, coll: str) -> list[str]:
-        check_name(coll)
-        with self._read(db, coll) as conn:
-            return [] if conn is None else ["_id_", *(ix.name for ix in self._indexes(conn, coll))]
-
     def drop_collection(self, db: str, coll: str) -> None:
         check_name(coll)
         if self._open(db, create=False) is None:
@@ -441,32 +413,6 @@ class SqliteDocumentStore(DocumentStore):
         with self._write(db, coll) as conn:
             conn.execute(f"DROP TABLE IF EXISTS {_q(coll)}")
             conn.execute(f"DELETE FROM {_META} WHERE coll = ?", (coll,))
-
-    def list_collections(self, db: str) -> list[str]:
-        with self._read(db, None) as conn:
-            if conn is None:
-                return []
-            rows = conn.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table' AND name != '$indexes' "
-                "AND name NOT LIKE 'sqlite%' ORDER BY name"
-            )
-            return [name for (name,) in rows]
-
-    def list_databases(self) -> list[str]:
-        paths = self.root.glob("*.sqlite") if self.root.is_dir() else []
-        return sorted(p.stem for p in paths if _valid_database(p.stem))
-
-    def drop_database(self, db: str) -> None:
-        path = self.path_for(db)
-        with self._lock:
-            handle = self._handles.pop(db, None)
-        if handle is not None:
-            self._close(handle)
-        try:
-            for suffix in ("", "-wal", "-shm"):
-                path.with_name(path.name + suffix).unlink(missing_ok=True)
-        except OSError as exc:
-            raise TerminalError(f"sqlite document store {db}: cannot drop: {exc}") from exc
 
     def replace_collection(self, db: str, src: str, dst: str) -> None:
         """Atomic here: drop `dst` and rename `src` (indexes included) in one transaction."""
@@ -566,11 +512,3 @@ def _has_table(conn: sqlite3.Connection, coll: str) -> bool:
 
 def _create_table(conn: sqlite3.Connection, coll: str) -> None:
     conn.execute(f"CREATE TABLE IF NOT EXISTS {_q(coll)} (id TEXT PRIMARY KEY NOT NULL, doc TEXT NOT NULL)")
-
-
-def _valid_database(name: str) -> bool:
-    try:
-        check_database_name(name)
-    except TerminalError:
-        return False
-    return True

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+from stores.sql.identifiers import quote
+
 Kind = Literal["int", "float", "date", "datetime", "text", "longtext"]
 
 
@@ -117,24 +119,7 @@ class SqlStore(ABC):
 
     def quote(self, name: str) -> str:
         """Validated, quoted identifier for this dialect."""
-        from stores.sql.identifiers import quote
-
         return quote(name, self.dialect)
 
     def close(self) -> None:  # noqa: B027 - optional for backends without resources
         """Release connections."""
-
-
-def open_sql_store(url: str, state_dir: Path) -> SqlStore:
-    """The store for `SQL_URL`: `sqlite` (files under `<state_dir>/sql/`) or `mysql://...`."""
-    from core.errors import ConfigError
-
-    if url == "sqlite":
-        from stores.sql.sqlite import SqliteStore
-
-        return SqliteStore(state_dir / "sql")
-    if url.startswith("mysql://"):
-        from stores.sql.mysql import MysqlStore
-
-        return MysqlStore(url)
-    raise ConfigError([f"SQL_URL: expected 'sqlite' or 'mysql://user:password@host:port', got {url!r}"])

@@ -136,7 +136,7 @@ def _rows(spec: LoadSpec) -> Iterator[list[str | None]]:
     all_nullable = all(nullable)
     width = len(spec.columns)
     with spec.path.open("rb") as stream:
-        for first, records, numbers in iter_record_blocks(stream):
+        for first, records, numbers, _ in iter_record_blocks(stream):
             for index, raw in enumerate(records):
                 line_no = numbers[index] if numbers is not None else first + index
                 if line_no <= spec.skip_lines:
