@@ -117,6 +117,12 @@ class EventCountService(Service):
         temp = "TEMPORARY" if d == "mysql" else "TEMP"
         exact = " COLLATE utf8mb4_bin" if d == "mysql" else ""
         with sql.transaction(DATABASE, immediate=True, attach=(inputs.DATABASE,)) as cur:
+            for name in ("ce_components", "ce_match"):  # a pooled connection may still hold them
+                cur.execute(
+                    f"DROP TEMPORARY TABLE IF EXISTS {name}"
+                    if d == "mysql"
+                    else f"DROP TABLE IF EXISTS temp.{name}"
+                )
             cur.execute(
                 f"CREATE {temp} TABLE ce_components (col INTEGER NOT NULL, url_name TEXT{exact} NOT NULL)"
             )
