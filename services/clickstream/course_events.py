@@ -7,8 +7,8 @@ counts events per (course, day, event_type) while it reads the file, and the Eve
 matches those event types against the components. Distinct event types are bounded by the pages
 and blocks of a course, not by the number of events.
 
-Also kept: one row per (file, course) with the file's events of that course and a token that
-changes with every completion of the file, so that the derived services can tell which courses a
+Also kept: one row per (file, course) with the file's events of that course and a token (a digest
+of the file's counts of that course: the same content gives the same token), so that the derived services can tell which courses a
 new or re-ingested file touched without reading the per-day rows.
 
 Both are written to `Person_Course` in the transaction that marks the file done, after deleting the
@@ -17,7 +17,7 @@ file's previous rows, as the per-day person counts are (aggregates.py).
 
 from __future__ import annotations
 
-import uuid
+import hashlib
 from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
@@ -70,8 +70,10 @@ class EventTypeCounts:
     def writer(self, source: str) -> Callable[[Cursor, Callable[[str, str], str]], None]:
         """The completion transaction's SQL: replace this file's rows."""
         rows = [(course, day, kind, n, source) for (course, day, kind), n in self.counts.items()]
-        token = uuid.uuid4().hex
-        files = [(source, course, n, token) for course, n in sorted(self.per_course.items())]
+        digests: dict[str, Any] = {course: hashlib.sha1(course.encode()) for course in self.per_course}
+        for (course, day, kind), n in sorted(self.counts.items()):
+            digests[course].update(f"{day}\t{kind}\t{n}\n".encode("utf-8", "surrogateescape"))
+        files = [(source, c, n, digests[c].hexdigest()) for c, n in sorted(self.per_course.items())]
 
         def write(cur: Cursor, qualify: Callable[[str, str], str]) -> None:
             _replace(cur, qualify(DATABASE, TABLE), COLUMNS, source, rows)
