@@ -410,31 +410,39 @@ class Scheduler:
                 continue
             if service.depends_on and self.queue.pending_count(service.depends_on):
                 continue
-            inputs = self.queue.last_completed(service.depends_on) if service.depends_on else None
-            last = self.queue.last_run_started(service.name)
-            changed = service.runs_on_new_input and inputs is not None and (last is None or inputs > last)
-            try:
-                if not changed and not service.due(self.context(service)):
-                    continue
-            except TransientError as exc:  # its store is away (FerretDB restarting): next time
-                logging.getLogger(f"ingestor.{service.name}").warning("not run now: %s", exc)
-                continue
-            state = self.states[service.name]
-            started = self.clock()
-            state.status, state.task, state.startdate = "running", "run", started
-            error = None
-            try:
-                service.run(self.context(service))
-            except Exception as exc:
-                error = f"{service.name}: {exc}"
-                state.last_error = error
-                logging.getLogger(f"ingestor.{service.name}").error("%s", error, exc_info=True)
-            finally:
-                state.status, state.task = "idle", ""
-            self.queue.record_run(service.name, started, error)
-            state.extra = service.status_extra(self.context(service))  # e.g. courses skipped, why
-            ran = True
+            # Several daemons on one queue: one at a time looks whether it is due (after another
+            # daemon's run it is not) and runs it; the others go on.
+            with self.queue.exclusive(service.name) as mine:
+                if mine and self._derived_due(service):
+                    self._run_derived(service)
+                    ran = True
         return ran
+
+    def _derived_due(self, service: Service) -> bool:
+        inputs = self.queue.last_completed(service.depends_on) if service.depends_on else None
+        last = self.queue.last_run_started(service.name)
+        changed = service.runs_on_new_input and inputs is not None and (last is None or inputs > last)
+        try:
+            return changed or service.due(self.context(service))
+        except TransientError as exc:  # its store is away (FerretDB restarting): next time
+            logging.getLogger(f"ingestor.{service.name}").warning("not run now: %s", exc)
+            return False
+
+    def _run_derived(self, service: Service) -> None:
+        state = self.states[service.name]
+        started = self.clock()
+        state.status, state.task, state.startdate = "running", "run", started
+        error = None
+        try:
+            service.run(self.context(service))
+        except Exception as exc:
+            error = f"{service.name}: {exc}"
+            state.last_error = error
+            logging.getLogger(f"ingestor.{service.name}").error("%s", error, exc_info=True)
+        finally:
+            state.status, state.task = "idle", ""
+        self.queue.record_run(service.name, started, error)
+        state.extra = service.status_extra(self.context(service))  # e.g. courses skipped, why
 
     def outcome(self) -> tuple[list[str], int]:
         """What the tracking table says of the files of the last scan: the errors of those failed

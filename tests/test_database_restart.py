@@ -31,7 +31,7 @@ from tests.documents import drop_database
 from tests.packages import make_package, write_large_studentmodule
 from tests.test_daemon_process import environ, start, wait_for
 
-pytestmark = [pytest.mark.slow, pytest.mark.mysql, pytest.mark.mongo]
+pytestmark = [pytest.mark.slow, pytest.mark.serial, pytest.mark.mysql, pytest.mark.mongo]
 
 DOWN_SECONDS = 8
 ROWS = 120_000
