@@ -1,4 +1,8 @@
-"""A copy of the sample package run through the daemon, for the derived services' tests."""
+"""A copy of the sample package run through the daemon, for the derived services' tests.
+
+On MariaDB the sample's course databases and its rows in `Person_Course` are shared with the other
+sample tests, so the MariaDB cases are marked `serial` (run alone).
+"""
 
 from __future__ import annotations
 
