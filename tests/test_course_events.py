@@ -13,7 +13,9 @@ from tests.derived_env import COURSES, DerivedEnv
 from tests.test_person_course import BIO, _sample_events, rows
 
 
-@pytest.fixture(params=["sqlite", pytest.param("mysql", marks=[pytest.mark.mysql, pytest.mark.mongo, pytest.mark.serial])])
+@pytest.fixture(
+    params=["sqlite", pytest.param("mysql", marks=[pytest.mark.mysql, pytest.mark.mongo, pytest.mark.serial])]
+)
 def env(request, tmp_path, unique_name):
     if request.param == "sqlite":
         sql, mongo = "sqlite", "sqlite"

@@ -58,7 +58,9 @@ def rows(env: DerivedEnv, sql: str, database: str = "Person_Course") -> list[tup
     return [tuple(_value(v) for v in r) for r in env.query(database, sql)]
 
 
-@pytest.fixture(params=["sqlite", pytest.param("mysql", marks=[pytest.mark.mysql, pytest.mark.mongo, pytest.mark.serial])])
+@pytest.fixture(
+    params=["sqlite", pytest.param("mysql", marks=[pytest.mark.mysql, pytest.mark.mongo, pytest.mark.serial])]
+)
 def env(request, tmp_path, unique_name):
     if request.param == "sqlite":
         sql, mongo = "sqlite", "sqlite"
