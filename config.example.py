@@ -46,6 +46,10 @@ CLICKSTREAM_BATCH = 20000
 # characters; a MongoDB document cannot exceed 16 MB.
 MAX_LINE_BYTES = 8388608
 
+# CSV exports of each person-course and course-profile table kept in STATE_DIR/exports/ (the
+# newest ones; older exports of the same table are removed after each PersonCourse run).
+PERSON_COURSE_EXPORTS_KEEP = 7
+
 # The course registry (EDX_DATABASES). Re-read when it changes and on SIGHUP. Set to a file that
 # does not exist, it is a configuration error (the default missing is only a warning).
 COURSES_FILE = "courses.py"

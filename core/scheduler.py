@@ -460,6 +460,7 @@ class Scheduler:
         finally:
             state.status, state.task = "idle", ""
         self.queue.record_run(service.name, started, error)
+        state.extra = service.status_extra(self.context(service))  # e.g. courses skipped, why
 
     def outcome(self) -> tuple[list[str], int]:
         """What the tracking table says of the files of the last scan: the errors of those failed
