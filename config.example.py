@@ -46,6 +46,10 @@ CLICKSTREAM_BATCH = 20000
 # characters; a MongoDB document cannot exceed 16 MB.
 MAX_LINE_BYTES = 8388608
 
+# CSV exports of each person-course and course-profile table kept in STATE_DIR/exports/ (the
+# newest ones; older exports of the same table are removed after each PersonCourse run).
+PERSON_COURSE_EXPORTS_KEEP = 7
+
 # The course registry (EDX_DATABASES). Re-read when it changes and on SIGHUP. Set to a file that
 # does not exist, it is a configuration error (the default missing is only a warning).
 COURSES_FILE = "courses.py"
@@ -97,3 +101,24 @@ GNUPG_PASSPHRASE_FILE = ""
 DELIVERIES_KEEP_ORIGINALS = True
 # At most this many bytes written per delivery (0: only the disk's free space limits it).
 DELIVERIES_SPACE_LIMIT = 0
+
+# Deployment with `fab prepare deploy` (fabfile.py; read from the developer's config.py, as in the
+# original). The hosts, the git URL they fetch from and where the releases live on them:
+FAB_HOSTS: list[str] = []  # e.g. ["deploy@ingest1.example.org", "deploy@ingest2.example.org:2222"]
+FAB_GITHUB_URL = ""  # e.g. "https://github.com/your-org/optimus-ingestor.git"
+FAB_REMOTE_PATH = "/opt/optimus-ingestor"
+# Optional (defaults shown): the daemon's user, the host's config file and state directory, the
+# Python that makes the venvs and pip's options (a --find-links wheel directory, or nothing for
+# PyPI), "systemd", "init" or "auto", where the init script and its defaults file go, the health
+# check that decides whether to roll back.
+# FAB_USER = "ingestor"
+# FAB_CONFIG = "/etc/optimus-ingestor/config.py"
+# FAB_STATE_DIR = "/var/lib/optimus-ingestor"
+# FAB_PYTHON = "python3"
+# FAB_PIP_OPTIONS = ""
+# FAB_SERVICE = "auto"
+# FAB_INIT_DIR = "/etc/init.d"
+# FAB_DEFAULTS_FILE = "/etc/default/optimus-ingestor"
+# FAB_HEALTH_URL = "http://127.0.0.1:8850/healthz"
+# FAB_HEALTH_TIMEOUT = 60
+# FAB_KEEP_RELEASES = 5

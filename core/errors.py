@@ -24,6 +24,10 @@ class TransientError(IngestorError):
     """A store or resource is temporarily unavailable (restarting, locked): retry later."""
 
 
+class LockConflict(TransientError):
+    """A deadlock or lock-wait timeout: the server rolled the transaction back; run it again at once."""
+
+
 class BadDataError(IngestorError):
     """One record cannot be loaded; it is rejected and kept, the rest of the file goes on."""
 

@@ -9,14 +9,18 @@ so an illegal or stale transition changes nothing and is reported.
 from __future__ import annotations
 
 import hashlib
+import logging
+import random
+import time
 import uuid
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from core import states
-from core.errors import TerminalError
+from core.errors import LockConflict, TerminalError
 from stores.sql.base import Cursor, SqlStore
 
 DATABASE = "api"
@@ -24,6 +28,10 @@ TABLE = "ingestor"
 Clock = Callable[[], datetime]
 Qualify = Callable[[str, str], str]
 SqlWrites = Callable[[Cursor, Qualify], None]
+T = TypeVar("T")
+# A completion that meets a deadlock or lock-wait timeout is run again (that transaction alone).
+LOCK_RETRIES = 6
+log = logging.getLogger("ingestor")
 
 _COLUMNS_MYSQL = """
   id BIGINT AUTO_INCREMENT PRIMARY KEY,
@@ -230,12 +238,14 @@ class TrackingQueue:
                 (service, key),
             ).fetchone()
             if found is None:
+                # Another daemon's scan may insert the same file meanwhile: the unique key keeps one.
+                ignore = "IGNORE" if self.store.dialect == "mysql" else "OR IGNORE"
                 cur.execute(
-                    f"INSERT INTO {TABLE} (service_name, type, meta, path, path_key, state, created, "
+                    f"INSERT {ignore} INTO {TABLE} (service_name, type, meta, path, path_key, state, created, "
                     "fingerprint) VALUES (?, 'file', ?, ?, ?, ?, ?, ?)",
                     (service, contract_meta(path), path, key, states.QUEUED, now, fingerprint),
                 )
-                return "new"
+                return "new" if cur.rowcount == 1 else "same"
             row_id, state, old = found
             if old == fingerprint or state in states.PENDING:
                 # A file changed while queued or running is re-checked after that run ends.
@@ -247,7 +257,7 @@ class TrackingQueue:
                 "WHERE id=? AND state=?",
                 (states.QUEUED, fingerprint, row_id, state),
             )
-            return "changed"
+            return "changed" if cur.rowcount == 1 else "same"
 
     # -- the worker's transitions -------------------------------------------------------------
 
@@ -314,8 +324,38 @@ class TrackingQueue:
         With `dedupe`, a file whose content hash another done file of the service already has is
         recorded as a duplicate of it instead, and `writes` is not run. Returns False then.
         `shares`: the paths of the files that first stored some of this file's content (see
-        `_ownership`).
+        `_ownership`). A deadlock or lock-wait timeout runs this transaction again at once
+        (`writes` must be repeatable: replace, never add), never the file's ingest.
         """
+        return self._retry_locks(
+            job,
+            lambda: self._complete(
+                job,
+                rows_loaded,
+                rows_rejected,
+                fingerprint,
+                content_hash,
+                error,
+                writes,
+                attach,
+                dedupe,
+                shares,
+            ),
+        )
+
+    def _complete(
+        self,
+        job: Job,
+        rows_loaded: int,
+        rows_rejected: int,
+        fingerprint: str | None,
+        content_hash: str | None,
+        error: str | None,
+        writes: SqlWrites | None,
+        attach: Sequence[str],
+        dedupe: bool,
+        shares: Collection[str] | None,
+    ) -> bool:
         now = _ts(self.clock())
         with self.store.transaction(self.database, immediate=True, attach=attach) as cur:
             if dedupe and content_hash:
@@ -399,17 +439,34 @@ class TrackingQueue:
         attach: Sequence[str] = (),
     ) -> None:
         """Mark failed; `writes` (the rows derived from what was loaded, if kept) commit with it."""
-        with self.store.transaction(self.database, immediate=True, attach=attach) as cur:
-            self._running_update(
-                cur,
-                job,
-                "state=?, error=?, rows_loaded=?, rows_rejected=?, not_before=NULL, started=0, completed=0",
-                (states.FAILED, error[:60000], rows_loaded, rows_rejected),
-            )
-            self._ownership(cur, job, None)
-            if writes is not None:
-                main = self.database
-                writes(cur, lambda database, table: self.store.qualified(main, database, table))
+
+        def transaction() -> None:
+            with self.store.transaction(self.database, immediate=True, attach=attach) as cur:
+                self._running_update(
+                    cur,
+                    job,
+                    "state=?, error=?, rows_loaded=?, rows_rejected=?, not_before=NULL, started=0, completed=0",
+                    (states.FAILED, error[:60000], rows_loaded, rows_rejected),
+                )
+                self._ownership(cur, job, None)
+                if writes is not None:
+                    main = self.database
+                    writes(cur, lambda database, table: self.store.qualified(main, database, table))
+
+        self._retry_locks(job, transaction)
+
+    def _retry_locks(self, job: Job, transaction: Callable[[], T]) -> T:
+        """Run `transaction`, again at once (after a few ms' jitter) if the server rolled it back
+        on a deadlock or a lock-wait timeout; the file's data is never read again for that."""
+        for attempt in range(1, LOCK_RETRIES + 1):
+            try:
+                return transaction()
+            except LockConflict as exc:
+                if attempt == LOCK_RETRIES:
+                    raise
+                log.warning("%s: %s; running its completion transaction again", job.path, exc)
+                time.sleep(random.uniform(0, 0.02 * attempt))
+        raise AssertionError("unreachable")
 
     def release(self, job: Job, error: str | None, delay: float = 0, count_attempt: bool = True) -> None:
         """Put a running file back in the queue, due after `delay` seconds."""
@@ -506,6 +563,23 @@ class TrackingQueue:
             return cur.rowcount
 
     # -- derived services ---------------------------------------------------------------------
+
+    @contextmanager
+    def exclusive(self, service: str) -> Iterator[bool]:
+        """Whether this daemon may run the derived `service` now: True for at most one daemon at a
+        time (a MySQL named lock held for the block; SQLite has one daemon per state directory)."""
+        if self.store.dialect != "mysql":
+            yield True
+            return
+        name = f"optimus-ingestor:{self.database}:{service}"[:64]
+        with self._tx(False) as cur:
+            found = cur.execute("SELECT GET_LOCK(?, 0)", (name,)).fetchone()
+            mine = bool(found and found[0] == 1)
+            try:
+                yield mine
+            finally:
+                if mine:  # the lock belongs to the session, and connections are pooled
+                    cur.execute("SELECT RELEASE_LOCK(?)", (name,))
 
     def record_run(self, service: str, started: datetime, error: str | None = None) -> None:
         """A run of a service without files: a `save_run` row (contract)."""

@@ -356,7 +356,25 @@ class Scheduler:
             return
         delay = self.settings.RETRY_BACKOFF_SECONDS * 2 ** (job.attempts - 1)
         slog.warning("%s: %s; retrying in %ss", job.path, exc, delay)
+        self._wait_for_stores(job)
         self._record(job, self.queue.release, job, str(exc), delay)
+
+    def _wait_for_stores(self, job: Job) -> None:
+        """Before a file that met a transient error is retried, wait (with backoff) until both
+        stores answer, so that a server restarting does not use up the file's attempts."""
+        delay = 1.0
+        while not self.stop.is_set():
+            try:
+                self.sql.list_databases()
+                self.documents().count(self.settings.document_db("logs"), "clickstream", {"_id": 0})
+                return
+            except TransientError as exc:
+                self.states[job.service_name].status = "waiting"
+                log.warning(
+                    "a store does not answer (%s); %s waits, trying again in %.0fs", exc, job.path, delay
+                )
+                self.stop.wait(delay)
+                delay = min(delay * 2, 30.0)
 
     def _record(self, job: Job, action: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Record a file's outcome, retrying with backoff while the tracking database is away.
@@ -410,30 +428,39 @@ class Scheduler:
                 continue
             if service.depends_on and self.queue.pending_count(service.depends_on):
                 continue
-            inputs = self.queue.last_completed(service.depends_on) if service.depends_on else None
-            last = self.queue.last_run_started(service.name)
-            changed = service.runs_on_new_input and inputs is not None and (last is None or inputs > last)
-            try:
-                if not changed and not service.due(self.context(service)):
-                    continue
-            except TransientError as exc:  # its store is away (FerretDB restarting): next time
-                logging.getLogger(f"ingestor.{service.name}").warning("not run now: %s", exc)
-                continue
-            state = self.states[service.name]
-            started = self.clock()
-            state.status, state.task, state.startdate = "running", "run", started
-            error = None
-            try:
-                service.run(self.context(service))
-            except Exception as exc:
-                error = f"{service.name}: {exc}"
-                state.last_error = error
-                logging.getLogger(f"ingestor.{service.name}").error("%s", error, exc_info=True)
-            finally:
-                state.status, state.task = "idle", ""
-            self.queue.record_run(service.name, started, error)
-            ran = True
+            # Several daemons on one queue: one at a time looks whether it is due (after another
+            # daemon's run it is not) and runs it; the others go on.
+            with self.queue.exclusive(service.name) as mine:
+                if mine and self._derived_due(service):
+                    self._run_derived(service)
+                    ran = True
         return ran
+
+    def _derived_due(self, service: Service) -> bool:
+        inputs = self.queue.last_completed(service.depends_on) if service.depends_on else None
+        last = self.queue.last_run_started(service.name)
+        changed = service.runs_on_new_input and inputs is not None and (last is None or inputs > last)
+        try:
+            return changed or service.due(self.context(service))
+        except TransientError as exc:  # its store is away (FerretDB restarting): next time
+            logging.getLogger(f"ingestor.{service.name}").warning("not run now: %s", exc)
+            return False
+
+    def _run_derived(self, service: Service) -> None:
+        state = self.states[service.name]
+        started = self.clock()
+        state.status, state.task, state.startdate = "running", "run", started
+        error = None
+        try:
+            service.run(self.context(service))
+        except Exception as exc:
+            error = f"{service.name}: {exc}"
+            state.last_error = error
+            logging.getLogger(f"ingestor.{service.name}").error("%s", error, exc_info=True)
+        finally:
+            state.status, state.task = "idle", ""
+        self.queue.record_run(service.name, started, error)
+        state.extra = service.status_extra(self.context(service))  # e.g. courses skipped, why
 
     def outcome(self) -> tuple[list[str], int]:
         """What the tracking table says of the files of the last scan: the errors of those failed

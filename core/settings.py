@@ -48,6 +48,7 @@ class Settings:
     CLICKSTREAM_HOLD_NEWEST: bool = True
     CLICKSTREAM_BATCH: int = 20000
     MAX_LINE_BYTES: int = 8 << 20  # longer lines of logs and forum dumps are rejected as too long
+    PERSON_COURSE_EXPORTS_KEEP: int = 7
     MAX_ATTEMPTS: int = 3
     LEASE_SECONDS: int = 120
     HEARTBEAT_SECONDS: int = 10

@@ -1726,6 +1726,31 @@ def write_log(
     pkg.counts[rel] = {"lines": len(lines), "events": len(events)}
 
 
+def handler_events(
+    people: list[Person], courses: dict[str, Course], day: datetime, only: list[Course]
+) -> list[tuple[datetime, dict[str, Any]]]:
+    """Implicit events of the AJAX calls to components' handlers, whose `event_type` holds the
+    component's url_name (what the course-event tables count). They come after the day's other
+    events and use no random numbers, so the rest of the package is as before."""
+    staff = people[0]
+    out: list[tuple[datetime, dict[str, Any]]] = []
+    t = day.replace(hour=23, minute=30, second=0, microsecond=250000)
+    for c in only:
+        v = Visit(staff, c, staff.ips[0], "0123456789abcdef0123456789abcdef", False)
+        leaves = [leaf for sq in c.chapters[0].sequentials for vt in sq.verticals for leaf in vt.leaves]
+        for leaf in leaves:
+            if leaf.tag not in ("problem", "video"):
+                continue
+            loc = c.loc(leaf.tag, leaf.url_name)
+            block = loc if c.new_style else loc.replace("://", ":;_;_").replace("/", ";_")
+            handler = "xmodule_handler/problem_get" if leaf.tag == "problem" else "transcript/translation/en"
+            path = f"/courses/{c.mongoname}/xblock/{block}/handler/{handler}"
+            for _ in range(2 if leaf.tag == "problem" else 1):
+                out.append((t, server_page(v, t, path)))
+                t += timedelta(seconds=7)
+    return out
+
+
 def write_logs(
     pkg: Package,
     rng: random.Random,
@@ -1744,6 +1769,8 @@ def write_logs(
         for d in WINDOW
     }
     edge_events = day_events(rng, WINDOW[1], edge, enrollments, forums, 0.9)
+    days["2015-06-01"] += handler_events(people, by_number, WINDOW[2], prod)
+    edge_events += handler_events(people, by_number, WINDOW[1], edge)
 
     yara = people[27]
     bio = by_number["BIOIMG101x"]

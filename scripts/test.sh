@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Sets up everything the test suite needs on this machine (virtualenv, MariaDB, FerretDB; each
+# Sets up everything the test suite needs on this machine (virtualenv, MariaDB, FerretDB, sshd; each
 # installed and started only if missing), checks lint and types, and runs the whole test suite.
 # Extra arguments go to pytest.
 set -euo pipefail
@@ -10,7 +10,18 @@ bin="$(dirname "$py")"
 bash scripts/install_gnupg.sh
 bash scripts/start_mariadb.sh
 bash scripts/start_ferretdb.sh
+bash scripts/install_deploy_tools.sh
 "$bin/ruff" check .
 "$bin/ruff" format --check .
 "$bin/mypy" .
-exec "$py" -m pytest -q -p no:cacheprovider "$@"
+# Two workers for the tests that share the servers politely; then, alone, the ones that stop or
+# restart a server (marked `serial`). pytest's 5 ("no test selected", e.g. with -k) is not a failure.
+jobs="${PYTEST_JOBS:-2}"
+status=0
+"$py" -m pytest -q -p no:cacheprovider -n "$jobs" -m "not serial" "$@" || status=$?
+[ "$status" = 5 ] && status=0
+serial=0
+"$py" -m pytest -q -p no:cacheprovider -m serial "$@" || serial=$?
+[ "$serial" = 5 ] && serial=0
+[ "$status" = 0 ] && status=$serial
+exit "$status"

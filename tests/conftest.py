@@ -73,16 +73,17 @@ def sql_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]
 
 
 @pytest.fixture
-def sql_store(sql_backend: str, tmp_path: Path) -> Iterator[object]:
-    """A SqlStore on each backend; databases it creates are dropped afterwards (MariaDB)."""
+def sql_store(sql_backend: str, tmp_path: Path, unique_name: str) -> Iterator[object]:
+    """A SqlStore on each backend; the databases named after the test's `unique_name` are dropped
+    afterwards (MariaDB). Only those: tests run in parallel on the same server."""
     from stores.sql import open_sql_store
 
     store = open_sql_store(sql_backend, tmp_path / "var")
-    before = set(store.list_databases())
     yield store
     if store.dialect == "mysql":
-        for name in set(store.list_databases()) - before:
-            store.drop_database(name)
+        for name in store.list_databases():
+            if unique_name in name:
+                store.drop_database(name)
 
 
 # -- GnuPG keys (deliveries): made once per session ----------------------------------------------

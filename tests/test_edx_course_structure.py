@@ -134,3 +134,29 @@ def test_broken_link_fails_with_a_clear_error(env):
     os.symlink("/nonexistent/x.json", dump_dir(env.data) / OTHER)
     assert env.run() == 1
     assert "broken symbolic link" in env.rows()[OTHER].error
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b'{"a": {"weight": NaN}}', "NaN is not JSON"),
+        (b'{"a": {"weight": -Infinity}}', "-Infinity is not JSON"),
+        ('{"a": {"category": "course"}}'.encode("utf-16"), "UTF-16 or UTF-32 text"),
+        ('{"a": {"category": "course"}}'.encode("utf-16-le"), "UTF-16 or UTF-32 text"),
+        (b'{"a": ' * 10_000 + b"1" + b"}" * 10_000, "nested too deeply"),
+    ],
+    ids=["nan", "infinity", "utf16_bom", "utf16_no_bom", "10000_deep"],
+)
+def test_json_that_is_not_strict_utf8_json_fails_with_a_clear_message(env, content, message):
+    write_dump(env.data, OTHER, content)
+    assert env.run() == 1
+    row = env.rows()[OTHER]
+    assert row.state == states.FAILED and OTHER in row.error and message in row.error
+    assert "Traceback" not in row.error
+    assert env.outputs() == []
+
+
+def test_utf8_byte_order_mark_is_dropped_from_the_served_copy(env):
+    write_dump(env.data, OTHER, b'\xef\xbb\xbf{"a": {"category": "course"}}\n')
+    assert env.run() == 0
+    assert (env.out / OTHER).read_bytes() == b'{"a": {"category": "course"}}\n'

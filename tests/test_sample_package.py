@@ -39,6 +39,8 @@ def sample_run(tmp_path, sql_backend, unique_name):
         with store.transaction("Person_Course") as cur:
             cur.execute("DELETE FROM person_course_day WHERE source_file LIKE ?", (f"{SAMPLE_DATA}%",))
             cur.execute("DELETE FROM forum_author_counts WHERE source LIKE ?", (f"{SAMPLE_DATA}%",))
+            for table in ("course_event_type_day", "clickstream_file_courses", "enrolment_events"):
+                cur.execute(f"DELETE FROM {table} WHERE source_file LIKE ?", (f"{SAMPLE_DATA}%",))
 
 
 def test_every_sample_dump_is_loaded_with_its_row_count(sample_run):

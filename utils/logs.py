@@ -1,5 +1,8 @@
 """Logging set-up: one log file per service under `<STATE_DIR>/logs/`, and stderr in the foreground.
 
+The files are opened with `WatchedFileHandler`: when logrotate moves a log away (deploy/logrotate),
+the next line goes to a new file of the old name, so no `copytruncate` and no signal is needed.
+
 Every handler gets `EscapingFilter`: the arguments of a record (file names, error texts) are escaped
 so that a name holding a newline cannot forge a log line, and one holding a byte that is not UTF-8
 (`\\xff`, kept as a surrogate by the file system's decoding) cannot make the line fail to be written.
@@ -8,6 +11,7 @@ so that a name holding a newline cannot forge a log line, and one holding a byte
 from __future__ import annotations
 
 import logging
+import logging.handlers
 import re
 import sys
 from collections.abc import Mapping, Sequence
@@ -101,7 +105,7 @@ def setup_logging(log_dir: Path, services: Sequence[str], to_stderr: bool, level
         root.removeHandler(handler)
         handler.close()
     formatter = logging.Formatter(FORMAT)
-    main = logging.FileHandler(log_dir / "ingestor.log", encoding="utf-8")
+    main = logging.handlers.WatchedFileHandler(log_dir / "ingestor.log", encoding="utf-8")
     main.setFormatter(formatter)
     root.addHandler(main)
     if to_stderr:
@@ -113,7 +117,7 @@ def setup_logging(log_dir: Path, services: Sequence[str], to_stderr: bool, level
         for handler in list(logger.handlers):
             logger.removeHandler(handler)
             handler.close()
-        own = logging.FileHandler(log_dir / f"{name}.log", encoding="utf-8")
+        own = logging.handlers.WatchedFileHandler(log_dir / f"{name}.log", encoding="utf-8")
         own.setFormatter(formatter)
         logger.addHandler(own)
     install_escaping([root, *(logging.getLogger(f"ingestor.{name}") for name in services)])

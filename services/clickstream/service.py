@@ -27,7 +27,7 @@ from bson import ObjectId
 
 from base_service import Context, Entry, IngestResult, Service
 from core.errors import Interrupted
-from services.clickstream import aggregates
+from services.clickstream import aggregates, derived_counts
 from services.clickstream.events import aggregate_problem, course_of, event_name, parse_with_text, user_of
 from stores.documents.base import encode as encode_document
 from utils.delivered import is_delivered
@@ -85,7 +85,9 @@ class ClickstreamService(Service):
         for keys in INDEXES:
             store.create_index(database, COLLECTION, keys)
         with ctx.sql.transaction(aggregates.DATABASE) as cur:
-            for statement in aggregates.create_statements(ctx.sql.dialect):
+            for statement in aggregates.create_statements(ctx.sql.dialect) + derived_counts.create_statements(
+                ctx.sql.dialect
+            ):
                 cur.execute(statement)
 
     def status_extra(self, ctx: Context) -> dict[str, object]:
@@ -146,7 +148,7 @@ class ClickstreamService(Service):
             rows_loaded=loader.events,
             rows_rejected=ctx.rejects.count,
             content_hash=loader.digest.hexdigest(),
-            sql_writes=loader.days.writer(source),
+            sql_writes=loader.derived.writer(source, loader.days.writer(source)),
             attach=(aggregates.DATABASE,),
             # A file that owns no event may be a mere copy of a done file; one that owns some is not.
             dedupe=loader.owned == 0,
@@ -224,6 +226,7 @@ class _Loader:
         self.maybe_lists: list[dict[str, Any]] = []
         self.may_hold_lists = self.store.may_hold_lists(database, COLLECTION)
         self.days = aggregates.DayCounts()
+        self.derived = derived_counts.DerivedCounts()
         self.digest = hashlib.blake2b(digest_size=32)
         self.events = 0
         self.inserted = 0
@@ -273,7 +276,9 @@ class _Loader:
                 self._complete(event, when, country, subdivision, line)
                 event["_id"] = ObjectId(digest)
                 self.batch.append(event)
-            counted.append((course, user_id, username, when, event_name(event), country, ip))
+            name = event_name(event)
+            counted.append((course, user_id, username, when, name, country, ip))
+            self.derived.note(event, name, course, user_id, username, when)
             numbers.append(line)
             self.events += 1
             if len(self.batch) >= self.batch_size:
@@ -369,9 +374,10 @@ class _Loader:
 
     def count_owned(self, counted: list[Counted]) -> None:
         """The one hook of the per-file accumulators: called with the events this file owns."""
-        add_day = self.days.add
+        add_day, add_derived = self.days.add, self.derived.add
         for course, user_id, username, when, name, country, ip in counted:
             add_day(course, user_id, username, when, name, country, ip)
+            add_derived(course, user_id, username, when, name, country)
 
     def finish(self) -> None:
         """Write what is left and wait for the writer; raises what a write raised."""

@@ -49,6 +49,10 @@ def _reason(status: list[str], log: str, rc: int) -> str:
         return "the secret key needs a passphrase: set GNUPG_PASSPHRASE_FILE"
     if "BADMDC" in words or "DECRYPTION_FAILED" in words:
         return "corrupt or tampered packet: the decryption or its integrity check failed"
+    if "BEGIN_DECRYPTION" in words and "DECRYPTION_OKAY" not in words:
+        # Decryption began but did not end well: a damaged packet inside (e.g. its compressed data).
+        last = [line for line in log.splitlines() if line.strip()][-1:]
+        return f"corrupt packet: decryption did not complete ({' / '.join(last) or f'exit {rc}'})"
     if "NODATA" in words:
         return "not OpenPGP data (corrupt, or not encrypted)"
     if "BADSIG" in words or "ERRSIG" in words:

@@ -15,6 +15,9 @@ from core.errors import UnsafeNameError
 _NAME = re.compile(r"[A-Za-z0-9_]{1,64}")
 # Columns named like SQL keywords that readers expect renamed (the contract: `key` -> `_key`).
 RENAMED_COLUMNS = {"key": "_key"}
+# Course-event columns: `u_` + a component's url_name with `.` written `$` (data-contract.md).
+_COMPONENT = re.compile(r"[A-Za-z0-9_.]{1,62}")
+_COMPONENT_COLUMN = re.compile(r"u_[A-Za-z0-9_$]{1,62}")
 
 
 def check_name(name: str, what: str = "name", max_len: int = 64) -> str:
@@ -33,7 +36,16 @@ def column_name(header_field: str) -> str:
 
 def quote(name: str, dialect: str) -> str:
     """Validate and quote an identifier for `dialect` ('mysql' or 'sqlite')."""
-    check_name(name)
+    if not _COMPONENT_COLUMN.fullmatch(name):
+        check_name(name)
     if dialect == "mysql":
         return f"`{name}`"
     return f'"{name}"'
+
+
+def component_column(url_name: str) -> str | None:
+    """The course-event column of a component (`u_<url_name>`, `.` written `$`: the contract), or
+    None if the url_name cannot be one. `quote` accepts the `$` of these names only."""
+    if not isinstance(url_name, str) or not _COMPONENT.fullmatch(url_name):
+        return None
+    return "u_" + url_name.replace(".", "$")

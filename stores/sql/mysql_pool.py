@@ -18,7 +18,7 @@ from typing import Any
 
 import pymysql
 
-from core.errors import TerminalError, TransientError
+from core.errors import LockConflict, TerminalError, TransientError
 from stores.sql.identifiers import check_name, quote
 
 # Connection lost, server gone or restarting, too many connections, lock wait timeout, deadlock,
@@ -26,6 +26,8 @@ from stores.sql.identifiers import check_name, quote
 TRANSIENT_CODES = {1040, 1053, 1205, 1213, 1317, 1927, 2002, 2003, 2006, 2013, 2055}
 # The connection itself is unusable after these: never hand it out again.
 _BROKEN_CODES = {1053, 1927, 2002, 2003, 2006, 2013, 2055}
+# Lock wait timeout, deadlock: the server rolled back the transaction alone; it can run again at once.
+LOCK_CODES = {1205, 1213}
 UNKNOWN_DATABASE = 1049
 MAX_IDLE = 4
 
@@ -38,6 +40,8 @@ def error_code(exc: BaseException) -> int | None:
 
 def translate(exc: pymysql.MySQLError, what: str) -> Exception:
     """The project's error class for a driver error: transient (retry) or terminal."""
+    if error_code(exc) in LOCK_CODES:
+        return LockConflict(f"{what}: {exc}")
     if error_code(exc) in TRANSIENT_CODES or isinstance(exc, pymysql.err.InterfaceError):
         return TransientError(f"{what}: {exc}")
     return TerminalError(f"{what}: {exc}")
