@@ -286,6 +286,7 @@ class DeliveriesService(Service):
                         )
                     if file_fingerprint(path) != before:
                         raise TransientError(f"{path}: the file changed while it was being unpacked")
+                    ctx.check_unchanged()  # also against the scheduler's fingerprint, taken earlier
                     for folder in (staging, *[p for p in staging.iterdir() if p.is_dir()]):
                         layout.fsync_path(folder, directory=True)
                     final = area / day
@@ -439,6 +440,11 @@ class DeliveriesService(Service):
             if file_fingerprint(path) != before:
                 temp.unlink(missing_ok=True)
                 raise TransientError(f"{path}: the file changed while it was being decrypted")
+            try:
+                ctx.check_unchanged()  # also against the scheduler's fingerprint, taken earlier
+            except TransientError:
+                temp.unlink(missing_ok=True)
+                raise
             layout.fsync_path(temp)
             mark_delivered(out)  # before it appears, so it is never taken for a growing file
             os.replace(temp, out)
