@@ -189,7 +189,11 @@ def document() -> dict[str, Any]:
                     "in": "query",
                     "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
                 },
-                {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+                {
+                    "name": "cursor",
+                    "in": "query",
+                    "schema": {"type": "string", "pattern": "^c[0-9a-z]{1,13}$"},
+                },
             ],
         ),
         "/api/v1/files/{file_id}": _get(

@@ -89,13 +89,15 @@ class Daemon:
         return env
 
     def start(self) -> Daemon:
-        self.proc = subprocess.Popen(
-            [sys.executable, str(REPO / "ingestor.py"), "run"],
-            env=self.env(),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            cwd=REPO,
-        )
+        self.state.mkdir(parents=True, exist_ok=True)
+        with (self.state.parent / "daemon.stderr").open("ab") as err:
+            self.proc = subprocess.Popen(
+                [sys.executable, str(REPO / "ingestor.py"), "run"],
+                env=self.env(),
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+                cwd=REPO,
+            )
         wait_for(lambda: self.get("/healthz").status == 200, timeout=60, what="the API to answer")
         return self
 
