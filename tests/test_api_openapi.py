@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from tests.api_daemon import TOKEN, Daemon, copy_sample, wait_for
 
 
 @pytest.fixture(scope="module")
-def daemon(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
     tmp = tmp_path_factory.mktemp("openapi")
     proc = Daemon(copy_sample(tmp / "data"), tmp / "var").start()
     try:
