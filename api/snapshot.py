@@ -146,6 +146,15 @@ class Monitor:
                     continue
         return path.name
 
+    def scrub_paths(self, text: str | None) -> str | None:
+        """A message with the data roots' absolute prefixes taken out (paths read as in `path`)."""
+        if not text:
+            return text
+        for root in self.scheduler.settings.DATA_PATHS:
+            for base in {str(root), str(root.resolve())}:
+                text = text.replace(base.rstrip("/") + "/", "")
+        return text
+
     def running_file(self, row: Row, now: datetime) -> dict[str, Any]:
         try:
             size = os.stat(row.meta).st_size
@@ -195,7 +204,9 @@ class Monitor:
                 "rows_loaded": sum(k[1] for k in kept),
                 "rows_rejected": sum(k[2] for k in kept),
                 "last_completed": iso(max((d for d in last_done if d), default=None)),
-                "last_error": state.last_error or (newest_failure.error if newest_failure else None) or None,
+                "last_error": self.scrub_paths(
+                    state.last_error or (newest_failure.error if newest_failure else None) or None
+                ),
                 "extra": dict(state.extra),
             }
             if service.derived:
@@ -215,7 +226,7 @@ class Monitor:
             "path": self.relative(row.meta),
             "state": row.state,
             "attempts": row.attempts,
-            "error": row.error,
+            "error": self.scrub_paths(row.error),
             "queued": iso(row.created),
             "started": iso(row.started_date),
             "completed": iso(row.completed_date),
