@@ -16,7 +16,7 @@ from tests.test_daemon_process import write_large_log
 ARTIFACTS = REPO / "test-artifacts"
 
 
-def _driver(width: int, height: int):  # type: ignore[no-untyped-def]
+def _driver(width: int, height: int):
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -40,7 +40,7 @@ def browser() -> Iterator[object]:
         driver.quit()
 
 
-def save(driver, tmp_path: Path, name: str) -> Path:  # type: ignore[no-untyped-def]
+def save(driver, tmp_path: Path, name: str) -> Path:
     path = tmp_path / name
     driver.save_screenshot(str(path))
     ARTIFACTS.mkdir(exist_ok=True)
@@ -51,7 +51,7 @@ def save(driver, tmp_path: Path, name: str) -> Path:  # type: ignore[no-untyped-
 @pytest.mark.slow
 def test_status_page_shows_progress_then_every_file_done_a_failure_and_a_retry_that_needs_the_token(
     tmp_path: Path, browser
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.ui import WebDriverWait
