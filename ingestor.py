@@ -3,7 +3,8 @@
 
   run [--once]                 run in the foreground (--once: scan, drain the queue, exit)
   start | stop | restart       run as a background daemon (pid file in STATE_DIR)
-  status                       is the daemon running, and the state of the queue
+  status [--json]              is the daemon running, and each service's state and progress
+  files [--service] [--state]  tracked files, newest first
   scan                         queue new and changed files without ingesting them
   retry [--service NAME]       queue failed files again
 
@@ -47,7 +48,13 @@ def _parser() -> argparse.ArgumentParser:
     stop = sub.add_parser("stop", help="stop the background daemon (finishes the current batch)")
     stop.add_argument("--timeout", type=float, default=60, help="seconds to wait (default 60)")
     sub.add_parser("restart", help="stop, then start the background daemon")
-    sub.add_parser("status", help="daemon and queue state")
+    status = sub.add_parser("status", help="daemon and queue state (from the API, or the tracking database)")
+    status.add_argument("--json", action="store_true", help="the picture as JSON, for scripts")
+    files = sub.add_parser("files", help="list tracked files, newest first")
+    files.add_argument("--service", help="only this service")
+    files.add_argument("--state", choices=("queued", "running", "done", "failed", "duplicate"))
+    files.add_argument("--limit", type=int, default=100, help="at most this many (default 100)")
+    files.add_argument("--json", action="store_true", help="as JSON")
     sub.add_parser("scan", help="queue new and changed files without ingesting")
     retry = sub.add_parser("retry", help="queue failed files again")
     retry.add_argument("--service", action="append", default=[], help="only this service (repeatable)")
@@ -118,22 +125,15 @@ def cmd_stop(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
-    from core.queue import TrackingQueue
-    from stores.sql import open_sql_store
+    from api.terminal import status_command
 
-    pid = running_pid(settings.pid_file)
-    queue = TrackingQueue(
-        open_sql_store(settings.SQL_URL, settings.STATE_DIR), database=settings.TRACKING_DATABASE
-    )
-    queue.ensure_schema()
-    report: dict[str, object] = {"running": bool(pid), "pid": pid, "files": queue.counts()}
-    deliveries = queue.rows(service="Deliveries")
-    if deliveries:
-        from services.deliveries.status import describe
+    return status_command(settings, running_pid(settings.pid_file), args.json)
 
-        report["deliveries"] = [describe(row) for row in deliveries]
-    print(json.dumps(report, indent=2, sort_keys=True))
-    return 0 if pid else 1
+
+def cmd_files(args: argparse.Namespace, settings: Settings) -> int:
+    from api.terminal import files_command
+
+    return files_command(settings, args.service, args.state, max(1, min(args.limit, 100_000)), args.json)
 
 
 def _scheduler(settings: Settings):  # type: ignore[no-untyped-def]
@@ -178,6 +178,7 @@ COMMANDS = {
     "start": cmd_start,
     "stop": cmd_stop,
     "status": cmd_status,
+    "files": cmd_files,
     "scan": cmd_scan,
     "retry": cmd_retry,
 }

@@ -1,21 +1,31 @@
-"""The status API: a thin read-only facade over the tracking table and the scheduler's state.
+"""The status API: a thin facade over the tracking table and the scheduler's state.
 
-`GET /` and `GET /status` answer in the original's shape,
+The original's endpoints keep their shape: `GET /` and `GET /status` answer
 `{"response": {<ServiceName>: {"name", "status", "task", "file", "startdate", "lastcompletedate",
-"tasksleft"}}}`, with the counts of the tracking table beside those keys; `GET /healthz` says
-whether the daemon and its tracking database answer.
+"tasksleft", ...}}}`, and `GET /newdata` queues a scan (with the token). Beside them: `/api/v1/...`
+(services, files, summary, scan, retry), `/healthz`, `/readyz`, `/metrics`, `/openapi.json` and the
+status page `/ui`. Reads answer from a snapshot refreshed at most once a second (api/snapshot.py);
+while the tracking database is away they answer 503 with the reason, and recover by themselves.
 """
 
 from __future__ import annotations
 
-import logging
+import re
 import threading
+import time
+from collections.abc import Callable
 from datetime import datetime
+from functools import wraps
 from typing import TYPE_CHECKING, Any
 
-from flask import Flask, jsonify
-from werkzeug.serving import BaseWSGIServer, make_server
+from flask import Flask, Response, jsonify, request
 
+from api import guard
+from api.guard import error, write
+from api.metrics import CONTENT_TYPE, Metrics
+from api.openapi import document
+from api.snapshot import Monitor, Snapshot, Unavailable, iso
+from api.ui import render_page
 from core import states
 from core.errors import IngestorError
 
@@ -24,29 +34,41 @@ if TYPE_CHECKING:
 
     from core.scheduler import Scheduler
 
+MAX_LIMIT = 1000
+DEFAULT_LIMIT = 100
+_MAX_ID = 2**63 - 1
+CURSOR_PATTERN = re.compile(r"c[0-9a-z]{1,13}")
 
-def _iso(value: datetime | None) -> str:
+
+def _legacy_date(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S") if value else ""
 
 
-def service_status(scheduler: Scheduler) -> dict[str, dict[str, Any]]:
-    """The `response` object: one entry per configured service."""
-    summary = scheduler.queue.summary()
-    running = {row.service_name: row for row in scheduler.queue.running()}
+def service_status(monitor: Monitor, snap: Snapshot) -> dict[str, dict[str, Any]]:
+    """The original's `response` object: one entry per configured service."""
+    scheduler = monitor.scheduler
+    running = {row.service_name: row for row in snap.running}
     result: dict[str, dict[str, Any]] = {}
     for service in scheduler.services:
         state = scheduler.states[service.name]
-        by_state = summary.get(service.name, {})
+        by_state = snap.summary.get(service.name, {})
         files = {s: by_state.get(s, (0, 0, 0))[0] for s in states.ALL}
-        last = scheduler.queue.last_completed([service.name], "save_run" if service.derived else "file")
+        kind = "save_run" if service.derived else "file"
+        last = max(
+            (
+                snap.completions.get((service.name, kind, s))
+                for s in (states.DONE, states.DUPLICATE, states.FAILED)
+            ),
+            key=lambda d: d or datetime.min,
+        )
         current = running.get(service.name)
         result[service.name] = {
             "name": service.name,
             "status": state.status if current is None else "running",
             "task": state.task,
             "file": state.file or (current.meta if current else ""),
-            "startdate": _iso(state.startdate),
-            "lastcompletedate": _iso(last),
+            "startdate": _legacy_date(state.startdate),
+            "lastcompletedate": _legacy_date(last),
             "tasksleft": files[states.QUEUED] + files[states.RUNNING],
             "progress": round(current.progress, 3) if current else None,
             "files": files,
@@ -59,51 +81,271 @@ def service_status(scheduler: Scheduler) -> dict[str, dict[str, Any]]:
     return result
 
 
-def create_app(scheduler: Scheduler) -> Flask:
+def encode_cursor(row_id: int) -> str:
+    """An opaque page cursor: `c` and the base-36 id of the last file given (clients keep it as is)."""
+    digits = ""
+    while True:
+        row_id, rest = divmod(row_id, 36)
+        digits = "0123456789abcdefghijklmnopqrstuvwxyz"[rest] + digits
+        if not row_id:
+            return "c" + digits
+
+
+def decode_cursor(text: str) -> int | None:
+    """The id a cursor stands for; None if it is not of the cursor's form (see CURSOR_PATTERN)."""
+    if not CURSOR_PATTERN.fullmatch(text):
+        return None
+    return min(int(text[1:], 36), _MAX_ID)
+
+
+def reads(view: Callable[..., ResponseReturnValue]) -> Callable[..., ResponseReturnValue]:
+    """A read: 503 with the reason while the tracking database does not answer."""
+
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> ResponseReturnValue:
+        try:
+            return view(*args, **kwargs)
+        except Unavailable as exc:
+            return error(503, str(exc), "tracking_db_unavailable")
+        except IngestorError as exc:
+            return error(503, f"tracking database unavailable: {exc}", "tracking_db_unavailable")
+
+    return wrapper
+
+
+def create_app(scheduler: Scheduler, request_scan: Callable[[], None] | None = None) -> Flask:
     app = Flask("optimus_ingestor")
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    monitor = Monitor(scheduler)
+    metrics = Metrics(monitor)
+    app.extensions["ingestor_monitor"] = monitor
+    guard.install(app, lambda: scheduler.settings)
+    ready_cache: dict[str, Any] = {}
+    ready_lock = threading.Lock()
+
+    def nudge() -> None:
+        monitor.invalidate()
+        if request_scan is not None:
+            request_scan()
+
+    # -- the original's endpoints ---------------------------------------------------------------
 
     @app.get("/")
     @app.get("/status")
+    @reads
     def status() -> ResponseReturnValue:
-        try:
-            return jsonify({"response": service_status(scheduler)})
-        except IngestorError as exc:
-            return jsonify({"error": {"code": "tracking_db_unavailable", "message": str(exc)}}), 503
+        return jsonify({"response": service_status(monitor, monitor.snapshot())})
+
+    @app.get("/newdata")
+    @write
+    def newdata() -> ResponseReturnValue:
+        nudge()
+        return jsonify({"response": {"newdata": "scan queued"}}), 202
+
+    # -- v1 ---------------------------------------------------------------------------------------
+
+    @app.get("/api/v1/services")
+    @reads
+    def services() -> ResponseReturnValue:
+        snap = monitor.snapshot()
+        return jsonify({"as_of": iso(snap.taken), "services": monitor.services(snap)})
+
+    @app.get("/api/v1/summary")
+    @reads
+    def summary() -> ResponseReturnValue:
+        snap = monitor.snapshot()
+        by_service: dict[str, dict[str, int]] = {}
+        totals = {s: 0 for s in states.ALL} | {"files": 0, "rows_loaded": 0, "rows_rejected": 0}
+        for name in sorted({s.name for s in scheduler.services} | set(snap.summary)):
+            by_state = snap.summary.get(name, {})
+            entry = {s: by_state.get(s, (0, 0, 0))[0] for s in states.ALL}
+            kept = [by_state.get(s, (0, 0, 0)) for s in (states.DONE, states.FAILED)]
+            entry["rows_loaded"] = sum(k[1] for k in kept)
+            entry["rows_rejected"] = sum(k[2] for k in kept)
+            by_service[name] = entry
+            for key in states.ALL:
+                totals[key] += entry[key]
+                totals["files"] += entry[key]
+            totals["rows_loaded"] += entry["rows_loaded"]
+            totals["rows_rejected"] += entry["rows_rejected"]
+        age = (snap.taken - snap.oldest_queued).total_seconds() if snap.oldest_queued else None
+        return jsonify(
+            {
+                "as_of": iso(snap.taken),
+                "services": by_service,
+                "totals": totals,
+                "queue": {
+                    "length": totals[states.QUEUED],
+                    "oldest_queued_seconds": round(age, 1) if age is not None else None,
+                    "next": [monitor.file_view(r) for r in snap.queued],
+                },
+                "recent_failures": [monitor.file_view(r) for r in snap.failures],
+                "history": snap.history,
+            }
+        )
+
+    @app.get("/api/v1/files")
+    @reads
+    def files() -> ResponseReturnValue:
+        service = request.args.get("service") or None
+        state = request.args.get("state")
+        if state is not None and state not in states.ALL:
+            return error(400, f"state must be one of {', '.join(states.ALL)}", "bad_state")
+        if service is not None and len(service) > 64:
+            return error(400, "service names are at most 64 characters", "bad_service")
+        raw_limit = request.args.get("limit", str(DEFAULT_LIMIT))
+        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_LIMIT:
+            return error(400, f"limit must be an integer from 1 to {MAX_LIMIT}", "bad_limit")
+        limit = int(raw_limit)
+        before = None
+        if "cursor" in request.args:
+            before = decode_cursor(request.args["cursor"])
+            if before is None:
+                return error(400, "cursor is not one this server gave out", "bad_cursor")
+        rows = scheduler.queue.page(service, state, before, limit + 1)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return jsonify(
+            {
+                "files": [monitor.file_view(r) for r in rows],
+                "next_cursor": encode_cursor(rows[-1].id) if more and rows else None,
+            }
+        )
+
+    @app.get("/api/v1/files/<int:file_id>")
+    @reads
+    def file(file_id: int) -> ResponseReturnValue:
+        found = scheduler.queue.get_with_version(file_id) if file_id <= _MAX_ID else None
+        if found is None:
+            return error(404, f"no tracked file with id {file_id}", "file_not_found")
+        return jsonify(monitor.file_view(*found))
+
+    @app.post("/api/v1/scan")
+    @write
+    def scan() -> ResponseReturnValue:
+        nudge()
+        return jsonify({"scan": "queued"}), 202
+
+    @app.post("/api/v1/files/<int:file_id>/retry")
+    @write
+    @reads
+    def retry(file_id: int) -> ResponseReturnValue:
+        found = scheduler.queue.get_with_version(file_id) if file_id <= _MAX_ID else None
+        if found is None:
+            return error(404, f"no tracked file with id {file_id}", "file_not_found")
+        if not scheduler.queue.retry_file(file_id):
+            return error(409, f"file {file_id} is {found[0].state}, not failed", "not_failed")
+        nudge()
+        return jsonify(
+            {"retried": True, "file": monitor.file_view(*scheduler.queue.get_with_version(file_id) or found)}
+        )
+
+    # -- health, metrics, documents ---------------------------------------------------------------
 
     @app.get("/healthz")
     def healthz() -> ResponseReturnValue:
+        problems = []
         try:
-            scheduler.queue.counts()
-        except IngestorError as exc:
-            return jsonify({"ok": False, "error": str(exc)}), 503
+            monitor.snapshot()
+        except Unavailable as exc:
+            problems.append(str(exc))
+        last = scheduler.last_scan
         return jsonify(
             {
                 "ok": True,
+                "degraded": bool(problems),
+                "problems": problems,
                 "worker": scheduler.worker,
-                "last_scan": _iso(scheduler.last_scan_at),
-                "scan_problems": scheduler.last_scan.problems if scheduler.last_scan else [],
+                "last_scan": _legacy_date(scheduler.last_scan_at),
+                "scan_problems": last.problems if last else [],
                 "files_taken_by_no_service": scheduler.unclaimed,
             }
         )
 
+    @app.get("/readyz")
+    def readyz() -> ResponseReturnValue:
+        with ready_lock:
+            if ready_cache and time.monotonic() - ready_cache["at"] < 1.0:
+                checks = ready_cache["checks"]
+            else:
+                checks = _readiness(monitor)
+                ready_cache.update(at=time.monotonic(), checks=checks)
+        failing = [name for name, problem in checks.items() if problem]
+        body = {
+            "ready": not failing,
+            "checks": {name: problem or "ok" for name, problem in checks.items()},
+        }
+        if failing:
+            body["error"] = {
+                "code": "not_ready",
+                "message": "; ".join(f"{name}: {checks[name]}" for name in failing),
+            }
+            return jsonify(body), 503
+        return jsonify(body)
+
+    @app.get("/metrics")
+    def prometheus() -> ResponseReturnValue:
+        return Response(metrics.render(), mimetype=None, content_type=CONTENT_TYPE)
+
+    @app.get("/openapi.json")
+    def openapi() -> ResponseReturnValue:
+        return jsonify(document())
+
+    @app.get("/ui")
+    def ui() -> ResponseReturnValue:
+        try:
+            snap: Snapshot | None = monitor.snapshot()
+            problem = None
+        except Unavailable as exc:
+            snap, problem = None, str(exc)
+        html = render_page(monitor, snap, problem, request.args.get("part"))
+        return Response(html, status=200 if snap else 503, content_type="text/html; charset=utf-8")
+
     return app
 
 
-class ApiThread:
-    """Serves the app from a daemon thread; `stop()` shuts it down."""
+def _readiness(monitor: Monitor) -> dict[str, str | None]:
+    """Each dependency: None if it answers, else why not."""
+    checks: dict[str, str | None] = {}
+    try:
+        monitor.snapshot()
+        checks["tracking_database"] = None
+    except Unavailable as exc:
+        checks["tracking_database"] = str(exc)
+    scheduler = monitor.scheduler
+    try:
+        scheduler.sql.list_databases()
+        checks["sql_store"] = None
+    except IngestorError as exc:
+        checks["sql_store"] = str(exc)
+    try:
+        scheduler.documents().ping()
+        checks["document_store"] = None
+    except Exception as exc:  # noqa: BLE001 - any failure of the store means "not ready", said so
+        checks["document_store"] = f"{type(exc).__name__}: {exc}"
+    return checks
 
-    def __init__(self, scheduler: Scheduler, host: str, port: int) -> None:
-        logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        self.server: BaseWSGIServer = make_server(host, port, create_app(scheduler), threaded=True)
-        self.thread = threading.Thread(target=self.server.serve_forever, name="status-api", daemon=True)
+
+class ApiThread:
+    """Serves the app with cheroot (a production WSGI server) from a daemon thread."""
+
+    def __init__(
+        self, scheduler: Scheduler, host: str, port: int, request_scan: Callable[[], None] | None = None
+    ) -> None:
+        from cheroot.wsgi import Server
+
+        self.app = create_app(scheduler, request_scan)
+        self.server = Server((host, port), self.app, numthreads=8, server_name="optimus-ingestor")
+        self.server.prepare()  # binds now, so the port is known and a clash fails at start
+        self.thread = threading.Thread(target=self.server.serve, name="status-api", daemon=True)
 
     @property
     def port(self) -> int:
-        return int(self.server.server_port)
+        return int(self.server.bind_addr[1])
 
     def start(self) -> None:
         self.thread.start()
 
     def stop(self) -> None:
-        self.server.shutdown()
+        self.server.stop()
         self.thread.join(timeout=5)

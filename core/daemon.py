@@ -45,6 +45,7 @@ class Daemon:
         self.settings = settings
         self.stop = threading.Event()
         self.reload_requested = False
+        self.scan_requested = False  # set by the status API (POST /api/v1/scan, GET /newdata)
         self._wake = threading.Event()  # set by signals, so that an idle wait ends at once
         self._signals = 0
         self._reload = reload
@@ -74,6 +75,11 @@ class Daemon:
         self.reload_requested = True
         self._wake.set()
 
+    def request_scan(self) -> None:
+        """Scan (and drain) now instead of at the next SCAN_INTERVAL; safe from any thread."""
+        self.scan_requested = True
+        self._wake.set()
+
     def install_signals(self) -> None:
         signal.signal(signal.SIGTERM, self._on_term)
         signal.signal(signal.SIGINT, self._on_term)
@@ -87,7 +93,9 @@ class Daemon:
         self._start_with_retry()
         if self.settings.API_ENABLED:
             try:
-                self.api = ApiThread(self.scheduler, self.settings.API_HOST, self.settings.API_PORT)
+                self.api = ApiThread(
+                    self.scheduler, self.settings.API_HOST, self.settings.API_PORT, self.request_scan
+                )
             except (OSError, SystemExit) as exc:  # werkzeug exits when the port is taken
                 where = f"{self.settings.API_HOST}:{self.settings.API_PORT}"
                 why = getattr(exc, "strerror", None) or "address already in use"
@@ -179,6 +187,7 @@ class Daemon:
                 self.settings = self.scheduler.settings = fresh
                 self.scheduler.prepare()  # services re-read their settings (GeoIP database, batch sizes)
                 log.info("configuration re-read (SIGHUP); new values apply to the next files")
+        self.scan_requested = False
         self.scheduler.recover()
         self.scheduler.scan()
         self.scheduler.drain()
@@ -200,13 +209,13 @@ class Daemon:
     def _idle(self) -> None:
         """Sleep until the next scan, sweeping expired leases meanwhile."""
         deadline = time.monotonic() + self.settings.SCAN_INTERVAL
-        while not self.stop.is_set() and not self.reload_requested:
+        while not self.stop.is_set() and not self.reload_requested and not self.scan_requested:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return
             self._wake.wait(min(remaining, self.settings.LEASE_SECONDS / 2))
             self._wake.clear()
-            if self.stop.is_set() or self.reload_requested:
+            if self.stop.is_set() or self.reload_requested or self.scan_requested:
                 return
             try:
                 self.scheduler.recover()

@@ -688,3 +688,125 @@ class TrackingQueue:
     def running(self) -> list[Row]:
         """The files being ingested now (by any daemon), with their progress."""
         return self.rows(state=states.RUNNING)
+
+    # -- reading for the status API (each one indexed query) -----------------------------------
+
+    # (name, columns): the indexes the status API's reads use; created idempotently.
+    READ_INDEXES = (
+        ("ingestor_summary", "type, service_name, state, rows_loaded, rows_rejected"),
+        ("ingestor_service_list", "service_name, state, id"),
+        ("ingestor_state_list", "state, id"),
+        ("ingestor_state_created", "state, created"),
+        ("ingestor_last_done", "completed, service_name, type, state, completed_date"),
+        ("ingestor_completed_date", "completed_date"),
+    )
+
+    def ensure_read_indexes(self) -> None:
+        """Add the status API's indexes to the tracking table if missing (MySQL and SQLite)."""
+        with self._tx() as cur:
+            if self.store.dialect == "sqlite":
+                for name, columns in self.READ_INDEXES:
+                    cur.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {TABLE} ({columns})")
+                return
+            have = {str(r[2]) for r in cur.execute(f"SHOW INDEX FROM {TABLE}").fetchall()}
+        for name, columns in self.READ_INDEXES:
+            if name in have:
+                continue
+            try:
+                with self._tx() as cur:
+                    cur.execute(f"CREATE INDEX {name} ON {TABLE} ({columns})")
+            except TerminalError:
+                # Another daemon sharing the table created it meanwhile (duplicate key name).
+                with self._tx(False) as cur:
+                    names = {str(r[2]) for r in cur.execute(f"SHOW INDEX FROM {TABLE}").fetchall()}
+                if name not in names:
+                    raise
+
+    def page(
+        self,
+        service: str | None = None,
+        state: str | None = None,
+        before: int | None = None,
+        limit: int = 100,
+    ) -> list[Row]:
+        """Tracked files newest first (highest id), those with an id below `before` only."""
+        where = ["type='file'"]
+        params: list[Any] = []
+        if service:
+            where.append("service_name=?")
+            params.append(service)
+        if state:
+            where.append("state=?")
+            params.append(state)
+        if before is not None:
+            where.append("id<?")
+            params.append(before)
+        sql = f"SELECT {_ROW_COLUMNS} FROM {TABLE} WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT {int(limit)}"
+        with self._tx(False) as cur:
+            return [_row(r) for r in cur.execute(sql, params).fetchall()]
+
+    def last_completions(self) -> dict[tuple[str, str, str], datetime]:
+        """The latest completion per (service, type, state) of completed rows."""
+        with self._tx(False) as cur:
+            rows = cur.execute(
+                f"SELECT service_name, type, state, MAX(completed_date) FROM {TABLE} WHERE completed=1 "
+                "GROUP BY service_name, type, state"
+            ).fetchall()
+        result = {}
+        for service, kind, state, last in rows:
+            when = _dt(last)
+            if when is not None:
+                result[(service, kind, state)] = when
+        return result
+
+    def oldest_queued(self) -> datetime | None:
+        """When the file that has waited longest in the queue was queued."""
+        with self._tx(False) as cur:
+            found = cur.execute(
+                f"SELECT MIN(created) FROM {TABLE} WHERE state=?", (states.QUEUED,)
+            ).fetchone()
+        return _dt(found[0]) if found else None
+
+    def completed_since(
+        self, after: datetime, limit: int = 5000
+    ) -> list[tuple[int, str, datetime, datetime, int]]:
+        """Files completed after `after`, oldest first: (id, service, started, completed, rows)."""
+        with self._tx(False) as cur:
+            rows = cur.execute(
+                f"SELECT id, service_name, started_date, completed_date, rows_loaded FROM {TABLE} "
+                f"WHERE completed_date>? AND type='file' ORDER BY completed_date LIMIT {int(limit)}",
+                (_ts(after),),
+            ).fetchall()
+        result = []
+        for row_id, service, started, completed, loaded in rows:
+            start, end = _dt(started), _dt(completed)
+            if start is not None and end is not None:
+                result.append((int(row_id), str(service), start, end, int(loaded or 0)))
+        return result
+
+    def retry_file(self, row_id: int) -> bool:
+        """Queue one failed file again with fresh attempts; False if it is not failed."""
+        with self._tx() as cur:
+            cur.execute(
+                f"UPDATE {TABLE} SET state=?, attempts=0, not_before=NULL, worker=NULL, started=0 "
+                "WHERE id=? AND state=? AND type='file'",
+                (states.QUEUED, row_id, states.FAILED),
+            )
+            return cur.rowcount == 1
+
+    def get_with_version(self, row_id: int) -> tuple[Row, int] | None:
+        """One row and its version (the API's file record)."""
+        with self._tx(False) as cur:
+            found = cur.execute(
+                f"SELECT {_ROW_COLUMNS}, version FROM {TABLE} WHERE id=?", (row_id,)
+            ).fetchone()
+        return (_row(found[:-1]), int(found[-1])) if found else None
+
+    def next_queued(self, limit: int = 10) -> list[Row]:
+        """The queued files in the order they will be claimed (oldest first)."""
+        with self._tx(False) as cur:
+            rows = cur.execute(
+                f"SELECT {_ROW_COLUMNS} FROM {TABLE} WHERE state=? ORDER BY id LIMIT {int(limit)}",
+                (states.QUEUED,),
+            ).fetchall()
+        return [_row(r) for r in rows]

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Sets up everything the test suite needs on this machine (virtualenv, MariaDB, FerretDB, sshd; each
-# installed and started only if missing), checks lint and types, and runs the whole test suite.
+# Sets up everything the test suite needs on this machine (virtualenv, MariaDB, FerretDB, GnuPG,
+# sshd, logrotate, Chromium; each installed and started only if missing), checks lint and types,
+# and runs the whole test suite.
 # Extra arguments go to pytest.
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
@@ -11,6 +12,7 @@ bash scripts/install_gnupg.sh
 bash scripts/start_mariadb.sh
 bash scripts/start_ferretdb.sh
 bash scripts/install_deploy_tools.sh
+bash scripts/install_chromium.sh
 "$bin/ruff" check .
 "$bin/ruff" format --check .
 "$bin/mypy" .

@@ -290,7 +290,7 @@ def test_each_bad_member_is_reported_by_name_and_the_rest_is_published(tmp_path,
     assert extra[ZIP]["state"] == "failed" and "wrong key" in extra[ZIP]["detail"]  # type: ignore[index]
 
     report = subprocess.run(
-        [sys.executable, "ingestor.py", "--set", f"STATE_DIR={tmp_path / 'var'}", "status"],
+        [sys.executable, "ingestor.py", "--set", f"STATE_DIR={tmp_path / 'var'}", "status", "--json"],
         cwd=REPO,
         capture_output=True,
         env={k: v for k, v in os.environ.items() if not k.startswith("INGESTOR_")},

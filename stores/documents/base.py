@@ -386,6 +386,10 @@ class DocumentStore(ABC):
         fully loaded snapshot so readers never see a half-loaded one). `src` must exist."""
 
     @abstractmethod
+    def ping(self) -> None:
+        """Raise the project's error if the store does not answer (the status API's readiness)."""
+
+    @abstractmethod
     def close(self) -> None:
         """Release connections; the store may be used again afterwards (it reconnects lazily)."""
 

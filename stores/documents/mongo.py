@@ -278,6 +278,10 @@ class MongoDocumentStore(DocumentStore):
                     raise
                 _copy_over(source, source.database[dst])
 
+    def ping(self) -> None:
+        with _translated("admin"):
+            self.client.admin.command("ping")
+
     def close(self) -> None:
         with self._lock:
             client, self._client = self._client, None

@@ -16,6 +16,7 @@ synchronous=NORMAL and a busy timeout.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import uuid
@@ -439,6 +440,10 @@ class SqliteDocumentStore(DocumentStore):
             where, params, _ = self._plan(conn, coll, filt)
             plan = conn.execute(f"EXPLAIN QUERY PLAN SELECT doc FROM {_q(coll)}{where}", params)
             return [str(row[3]) for row in plan]
+
+    def ping(self) -> None:
+        if self.root.exists() and not (self.root.is_dir() and os.access(self.root, os.W_OK)):
+            raise TerminalError(f"document store directory {self.root} is not a writable directory")
 
     def close(self) -> None:
         """Close every connection; readers lent to unfinished finds close when those end."""
