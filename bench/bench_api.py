@@ -137,8 +137,8 @@ def run(files: int, requests: int, threads: int, events: int) -> dict[str, dict[
         (data / "database_state" / "2015-06-07").mkdir(parents=True)
         for area, day in (("clickstream_logs", "2015-06-01"), ("database_state", "2015-06-07")):
             os.symlink(day, data / area / "latest")
-        for day in range(3):
-            write_log(logs / f"uqx-edx-events-2015-05-{10 + day:02d}.log.gz", events)
+        for n in range(3):
+            write_log(logs / f"uqx-edx-events-2015-05-{10 + n:02d}.log.gz", events)
         state = root / "var"
         seed(state / "sql", files)
         port = free_port()
