@@ -71,10 +71,18 @@ class Monitor:
     # -- the snapshot ---------------------------------------------------------------------------
 
     def snapshot(self) -> Snapshot:
-        with self.lock:
+        """The current snapshot; while one request refreshes it, the others get the previous one
+        (at most a second or two old) instead of queueing behind the refresh."""
+        cached = self.cached
+        if cached is not None and time.monotonic() - cached[0] < self.ttl:
+            return cached[1]
+        if not self.lock.acquire(blocking=cached is None):
+            return cached[1]  # type: ignore[index]
+        try:
+            cached = self.cached
             now = time.monotonic()
-            if self.cached is not None and now - self.cached[0] < self.ttl:
-                return self.cached[1]
+            if cached is not None and now - cached[0] < self.ttl:
+                return cached[1]
             try:
                 snap = self._read()
             except IngestorError as exc:
@@ -82,12 +90,13 @@ class Monitor:
                 self.cached = None
                 raise Unavailable(self.problem) from exc
             self.problem = None
-            self.cached = (now, snap)
+            self.cached = (time.monotonic(), snap)
             return snap
+        finally:
+            self.lock.release()
 
     def invalidate(self) -> None:
-        with self.lock:
-            self.cached = None
+        self.cached = None
 
     def _read(self) -> Snapshot:
         queue = self.scheduler.queue
