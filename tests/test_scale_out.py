@@ -120,6 +120,7 @@ def snapshot(store, docs, prefix: str, course_db: str, data: Path) -> dict[str, 
 
 
 @pytest.mark.slow
+@pytest.mark.serial  # its timing comparison wants the machine to itself
 def test_three_daemons_on_one_queue_ingest_each_file_once_match_one_daemon_and_are_not_slower(
     tmp_path, mysql_url, mongo_url, unique_name
 ):
