@@ -30,7 +30,7 @@ sys.path.insert(0, str(REPO))
 
 from core import states  # noqa: E402
 from core.queue import TrackingQueue, path_key, utcnow  # noqa: E402
-from stores.sql.base import open_sql_store  # noqa: E402
+from stores.sql import open_sql_store  # noqa: E402
 
 ENDPOINTS = ("/status", "/api/v1/services", "/metrics")
 SERVICES = ("DatabaseState", "Clickstream", "DiscussionForums", "CourseStructure")
