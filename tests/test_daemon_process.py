@@ -222,7 +222,7 @@ def test_start_status_stop_run_it_as_a_background_daemon(tmp_path):
     assert cli("start").returncode == 0
     try:
         wait_for(lambda: cli("status").returncode == 0, what="the daemon to report running")
-        assert json.loads(cli("status").stdout)["running"] is True
+        assert json.loads(cli("status", "--json").stdout)["running"] is True
         assert "already running" in cli("start").stdout
     finally:
         stopped = cli("stop")
