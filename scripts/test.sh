@@ -17,15 +17,17 @@ bash scripts/install_chromium.sh
 "$bin/ruff" format --check .
 "$bin/mypy" .
 # Two workers for the tests that need no server (SQLite, files, processes); then, one at a time, the
-# tests on the shared MariaDB/FerretDB servers (several load the sample into the same databases)
-# and those that stop or restart a server or time themselves (`serial`). pytest's 5 ("no test
+# tests on the shared MariaDB/FerretDB servers (several load the sample into the same databases);
+# last, one at a time, those that stop or restart a server or time themselves (`serial`). pytest's 5 ("no test
 # selected", e.g. with -k) is not a failure.
 jobs="${PYTEST_JOBS:-2}"
 status=0
 "$py" -m pytest -q -p no:cacheprovider -n "$jobs" -m "not serial and not mysql and not mongo" "$@" || status=$?
 [ "$status" = 5 ] && status=0
-serial=0
-"$py" -m pytest -q -p no:cacheprovider -m "serial or mysql or mongo" "$@" || serial=$?
-[ "$serial" = 5 ] && serial=0
-[ "$status" = 0 ] && status=$serial
+for selection in "(mysql or mongo) and not serial" "serial"; do
+  part=0
+  "$py" -m pytest -q -p no:cacheprovider -m "$selection" "$@" || part=$?
+  [ "$part" = 5 ] && part=0
+  [ "$status" = 0 ] && status=$part
+done
 exit "$status"
