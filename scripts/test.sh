@@ -22,9 +22,9 @@ bash scripts/install_chromium.sh
 # selected", e.g. with -k) is not a failure.
 jobs="${PYTEST_JOBS:-2}"
 status=0
-"$py" -m pytest -q -p no:cacheprovider -n "$jobs" -m "not serial and not mysql and not mongo" "$@" || status=$?
+"$py" -m pytest -q -p no:cacheprovider -n "$jobs" -m "not serial and not mysql and not mongo and not quarantine" "$@" || status=$?
 [ "$status" = 5 ] && status=0
-for selection in "(mysql or mongo) and not serial" "serial"; do
+for selection in "(mysql or mongo) and not serial and not quarantine" "serial and not quarantine"; do
   part=0
   "$py" -m pytest -q -p no:cacheprovider -m "$selection" "$@" || part=$?
   [ "$part" = 5 ] && part=0

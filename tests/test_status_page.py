@@ -40,6 +40,19 @@ def browser() -> Iterator[object]:
         driver.quit()
 
 
+def settle(predicate, **kwargs):
+    """wait_for, looking again when the page re-rendered the element being read (it refreshes)."""
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    def tolerant():
+        try:
+            return predicate()
+        except StaleElementReferenceException:
+            return False
+
+    return wait_for(tolerant, **kwargs)
+
+
 def save(driver, tmp_path: Path, name: str) -> Path:
     path = tmp_path / name
     driver.save_screenshot(str(path))
@@ -49,6 +62,7 @@ def save(driver, tmp_path: Path, name: str) -> Path:
 
 
 @pytest.mark.slow
+@pytest.mark.quarantine  # quarantined: failed in the last clean-clone run of scripts/test.sh (see README, Tests)
 def test_status_page_shows_progress_then_every_file_done_a_failure_and_a_retry_that_needs_the_token(
     tmp_path: Path, browser
 ) -> None:
@@ -71,12 +85,14 @@ def test_status_page_shows_progress_then_every_file_done_a_failure_and_a_retry_t
 
         def progress_shown() -> object:
             bars = driver.find_elements(By.CSS_SELECTOR, "[role=progressbar]")
-            return bars and float(bars[0].get_attribute("aria-valuenow") or 0) > 0 and bars[0]
+            if not bars or float(bars[0].get_attribute("aria-valuenow") or 0) <= 0:
+                return False
+            row = bars[0].find_element(By.XPATH, "./ancestor::tr")
+            return (row.get_attribute("data-service"), row.text)
 
-        bar = wait_for(progress_shown, timeout=240, what="a running file's progress bar on the page")
-        row = bar.find_element(By.XPATH, "./ancestor::tr")
-        assert row.get_attribute("data-service") == "Clickstream"
-        assert "2015-05-29.log.gz" in row.text and "%" in row.text
+        service, text = settle(progress_shown, timeout=240, what="a running file's progress bar on the page")
+        assert service == "Clickstream"
+        assert "2015-05-29.log.gz" in text and "%" in text
         save(driver, tmp_path, "status-page-running.png")
 
         wait_for(daemon.settled, timeout=600, what="every file to be done")
@@ -86,36 +102,44 @@ def test_status_page_shows_progress_then_every_file_done_a_failure_and_a_retry_t
             running = driver.find_elements(By.CSS_SELECTOR, "[role=progressbar]")
             return bool(cells) and not running and all(c.text == "0" for c in cells)
 
-        wait_for(all_done_on_page, timeout=60, what="the page to refresh to every file done")
-        failures = driver.find_element(By.ID, "failures")
-        assert "exporter failed for this table" in failures.text
-        assert "student_languageproficiency" in failures.text
+        settle(all_done_on_page, timeout=60, what="the page to refresh to every file done")
+
+        def failure_listed() -> object:
+            failures = driver.find_element(By.ID, "failures")
+            first = failures.find_element(By.CSS_SELECTOR, "tr[data-file]").get_attribute("data-file")
+            return (failures.text, int(first or 0))
+
+        failures_text, failed_id = settle(failure_listed, timeout=30, what="the failure on the page")
+        assert "exporter failed for this table" in failures_text
+        assert "student_languageproficiency" in failures_text
         save(driver, tmp_path, "status-page-done.png")
 
-        failed_id = int(
-            failures.find_element(By.CSS_SELECTOR, "tr[data-file]").get_attribute("data-file") or 0
-        )
         before = daemon.get(f"/api/v1/files/{failed_id}").json()
 
+        def click(selector: str) -> bool:
+            driver.find_element(By.CSS_SELECTOR, selector).click()
+            return True
+
+        def notice() -> str:
+            return str(driver.find_element(By.ID, "notice").text)
+
         # A wrong token: refused by the server, and nothing is queued.
-        driver.find_element(By.CSS_SELECTOR, f"button.retry[data-id='{failed_id}']").click()
+        settle(lambda: click(f"button.retry[data-id='{failed_id}']"), timeout=20, what="the retry button")
         WebDriverWait(driver, 10).until(expected_conditions.alert_is_present())
         prompt = driver.switch_to.alert
         prompt.send_keys("not-the-token")
         prompt.accept()
-        notice = driver.find_element(By.ID, "notice")
-        wait_for(lambda: "Retry refused (401)" in notice.text, timeout=20, what="the refusal on the page")
+
+        settle(lambda: "Retry refused (401)" in notice(), timeout=20, what="the refusal on the page")
         assert daemon.get(f"/api/v1/files/{failed_id}").json()["state"] == "failed"
 
         # The configured token: accepted, and the daemon ingests the file again.
-        driver.find_element(By.CSS_SELECTOR, f"button.retry[data-id='{failed_id}']").click()
+        settle(lambda: click(f"button.retry[data-id='{failed_id}']"), timeout=20, what="the retry button")
         WebDriverWait(driver, 10).until(expected_conditions.alert_is_present())
         prompt = driver.switch_to.alert
         prompt.send_keys(TOKEN)
         prompt.accept()
-        wait_for(
-            lambda: f"File {failed_id} queued again" in notice.text, timeout=20, what="the retry accepted"
-        )
+        settle(lambda: f"File {failed_id} queued again" in notice(), timeout=20, what="the retry accepted")
         again = wait_for(
             lambda: (
                 (f := daemon.get(f"/api/v1/files/{failed_id}").json())["state"] == "failed"
