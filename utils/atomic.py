@@ -35,7 +35,7 @@ def atomic_writer(path: Path, mode: int = DEFAULT_MODE) -> Iterator[BinaryIO]:
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
-    _fsync_directory(path.parent)
+    fsync_path(path.parent, directory=True)
 
 
 def atomic_write_bytes(path: Path, data: bytes, mode: int = DEFAULT_MODE) -> None:
@@ -44,10 +44,12 @@ def atomic_write_bytes(path: Path, data: bytes, mode: int = DEFAULT_MODE) -> Non
         stream.write(data)
 
 
-def _fsync_directory(directory: Path) -> None:
-    """Make the rename durable; some file systems do not allow it, which is then not an error."""
+def fsync_path(path: Path, directory: bool = False) -> None:
+    """Flush a file (or, with `directory`, a rename in it) to disk; some file systems do not allow
+    it, which is then not an error."""
+    flags = os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if directory else 0)
     try:
-        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        fd = os.open(path, flags)
     except OSError:
         return
     try:

@@ -30,7 +30,10 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import TerminalError, TransientError
-from utils.atomic import atomic_write_bytes
+from utils.atomic import (
+    atomic_write_bytes,
+    fsync_path,
+)
 
 DATABASE_STATE = "database_state"
 CLICKSTREAM = "clickstream_logs"
@@ -38,20 +41,6 @@ NEW_LOG_DIR = "events"
 MANIFESTS = ".deliveries"
 _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
-
-
-def fsync_path(path: Path, directory: bool = False) -> None:
-    flags = os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if directory else 0)
-    try:
-        fd = os.open(path, flags)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _exchange(a: Path, b: Path) -> bool:
