@@ -134,11 +134,16 @@ def test_two_competing_workers_never_claim_the_same_file(mysql_url, tmp_path, un
         for i in range(120):
             setup.offer("S", f"/d/{i:03d}", "1")
         claimed: dict[str, list[str]] = {"w1": [], "w2": []}
+        # Each worker holds its first file until the other has claimed one too: on a loaded machine
+        # one thread could otherwise drain the queue before the other starts.
+        both_started = threading.Barrier(2, timeout=60)
 
         def work(worker: str) -> None:
             queue = TrackingQueue(open_sql_store(mysql_url, tmp_path), database=f"api_{unique_name}")
             while (job := queue.claim(worker, ["S"])) is not None:
                 claimed[worker].append(job.path)
+                if len(claimed[worker]) == 1:
+                    both_started.wait()
                 queue.complete(job, 1, 0)
 
         threads = [threading.Thread(target=work, args=(w,)) for w in claimed]
