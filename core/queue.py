@@ -412,21 +412,27 @@ class TrackingQueue:
                     f"INSERT INTO {SHARES} (file_id, owner_key) VALUES (?, ?)", [(job.id, k) for k in keys]
                 )
         if job.version > 1 and not job.retake:
-            cur.execute(
-                f"UPDATE {TABLE} SET state=?, retake=1, attempts=0, started=0, completed=0, started_date=NULL, "
-                "completed_date=NULL, error=NULL, rows_loaded=0, rows_rejected=0, progress=0, duplicate_of=NULL, "
-                f"not_before=NULL, worker=NULL WHERE service_name=? AND state IN (?, ?) AND id<>? AND "
-                f"(duplicate_of=? OR id IN (SELECT file_id FROM {SHARES} WHERE owner_key=?))",
-                (
-                    states.QUEUED,
-                    job.service_name,
-                    states.DONE,
-                    states.DUPLICATE,
-                    job.id,
-                    job.id,
-                    path_key(job.path),
-                ),
-            )
+            self._requeue_sharers(cur, job.service_name, job.id, job.path)
+
+    def _requeue_sharers(self, cur: Cursor, service: str, row_id: int, path: str) -> None:
+        """Queue again (to re-take their own) the done files of `service` that hold content first
+        stored by the file `row_id` at `path`, or duplicate it: a new version of that file gave up
+        what it owned, whether it then completed, failed, or was failed by the sweep."""
+        cur.execute(
+            f"UPDATE {TABLE} SET state=?, retake=1, attempts=0, started=0, completed=0, started_date=NULL, "
+            "completed_date=NULL, error=NULL, rows_loaded=0, rows_rejected=0, progress=0, duplicate_of=NULL, "
+            f"not_before=NULL, worker=NULL WHERE service_name=? AND state IN (?, ?) AND id<>? AND "
+            f"(duplicate_of=? OR id IN (SELECT file_id FROM {SHARES} WHERE owner_key=?))",
+            (
+                states.QUEUED,
+                service,
+                states.DONE,
+                states.DUPLICATE,
+                row_id,
+                row_id,
+                path_key(path),
+            ),
+        )
 
     def fail(
         self,
@@ -491,10 +497,11 @@ class TrackingQueue:
         changed = 0
         with self._tx() as cur:
             rows = cur.execute(
-                f"SELECT id, worker, attempts, heartbeat FROM {TABLE} WHERE state=?",
+                f"SELECT id, worker, attempts, heartbeat, service_name, COALESCE(path, meta), version, retake "
+                f"FROM {TABLE} WHERE state=?",
                 (states.RUNNING,),
             ).fetchall()
-            for row_id, worker, attempts, beat in rows:
+            for row_id, worker, attempts, beat, service, path, version, retake in rows:
                 dead = worker in dead_workers
                 beat_ts = _dt(beat)
                 if not dead and beat_ts is not None and _ts(beat_ts) >= expired:
@@ -515,13 +522,19 @@ class TrackingQueue:
                             worker,
                         ),
                     )
+                    failed = cur.rowcount
+                    changed += failed
+                    if failed == 1 and int(version) > 1 and not retake:
+                        # The new version gave up the events it owned before its worker died:
+                        # the files sharing them take them back, as after any other failure.
+                        self._requeue_sharers(cur, service, row_id, path)
                 else:
                     cur.execute(
                         f"UPDATE {TABLE} SET state=?, error=?, worker=NULL, started=0, not_before=NULL "
                         "WHERE id=? AND state=? AND worker=?",
                         (states.QUEUED, why, row_id, states.RUNNING, worker),
                     )
-                changed += cur.rowcount
+                    changed += cur.rowcount
         return changed
 
     def seconds_until_due(self, services: Sequence[str]) -> float | None:
