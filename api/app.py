@@ -64,7 +64,8 @@ def service_status(monitor: Monitor, snap: Snapshot) -> dict[str, dict[str, Any]
         current = running.get(service.name)
         result[service.name] = {
             "name": service.name,
-            "status": state.status if current is None else "running",
+            # A file whose store went away stays running in the tracking table while it waits.
+            "status": state.status if current is None or state.status == "waiting" else "running",
             "task": state.task,
             "file": state.file or (current.meta if current else ""),
             "startdate": _legacy_date(state.startdate),

@@ -207,7 +207,11 @@ class Monitor:
                 "name": service.name,
                 "kind": "derived" if service.derived else "files",
                 "depends_on": list(service.depends_on),
-                "state": "running" if current is not None or state.status == "running" else state.status,
+                "state": (
+                    "running"
+                    if state.status == "running" or (current is not None and state.status != "waiting")
+                    else state.status
+                ),
                 "running": self.running_file(current, snap.taken) if current else None,
                 "counts": counts,
                 "rows_loaded": sum(k[1] for k in kept),

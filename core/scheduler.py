@@ -369,7 +369,8 @@ class Scheduler:
                 self.documents().count(self.settings.document_db("logs"), "clickstream", {"_id": 0})
                 return
             except TransientError as exc:
-                self.states[job.service_name].status = "waiting"
+                state = self.states[job.service_name]
+                state.status, state.task = "waiting", f"a store does not answer: {exc}"[:300]
                 log.warning(
                     "a store does not answer (%s); %s waits, trying again in %.0fs", exc, job.path, delay
                 )
