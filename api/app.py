@@ -28,6 +28,7 @@ from api.snapshot import Monitor, Snapshot, Unavailable, iso
 from api.ui import render_page
 from core import states
 from core.errors import IngestorError
+from utils.paths import display
 
 if TYPE_CHECKING:
     from flask.typing import ResponseReturnValue
@@ -64,9 +65,10 @@ def service_status(monitor: Monitor, snap: Snapshot) -> dict[str, dict[str, Any]
         current = running.get(service.name)
         result[service.name] = {
             "name": service.name,
-            "status": state.status if current is None else "running",
+            # A file whose store went away stays running in the tracking table while it waits.
+            "status": state.status if current is None or state.status == "waiting" else "running",
             "task": state.task,
-            "file": state.file or (current.meta if current else ""),
+            "file": display(state.file) or (current.meta if current else ""),
             "startdate": _legacy_date(state.startdate),
             "lastcompletedate": _legacy_date(last),
             "tasksleft": files[states.QUEUED] + files[states.RUNNING],

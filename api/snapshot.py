@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from core import states
 from core.errors import IngestorError
 from core.queue import Row
+from utils.paths import display
 
 if TYPE_CHECKING:
     from core.scheduler import Scheduler
@@ -145,15 +146,16 @@ class Monitor:
     # -- views ------------------------------------------------------------------------------------
 
     def relative(self, meta: str) -> str:
-        """A tracked path relative to the data root it lies under (never an absolute path)."""
+        """A tracked path relative to the data root it lies under (never an absolute path); a byte
+        that is not UTF-8 written `\\xff`."""
         path = Path(meta)
         for root in self.scheduler.settings.DATA_PATHS:
             for base in (root, root.resolve()):
                 try:
-                    return path.relative_to(base).as_posix()
+                    return display(path.relative_to(base).as_posix())
                 except ValueError:
                     continue
-        return path.name
+        return display(path.name)
 
     def scrub_paths(self, text: str | None) -> str | None:
         """A message with the data roots' absolute prefixes taken out (paths read as in `path`)."""
@@ -207,7 +209,11 @@ class Monitor:
                 "name": service.name,
                 "kind": "derived" if service.derived else "files",
                 "depends_on": list(service.depends_on),
-                "state": "running" if current is not None or state.status == "running" else state.status,
+                "state": (
+                    "running"
+                    if state.status == "running" or (current is not None and state.status != "waiting")
+                    else state.status
+                ),
                 "running": self.running_file(current, snap.taken) if current else None,
                 "counts": counts,
                 "rows_loaded": sum(k[1] for k in kept),

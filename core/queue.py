@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 from core import states
 from core.errors import LockConflict, TerminalError
 from stores.sql.base import Cursor, SqlStore
+from utils.paths import display, from_text, to_text
 
 DATABASE = "api"
 TABLE = "ingestor"
@@ -108,7 +109,9 @@ _SHARES_DDL = (
 
 def contract_meta(path: str) -> str:
     """The `meta` of a file's row: its real path, but a `.log.gz` without `.gz`, because the
-    dashboards take a clickstream file's data date as `meta.replace(".log", "")[-10:]`."""
+    dashboards take a clickstream file's data date as `meta.replace(".log", "")[-10:]`; a byte
+    that is not UTF-8 written `\\xff` (utils/paths.display)."""
+    path = display(path)
     return path[:-3] if path.endswith(".log.gz") else path
 
 
@@ -128,7 +131,9 @@ def _dt(value: Any) -> datetime | None:
 
 
 def path_key(path: str) -> str:
-    return hashlib.sha256(path.encode("utf-8", "surrogateescape")).hexdigest()
+    """The row's key: a digest of the path's bytes (`path` as the file system gives it, or in its
+    stored form, utils/paths.to_text)."""
+    return hashlib.sha256(from_text(path).encode("utf-8", "surrogateescape")).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -167,7 +172,7 @@ class Row:
     fingerprint: str | None
     content_hash: str | None
     duplicate_of: int | None
-    path: str  # the real path of the file (`meta` may differ: see `contract_meta`)
+    path: str  # the real path of the file, as `open` takes it (`meta` may differ: see `contract_meta`)
 
 
 _ROW_COLUMNS = (
@@ -181,6 +186,7 @@ def _row(values: Sequence[Any]) -> Row:
     v = list(values)
     for i in (8, 9, 10, 11):
         v[i] = _dt(v[i])
+    v[18] = from_text(str(v[18]))
     return Row(*v)
 
 
@@ -231,6 +237,7 @@ class TrackingQueue:
     def offer(self, service: str, path: str, fingerprint: str) -> str:
         """Track `path` for `service`: 'new', 'changed' (queued again as a new version) or 'same'."""
         now = _ts(self.clock())
+        path = from_text(path)
         key = path_key(path)
         with self._tx() as cur:
             found = cur.execute(
@@ -243,7 +250,7 @@ class TrackingQueue:
                 cur.execute(
                     f"INSERT {ignore} INTO {TABLE} (service_name, type, meta, path, path_key, state, created, "
                     "fingerprint) VALUES (?, 'file', ?, ?, ?, ?, ?, ?)",
-                    (service, contract_meta(path), path, key, states.QUEUED, now, fingerprint),
+                    (service, contract_meta(path), to_text(path), key, states.QUEUED, now, fingerprint),
                 )
                 return "new" if cur.rowcount == 1 else "same"
             row_id, state, old = found
@@ -285,7 +292,9 @@ class TrackingQueue:
             )
             if cur.rowcount != 1:
                 return None
-        return Job(row_id, service, meta, fingerprint or "", attempts + 1, version, worker, bool(retake))
+        return Job(
+            row_id, service, from_text(meta), fingerprint or "", attempts + 1, version, worker, bool(retake)
+        )
 
     def _running_update(self, cur: Cursor, job: Job, sets: str, params: Sequence[Any]) -> None:
         cur.execute(
@@ -391,7 +400,7 @@ class TrackingQueue:
                     rows_rejected,
                     fingerprint or job.fingerprint,
                     content_hash,
-                    error,
+                    None if error is None else display(error),
                 ),
             )
             self._ownership(cur, job, shares)
@@ -406,27 +415,33 @@ class TrackingQueue:
         again the done files that share its content or duplicate it, to re-take their own."""
         if shares is not None:
             cur.execute(f"DELETE FROM {SHARES} WHERE file_id=?", (job.id,))
-            keys = sorted({path_key(p) for p in shares if p != job.path})
+            keys = sorted({path_key(p) for p in shares} - {path_key(job.path)})
             if keys:
                 cur.executemany(
                     f"INSERT INTO {SHARES} (file_id, owner_key) VALUES (?, ?)", [(job.id, k) for k in keys]
                 )
         if job.version > 1 and not job.retake:
-            cur.execute(
-                f"UPDATE {TABLE} SET state=?, retake=1, attempts=0, started=0, completed=0, started_date=NULL, "
-                "completed_date=NULL, error=NULL, rows_loaded=0, rows_rejected=0, progress=0, duplicate_of=NULL, "
-                f"not_before=NULL, worker=NULL WHERE service_name=? AND state IN (?, ?) AND id<>? AND "
-                f"(duplicate_of=? OR id IN (SELECT file_id FROM {SHARES} WHERE owner_key=?))",
-                (
-                    states.QUEUED,
-                    job.service_name,
-                    states.DONE,
-                    states.DUPLICATE,
-                    job.id,
-                    job.id,
-                    path_key(job.path),
-                ),
-            )
+            self._requeue_sharers(cur, job.service_name, job.id, job.path)
+
+    def _requeue_sharers(self, cur: Cursor, service: str, row_id: int, path: str) -> None:
+        """Queue again (to re-take their own) the done files of `service` that hold content first
+        stored by the file `row_id` at `path`, or duplicate it: a new version of that file gave up
+        what it owned, whether it then completed, failed, or was failed by the sweep."""
+        cur.execute(
+            f"UPDATE {TABLE} SET state=?, retake=1, attempts=0, started=0, completed=0, started_date=NULL, "
+            "completed_date=NULL, error=NULL, rows_loaded=0, rows_rejected=0, progress=0, duplicate_of=NULL, "
+            f"not_before=NULL, worker=NULL WHERE service_name=? AND state IN (?, ?) AND id<>? AND "
+            f"(duplicate_of=? OR id IN (SELECT file_id FROM {SHARES} WHERE owner_key=?))",
+            (
+                states.QUEUED,
+                service,
+                states.DONE,
+                states.DUPLICATE,
+                row_id,
+                row_id,
+                path_key(path),
+            ),
+        )
 
     def fail(
         self,
@@ -446,7 +461,7 @@ class TrackingQueue:
                     cur,
                     job,
                     "state=?, error=?, rows_loaded=?, rows_rejected=?, not_before=NULL, started=0, completed=0",
-                    (states.FAILED, error[:60000], rows_loaded, rows_rejected),
+                    (states.FAILED, display(error)[:60000], rows_loaded, rows_rejected),
                 )
                 self._ownership(cur, job, None)
                 if writes is not None:
@@ -477,7 +492,7 @@ class TrackingQueue:
                 cur,
                 job,
                 f"state=?, error=?, not_before=?, worker=NULL, started=0, attempts={attempts}",
-                (states.QUEUED, error, due),
+                (states.QUEUED, None if error is None else display(error), due),
             )
 
     # -- recovery -----------------------------------------------------------------------------
@@ -491,10 +506,11 @@ class TrackingQueue:
         changed = 0
         with self._tx() as cur:
             rows = cur.execute(
-                f"SELECT id, worker, attempts, heartbeat FROM {TABLE} WHERE state=?",
+                f"SELECT id, worker, attempts, heartbeat, service_name, COALESCE(path, meta), version, retake "
+                f"FROM {TABLE} WHERE state=?",
                 (states.RUNNING,),
             ).fetchall()
-            for row_id, worker, attempts, beat in rows:
+            for row_id, worker, attempts, beat, service, path, version, retake in rows:
                 dead = worker in dead_workers
                 beat_ts = _dt(beat)
                 if not dead and beat_ts is not None and _ts(beat_ts) >= expired:
@@ -515,13 +531,19 @@ class TrackingQueue:
                             worker,
                         ),
                     )
+                    failed = cur.rowcount
+                    changed += failed
+                    if failed == 1 and int(version) > 1 and not retake:
+                        # The new version gave up the events it owned before its worker died:
+                        # the files sharing them take them back, as after any other failure.
+                        self._requeue_sharers(cur, service, row_id, path)
                 else:
                     cur.execute(
                         f"UPDATE {TABLE} SET state=?, error=?, worker=NULL, started=0, not_before=NULL "
                         "WHERE id=? AND state=? AND worker=?",
                         (states.QUEUED, why, row_id, states.RUNNING, worker),
                     )
-                changed += cur.rowcount
+                    changed += cur.rowcount
         return changed
 
     def seconds_until_due(self, services: Sequence[str]) -> float | None:
@@ -597,7 +619,7 @@ class TrackingQueue:
                     _ts(started),
                     now,
                     states.FAILED if error else states.DONE,
-                    error,
+                    None if error is None else display(error),
                 ),
             )
 

@@ -12,6 +12,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO
 
+from utils.paths import display
+
 _UNSAFE = re.compile(r"[^A-Za-z0-9._+-]")
 
 
@@ -31,11 +33,11 @@ class Rejects:
     def add(self, line_no: int, reason: str, record: bytes | str) -> None:
         if self._stream is None:
             stream = self.path.open("w", encoding="utf-8")
-            stream.write(f"# rejects of {self.source}\nline\treason\trecord\n")
+            stream.write(f"# rejects of {display(self.source)}\nline\treason\trecord\n")
             self._stream = stream
         text = record.decode("utf-8", "backslashreplace") if isinstance(record, bytes) else record
         text = text[:20000].encode("unicode_escape").decode("ascii")
-        self._stream.write(f"{line_no}\t{reason}\t{text}\n")
+        self._stream.write(f"{line_no}\t{display(reason)}\t{text}\n")
         self.count += 1
 
     def close(self) -> None:

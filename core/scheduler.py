@@ -36,6 +36,7 @@ from core.scanner import ScanResult, outside_roots, scan, scan_incoming
 from core.settings import Settings
 from stores.sql.base import SqlStore
 from utils.fingerprint import MISSING, path_fingerprint
+from utils.paths import display
 
 if TYPE_CHECKING:
     from stores.documents.base import DocumentStore
@@ -180,12 +181,14 @@ class Scheduler:
             if not wanted:
                 unclaimed.append(entry.path)
             for service in wanted:
-                meta = os.fsencode(entry.path).decode("utf-8", "backslashreplace")
-                outcome = self.queue.offer(service.name, meta, entry.fingerprint)
-                scanned.add((service.name, meta))
+                # The path as the file system gives it (a byte that is not UTF-8 kept as a
+                # surrogate): the queue stores it in a form UTF-8 holds and gives it back as is.
+                real = str(entry.path)
+                outcome = self.queue.offer(service.name, real, entry.fingerprint)
+                scanned.add((service.name, real))
                 offered[outcome] += 1
                 if outcome != "same":
-                    logging.getLogger(f"ingestor.{service.name}").info("queued (%s): %s", outcome, meta)
+                    logging.getLogger(f"ingestor.{service.name}").info("queued (%s): %s", outcome, real)
         log.info(
             "scan: %d new, %d changed, %d unchanged, %d taken by no service",
             offered["new"],
@@ -344,14 +347,14 @@ class Scheduler:
         """Log a failed file; the message always names the file."""
         message = text if job.path in text else f"{job.path}: {text}"
         slog.error("failed: %s", message)
-        self.states[job.service_name].last_error = message
+        self.states[job.service_name].last_error = display(message)
         return message
 
     def _transient(self, job: Job, exc: Exception, slog: logging.Logger) -> None:
         if job.attempts >= self.settings.MAX_ATTEMPTS:
             message = f"{job.path}: gave up after {job.attempts} attempts: {exc}"
             slog.error("%s", message)
-            self.states[job.service_name].last_error = message
+            self.states[job.service_name].last_error = display(message)
             self._record(job, self.queue.fail, job, message)
             return
         delay = self.settings.RETRY_BACKOFF_SECONDS * 2 ** (job.attempts - 1)
@@ -369,7 +372,8 @@ class Scheduler:
                 self.documents().count(self.settings.document_db("logs"), "clickstream", {"_id": 0})
                 return
             except TransientError as exc:
-                self.states[job.service_name].status = "waiting"
+                state = self.states[job.service_name]
+                state.status, state.task = "waiting", display(f"a store does not answer: {exc}")[:300]
                 log.warning(
                     "a store does not answer (%s); %s waits, trying again in %.0fs", exc, job.path, delay
                 )

@@ -478,3 +478,32 @@ def test_a_line_longer_than_the_limit_is_rejected_in_bounded_memory(env):
     text = "".join(p.read_text() for p in (env.state / "rejects" / "Clickstream").glob("*.tsv"))
     assert f"2\tline too long ({len(huge)} bytes > MAX_LINE_BYTES 100000)" in text
     assert f"1\tline too long ({len(huge)} bytes > MAX_LINE_BYTES 100000)" in text
+
+
+def test_a_log_removed_from_disk_keeps_its_events_and_delivered_again_counts_nothing_twice(env):
+    """Deliveries rotate: a log that vanishes from `latest` keeps what it stored (another done file
+    may hold the same events), and the same events delivered again later are not counted again."""
+    a = env.logs / "uqx-edx-events-2015-05-30.log"
+    a.write_bytes(log_text([user_event(u) for u in range(1, 7)]))
+    b = env.logs / "uqx-edx-events-2015-05-31.log"
+    b.write_bytes(log_text([user_event(u) for u in (3, 4, 7)]))
+    assert env.run() == 0
+    first = env.days()
+    a_bytes = a.read_bytes()
+    a.unlink()
+    assert env.run() == 0
+    assert len(env.events()) == 7 and env.days() == first, "nothing deleted with the file"
+    assert {r.state for r in env.rows().values()} == {states.DONE}
+    # The next delivery holds a.log again, byte for byte, and b.log with one event more.
+    make_package(env.data, log_date="2015-06-08")
+    newer = (env.data / "clickstream_logs" / "latest").resolve()
+    (newer / a.name).write_bytes(a_bytes)
+    (newer / b.name).write_bytes(log_text([user_event(u) for u in (3, 4, 7, 8)]))
+    assert env.run() == 0
+    assert sorted(d["username"] for d in env.events()) == [f"u{u}" for u in range(1, 9)]
+    per_user_day: dict = {}
+    for course, user_id, _, day, nevents, *_ in env.days():
+        per_user_day[(course, user_id, day)] = per_user_day.get((course, user_id, day), 0) + nevents
+    assert sorted(per_user_day.values()) == [1] * 8, "each stored event counted once, whatever the files"
+    rows = {r.path: r for r in env.scheduler.queue.rows(service="Clickstream")}
+    assert rows[str(newer / a.name)].state == states.DUPLICATE, "a delivered again is a's duplicate"

@@ -252,3 +252,33 @@ def test_an_existing_tracking_table_gets_the_new_columns(queue):
     queue.ensure_schema()
     queue.ensure_schema()
     assert queue.rows()[0].path == "/d/a.sql"
+
+
+@pytest.mark.parametrize("ending", ["failed by its worker", "failed by the lease sweep"])
+def test_a_new_version_that_fails_queues_again_the_files_sharing_or_duplicating_its_events(queue, ending):
+    # a.log first stored events that b.log also holds (b.log shares them) and c.log is a copy of a.log.
+    for name in ("a", "b", "c"):
+        queue.offer("Clickstream", f"/d/{name}.log", "1")
+    a = queue.claim("w1", ["Clickstream"])
+    assert queue.complete(a, 6, 0, content_hash="A", dedupe=True, shares=frozenset())
+    b = queue.claim("w1", ["Clickstream"])
+    assert queue.complete(b, 1, 0, content_hash="B", dedupe=True, shares=frozenset({"/d/a.log"}))
+    c = queue.claim("w1", ["Clickstream"])
+    assert not queue.complete(c, 0, 0, content_hash="A", dedupe=True, shares=frozenset())
+    # A new version of a.log gives up (deletes) the events it owned, then fails.
+    assert queue.offer("Clickstream", "/d/a.log", "2") == "changed"
+    a2 = queue.claim("w2", ["Clickstream"])
+    assert a2 is not None and a2.version == 2
+    if ending == "failed by its worker":
+        queue.fail(a2, "bad file")
+    else:
+        queue.clock_.advance(120)
+        assert queue.sweep(lease_seconds=30, max_attempts=1) == 1
+    rows = {r.meta: r for r in queue.rows()}
+    assert rows["/d/a.log"].state == states.FAILED
+    assert (rows["/d/b.log"].state, rows["/d/c.log"].state) == (states.QUEUED, states.QUEUED), (
+        "the files holding a.log's events take them back"
+    )
+    again = [queue.claim("w3", ["Clickstream"]) for _ in range(2)]
+    assert sorted(j.path for j in again if j) == ["/d/b.log", "/d/c.log"]
+    assert all(j.retake for j in again if j), "queued to re-take, not as a new version"

@@ -33,6 +33,7 @@ from stores.documents.base import encode as encode_document
 from utils.delivered import is_delivered
 from utils.geoip import GeoIP
 from utils.lines import TruncatedInput, iter_line_blocks
+from utils.paths import to_text
 from utils.timeparse import TimeOutOfRange, parse_event_time
 
 COLLECTION = "clickstream"
@@ -120,7 +121,7 @@ class ClickstreamService(Service):
 
     def ingest(self, path: Path, ctx: Context) -> IngestResult:
         assert ctx.job is not None and ctx.rejects is not None
-        source = ctx.job.path
+        source = to_text(ctx.job.path)  # `source_file`: UTF-8 whatever the name's bytes (utils/paths)
         store = ctx.documents()
         database = ctx.settings.document_db(LOGS)
         if ctx.job.version > 1 and not ctx.job.retake:

@@ -26,6 +26,7 @@ from core.rejects import Rejects
 from services.discussion_forums.forum import BadLine, collection_name, iter_lines, parse_line
 from stores.documents.base import DocumentStore, check_name, id_key
 from stores.sql.base import Cursor
+from utils.paths import to_text
 
 DATABASE = "discussion_forum"
 PERSON_COURSE = "Person_Course"
@@ -200,7 +201,7 @@ class DiscussionForumsService(Service):
             rows_loaded=load.loaded,
             rows_rejected=rejects.count,
             warnings=warnings,
-            sql_writes=replace_counts(name, load.counts.rows(name, str(path))),
+            sql_writes=replace_counts(name, load.counts.rows(name, to_text(path))),
             attach=(PERSON_COURSE,),
         )
 
