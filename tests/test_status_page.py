@@ -114,7 +114,6 @@ def save(driver, tmp_path: Path, name: str) -> Path:
 def test_status_page_shows_progress_then_every_file_done_a_failure_and_a_retry_that_needs_the_token(
     tmp_path: Path, browser
 ) -> None:
-
     data = copy_sample(tmp_path / "data")
     logs = (data / "clickstream_logs" / "latest").resolve()
     # Large enough that it is still being read several page refreshes after its first heartbeat,
