@@ -11,6 +11,7 @@ while the tracking database is away they answer 503 with the reason, and recover
 from __future__ import annotations
 
 import re
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -39,6 +40,7 @@ MAX_LIMIT = 1000
 DEFAULT_LIMIT = 100
 _MAX_ID = 2**63 - 1
 CURSOR_PATTERN = re.compile(r"c[0-9a-z]{1,13}")
+SWITCH_INTERVAL = 0.0005  # seconds; see ApiThread.start
 
 
 def _legacy_date(value: datetime | None) -> str:
@@ -125,6 +127,23 @@ def create_app(scheduler: Scheduler, request_scan: Callable[[], None] | None = N
     ready_cache: dict[str, Any] = {}
     ready_lock = threading.Lock()
 
+    def once_per_snapshot(
+        key: str, build: Callable[[Snapshot], Any], content_type: str = "application/json"
+    ) -> Response:
+        """An answer built (JSON-encoded unless bytes, scrubbed) once per snapshot and then given out
+        as the same bytes: a request on a current snapshot costs a look-up and a write."""
+
+        def body(snap: Snapshot) -> bytes:
+            value = build(snap)
+            data = (
+                value
+                if isinstance(value, bytes)
+                else (app.json.dumps(value, separators=(",", ":")) + "\n").encode()
+            )
+            return guard.scrub(data, scheduler.settings)
+
+        return guard.scrubbed(monitor.rendered(key, monitor.snapshot(), body), content_type)
+
     def nudge() -> None:
         monitor.invalidate()
         if request_scan is not None:
@@ -136,7 +155,7 @@ def create_app(scheduler: Scheduler, request_scan: Callable[[], None] | None = N
     @app.get("/status")
     @reads
     def status() -> ResponseReturnValue:
-        return jsonify({"response": service_status(monitor, monitor.snapshot())})
+        return once_per_snapshot("status", lambda snap: {"response": service_status(monitor, snap)})
 
     @app.get("/newdata")
     @write
@@ -149,13 +168,16 @@ def create_app(scheduler: Scheduler, request_scan: Callable[[], None] | None = N
     @app.get("/api/v1/services")
     @reads
     def services() -> ResponseReturnValue:
-        snap = monitor.snapshot()
-        return jsonify({"as_of": iso(snap.taken), "services": monitor.services(snap)})
+        return once_per_snapshot(
+            "services", lambda snap: {"as_of": iso(snap.taken), "services": monitor.services(snap)}
+        )
 
     @app.get("/api/v1/summary")
     @reads
     def summary() -> ResponseReturnValue:
-        snap = monitor.snapshot()
+        return once_per_snapshot("summary", summary_of)
+
+    def summary_of(snap: Snapshot) -> dict[str, Any]:
         by_service: dict[str, dict[str, int]] = {}
         totals = {s: 0 for s in states.ALL} | {"files": 0, "rows_loaded": 0, "rows_rejected": 0}
         for name in sorted({s.name for s in scheduler.services} | set(snap.summary)):
@@ -171,20 +193,18 @@ def create_app(scheduler: Scheduler, request_scan: Callable[[], None] | None = N
             totals["rows_loaded"] += entry["rows_loaded"]
             totals["rows_rejected"] += entry["rows_rejected"]
         age = (snap.taken - snap.oldest_queued).total_seconds() if snap.oldest_queued else None
-        return jsonify(
-            {
-                "as_of": iso(snap.taken),
-                "services": by_service,
-                "totals": totals,
-                "queue": {
-                    "length": totals[states.QUEUED],
-                    "oldest_queued_seconds": round(age, 1) if age is not None else None,
-                    "next": [monitor.file_view(r) for r in snap.queued],
-                },
-                "recent_failures": [monitor.file_view(r) for r in snap.failures],
-                "history": snap.history,
-            }
-        )
+        return {
+            "as_of": iso(snap.taken),
+            "services": by_service,
+            "totals": totals,
+            "queue": {
+                "length": totals[states.QUEUED],
+                "oldest_queued_seconds": round(age, 1) if age is not None else None,
+                "next": [monitor.file_view(r) for r in snap.queued],
+            },
+            "recent_failures": [monitor.file_view(r) for r in snap.failures],
+            "history": snap.history,
+        }
 
     @app.get("/api/v1/files")
     @reads
@@ -287,7 +307,12 @@ def create_app(scheduler: Scheduler, request_scan: Callable[[], None] | None = N
 
     @app.get("/metrics")
     def prometheus() -> ResponseReturnValue:
-        return Response(metrics.render(), mimetype=None, content_type=CONTENT_TYPE)
+        try:
+            # The families come from the snapshot, and the duration histogram takes in the files
+            # completed when a new snapshot is read: between two snapshots nothing changes.
+            return once_per_snapshot("metrics", lambda snap: metrics.render(), CONTENT_TYPE)
+        except Unavailable:
+            return Response(metrics.render(), mimetype=None, content_type=CONTENT_TYPE)
 
     @app.get("/openapi.json")
     def openapi() -> ResponseReturnValue:
@@ -295,13 +320,16 @@ def create_app(scheduler: Scheduler, request_scan: Callable[[], None] | None = N
 
     @app.get("/ui")
     def ui() -> ResponseReturnValue:
+        part = request.args.get("part")
+        html_type = "text/html; charset=utf-8"
         try:
-            snap: Snapshot | None = monitor.snapshot()
-            problem = None
+            return once_per_snapshot(
+                f"ui:{part == 'main'}",
+                lambda snap: render_page(monitor, snap, None, part).encode(),
+                html_type,
+            )
         except Unavailable as exc:
-            snap, problem = None, str(exc)
-        html = render_page(monitor, snap, problem, request.args.get("part"))
-        return Response(html, status=200 if snap else 503, content_type="text/html; charset=utf-8")
+            return Response(render_page(monitor, None, str(exc), part), status=503, content_type=html_type)
 
     return app
 
@@ -346,6 +374,11 @@ class ApiThread:
         return int(self.server.bind_addr[1])
 
     def start(self) -> None:
+        # A file being ingested keeps a thread of this process busy in Python; a request waiting for
+        # the interpreter lock gets it after at most the switch interval (5 ms by default), several
+        # times per request (accept, hand-over to a worker, answer). A shorter interval costs the
+        # ingest nothing while nobody asks (it only applies when another thread waits for the lock).
+        sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL))
         self.thread.start()
 
     def stop(self) -> None:

@@ -35,6 +35,7 @@ CODES = {
 }
 _URL_PASSWORD = re.compile(rb"(//[^/@:\s\"']*:)[^/@\s\"']*@")
 _WRITE_ATTR = "_ingestor_write"
+_SCRUBBED_ATTR = "_ingestor_scrubbed"
 
 
 def error(status: int, message: str, code: str | None = None) -> tuple[Response, int]:
@@ -119,14 +120,28 @@ def install(app: Flask, settings: Callable[[], Settings]) -> None:
             response.headers["Access-Control-Allow-Origin"] = "*"
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["Cache-Control"] = "no-store"
-        if not response.direct_passthrough:
+        if not response.direct_passthrough and not getattr(response, _SCRUBBED_ATTR, False):
             body = response.get_data()
-            clean = _URL_PASSWORD.sub(rb"\1***@", body)
-            for secret in secrets_of(settings()):
-                clean = clean.replace(secret, b"***")
+            clean = scrub(body, settings())
             if clean != body:
                 response.set_data(clean)
         return response
+
+
+def scrub(body: bytes, settings: Settings) -> bytes:
+    """The body with every configured secret and any URL's password replaced by `***`."""
+    clean = _URL_PASSWORD.sub(rb"\1***@", body)
+    for secret in secrets_of(settings):
+        clean = clean.replace(secret, b"***")
+    return clean
+
+
+def scrubbed(body: bytes, content_type: str, status: int = 200) -> Response:
+    """An answer whose body already went through `scrub` (built once, given out many times): the
+    last pass over every answer leaves it as it is."""
+    response = Response(body, status=status, content_type=content_type)
+    setattr(response, _SCRUBBED_ATTR, True)
+    return response
 
 
 def json_body() -> dict[str, Any]:

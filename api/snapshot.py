@@ -4,14 +4,20 @@ Every read endpoint answers from one `Snapshot`, so a burst of requests costs th
 a handful of indexed queries per second however large the table grows. When the database does not
 answer, `Monitor.snapshot()` raises `Unavailable` with the reason, and the next request tries again:
 nothing has to be restarted when the database comes back.
+
+Requests do not pay for the reads either: a snapshot due for a refresh is read by a background thread
+while requests are answered from the previous one, and each endpoint's body is built once per
+snapshot (`Monitor.rendered`), so most requests cost a dictionary look-up and a socket write.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -26,6 +32,7 @@ if TYPE_CHECKING:
     from core.scheduler import Scheduler
 
 TTL_SECONDS = 1.0
+STALE_SECONDS = 5.0  # an older snapshot is not given out while the next is read: the request reads
 RECENT_FAILURES = 20
 HISTORY_MINUTES = 120
 EVENT_SERVICES = frozenset({"Clickstream"})  # their rows are events (clickstream lines)
@@ -59,6 +66,7 @@ class Monitor:
         self.ttl = ttl
         self.lock = threading.Lock()
         self.cached: tuple[float, Snapshot] | None = None
+        self.bodies: dict[str, tuple[Snapshot, bytes]] = {}
         self.problem: str | None = None
         self.indexed = False
         self.started = scheduler.clock()
@@ -72,32 +80,63 @@ class Monitor:
     # -- the snapshot ---------------------------------------------------------------------------
 
     def snapshot(self) -> Snapshot:
-        """The current snapshot; while one request refreshes it, the others get the previous one
-        (at most a second or two old) instead of queueing behind the refresh."""
+        """The current snapshot. A request never waits for a refresh while a recent one exists: when
+        the snapshot is older than `ttl` (and younger than `STALE_SECONDS`) one background thread
+        reads the next one while every request is answered from the previous. Only the first
+        request, one after a failure or an `invalidate()`, or one after a long quiet spell reads
+        the tracking table itself (and raises `Unavailable` if it does not answer)."""
         cached = self.cached
-        if cached is not None and time.monotonic() - cached[0] < self.ttl:
-            return cached[1]
-        if not self.lock.acquire(blocking=cached is None):
-            return cached[1]  # type: ignore[index]
-        try:
-            cached = self.cached
-            now = time.monotonic()
-            if cached is not None and now - cached[0] < self.ttl:
+        if cached is not None:
+            age = time.monotonic() - cached[0]
+            if age < self.ttl:
                 return cached[1]
-            try:
-                snap = self._read()
-            except IngestorError as exc:
-                self.problem = f"tracking database unavailable: {exc}"
-                self.cached = None
-                raise Unavailable(self.problem) from exc
-            self.problem = None
-            self.cached = (time.monotonic(), snap)
-            return snap
+            if age < STALE_SECONDS:
+                if self.lock.acquire(blocking=False):
+                    threading.Thread(
+                        target=self._refresh_and_release, name="status-snapshot", daemon=True
+                    ).start()
+                return cached[1]
+        with self.lock:
+            cached = self.cached
+            if cached is not None and time.monotonic() - cached[0] < self.ttl:
+                return cached[1]
+            return self._refresh()
+
+    def _refresh(self) -> Snapshot:
+        """Reads a new snapshot (the caller holds the lock)."""
+        try:
+            snap = self._read()
+        except IngestorError as exc:
+            self.problem = f"tracking database unavailable: {exc}"
+            self.cached = None
+            raise Unavailable(self.problem) from exc
+        self.problem = None
+        self.cached = (time.monotonic(), snap)
+        return snap
+
+    def _refresh_and_release(self) -> None:
+        try:
+            self._refresh()
+        except Unavailable:
+            pass  # said by the next request, which finds no snapshot and reads (and fails) itself
+        except Exception:  # a bug here must not leave the lock held forever
+            self.cached = None
+            logging.getLogger("ingestor.api").exception("status API: refreshing the snapshot failed")
         finally:
             self.lock.release()
 
     def invalidate(self) -> None:
         self.cached = None
+
+    def rendered(self, key: str, snap: Snapshot, build: Callable[[Snapshot], bytes]) -> bytes:
+        """An answer's body built once per snapshot: later requests on the same snapshot get the
+        same bytes (two requests racing on a new snapshot may both build it; either result is kept)."""
+        entry = self.bodies.get(key)
+        if entry is not None and entry[0] is snap:
+            return entry[1]
+        body = build(snap)
+        self.bodies[key] = (snap, body)
+        return body
 
     def _read(self) -> Snapshot:
         queue = self.scheduler.queue

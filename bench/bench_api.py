@@ -128,7 +128,9 @@ def hammer(port: int, path: str, requests: int, threads: int) -> dict[str, float
     }
 
 
-def run(files: int, requests: int, threads: int, events: int) -> dict[str, dict[str, float]]:
+def run(
+    files: int, requests: int, threads: int, events: int, idle: bool = False
+) -> dict[str, dict[str, float]]:
     with tempfile.TemporaryDirectory(prefix="bench-api-") as tmp:
         root = Path(tmp)
         data = root / "data"
@@ -137,7 +139,7 @@ def run(files: int, requests: int, threads: int, events: int) -> dict[str, dict[
         (data / "database_state" / "2015-06-07").mkdir(parents=True)
         for area, day in (("clickstream_logs", "2015-06-01"), ("database_state", "2015-06-07")):
             os.symlink(day, data / area / "latest")
-        for n in range(3):
+        for n in range(0 if idle else 3):
             write_log(logs / f"uqx-edx-events-2015-05-{10 + n:02d}.log.gz", events)
         state = root / "var"
         seed(state / "sql", files)
@@ -166,7 +168,7 @@ def run(files: int, requests: int, threads: int, events: int) -> dict[str, dict[
                     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
                     conn.request("GET", "/api/v1/services")
                     body = json.loads(conn.getresponse().read())
-                    if any(s["running"] for s in body["services"]):
+                    if idle or any(s["running"] for s in body["services"]):
                         break
                 except (OSError, ValueError, KeyError):
                     pass
@@ -193,10 +195,15 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=600, help="per endpoint (default 600)")
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--events", type=int, default=150_000, help="events per generated log (3 logs)")
+    parser.add_argument(
+        "--idle",
+        action="store_true",
+        help="nothing to ingest: the same requests to an idle daemon (what the machine alone costs)",
+    )
     args = parser.parse_args()
     table = {}
     for files in args.files:
-        table[files] = run(files, args.requests, args.threads, args.events)
+        table[files] = run(files, args.requests, args.threads, args.events, args.idle)
     print(f"{'files':>7} {'endpoint':<18} {'rps':>8} {'p50 ms':>8} {'p99 ms':>8} errors")
     for files, results in table.items():
         for path in ENDPOINTS:

@@ -40,17 +40,66 @@ def browser() -> Iterator[object]:
         driver.quit()
 
 
-def settle(predicate, **kwargs):
-    """wait_for, looking again when the page re-rendered the element being read (it refreshes)."""
-    from selenium.common.exceptions import StaleElementReferenceException
+# Everything the test checks on the page, read in one script: the page swaps its content in one
+# synchronous step (and counts the swaps in main's data-generation), so one read sees one version of
+# the page and no element reference outlives the call (a refresh cannot make it stale).
+PAGE_STATE = """
+const main = document.getElementById("main");
+const head = document.querySelector("#services thead");
+return {
+  generation: Number(main.getAttribute("data-generation")),
+  services: Array.from(document.querySelectorAll("#services tbody tr[data-service]")).map((tr) => {
+    const bar = tr.querySelector("[role=progressbar]");
+    const queued = tr.querySelector("td[data-label=Queued]");
+    return {
+      name: tr.getAttribute("data-service"),
+      text: tr.innerText,
+      progress: bar ? Number(bar.getAttribute("aria-valuenow")) : null,
+      queued: queued ? queued.innerText.trim() : null,
+    };
+  }),
+  failures: Array.from(document.querySelectorAll("#failures tr[data-file]")).map((tr) => ({
+    id: Number(tr.getAttribute("data-file")),
+    text: tr.innerText,
+    button: tr.querySelector("button.retry") !== null,
+  })),
+  notice: document.getElementById("notice").innerText,
+  chart_lines: document.querySelectorAll("#chart svg polyline").length,
+  head_shown: head !== null && getComputedStyle(head).display !== "none",
+  overflow: document.documentElement.scrollWidth - window.innerWidth,
+};
+"""
 
-    def tolerant():
+
+def page(driver) -> dict:
+    return dict(driver.execute_script(PAGE_STATE))
+
+
+def click_retry(driver, file_id: int) -> None:
+    """A real click on the file's retry button. The page may swap its content between finding the
+    button and clicking it: WebDriver then refuses the click (stale element) without clicking, and
+    the button is looked up again in the new content."""
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+
+    def attempt() -> bool:
         try:
-            return predicate()
-        except StaleElementReferenceException:
+            driver.find_element(By.CSS_SELECTOR, f"button.retry[data-id='{file_id}']").click()
+        except (StaleElementReferenceException, NoSuchElementException):
             return False
+        return True
 
-    return wait_for(tolerant, **kwargs)
+    wait_for(attempt, timeout=30, what=f"the retry button of file {file_id} to be clicked")
+
+
+def answer_prompt(driver, text: str) -> None:
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(driver, 60).until(expected_conditions.alert_is_present())
+    prompt = driver.switch_to.alert
+    prompt.send_keys(text)
+    prompt.accept()
 
 
 def save(driver, tmp_path: Path, name: str) -> Path:
@@ -62,17 +111,14 @@ def save(driver, tmp_path: Path, name: str) -> Path:
 
 
 @pytest.mark.slow
-@pytest.mark.quarantine  # quarantined: failed in the last clean-clone run of scripts/test.sh (see README, Tests)
 def test_status_page_shows_progress_then_every_file_done_a_failure_and_a_retry_that_needs_the_token(
     tmp_path: Path, browser
 ) -> None:
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions
-    from selenium.webdriver.support.ui import WebDriverWait
-
     data = copy_sample(tmp_path / "data")
     logs = (data / "clickstream_logs" / "latest").resolve()
-    write_large_log(logs / "uqx-edx-events-2015-05-29.log.gz", 60_000)
+    # Large enough that it is still being read several page refreshes after its first heartbeat,
+    # on a fast machine too (a loaded one only makes it longer).
+    write_large_log(logs / "uqx-edx-events-2015-05-29.log.gz", 150_000)
     daemon = Daemon(
         data,
         tmp_path / "var",
@@ -84,82 +130,72 @@ def test_status_page_shows_progress_then_every_file_done_a_failure_and_a_retry_t
         assert driver.title == "Optimus Ingestor status"
 
         def progress_shown() -> object:
-            bars = driver.find_elements(By.CSS_SELECTOR, "[role=progressbar]")
-            if not bars or float(bars[0].get_attribute("aria-valuenow") or 0) <= 0:
-                return False
-            row = bars[0].find_element(By.XPATH, "./ancestor::tr")
-            return (row.get_attribute("data-service"), row.text)
+            running = [s for s in page(driver)["services"] if s["progress"] is not None]
+            return running[0] if running and running[0]["progress"] > 0 else False
 
-        service, text = settle(progress_shown, timeout=240, what="a running file's progress bar on the page")
-        assert service == "Clickstream"
-        assert "2015-05-29.log.gz" in text and "%" in text
+        running = wait_for(progress_shown, timeout=300, what="a running file's progress bar on the page")
+        assert running["name"] == "Clickstream"
+        assert "2015-05-29.log.gz" in running["text"] and "%" in running["text"]
         save(driver, tmp_path, "status-page-running.png")
 
-        wait_for(daemon.settled, timeout=600, what="every file to be done")
+        wait_for(daemon.settled, timeout=900, what="every file to be done")
 
-        def all_done_on_page() -> bool:
-            cells = driver.find_elements(By.CSS_SELECTOR, "#services td[data-label=Queued]")
-            running = driver.find_elements(By.CSS_SELECTOR, "[role=progressbar]")
-            return bool(cells) and not running and all(c.text == "0" for c in cells)
+        def all_done_on_page() -> dict | bool:
+            state = page(driver)
+            services = state["services"]
+            done = bool(services) and all(s["progress"] is None and s["queued"] == "0" for s in services)
+            return done and state
 
-        settle(all_done_on_page, timeout=60, what="the page to refresh to every file done")
-
-        def failure_listed() -> object:
-            failures = driver.find_element(By.ID, "failures")
-            first = failures.find_element(By.CSS_SELECTOR, "tr[data-file]").get_attribute("data-file")
-            return (failures.text, int(first or 0))
-
-        failures_text, failed_id = settle(failure_listed, timeout=30, what="the failure on the page")
-        assert "exporter failed for this table" in failures_text
-        assert "student_languageproficiency" in failures_text
+        done = wait_for(all_done_on_page, timeout=90, what="the page to refresh to every file done")
+        assert done["generation"] >= 1  # the page refreshed itself to get there
+        failures = wait_for(lambda: page(driver)["failures"], timeout=30, what="the failure on the page")
+        failed = failures[0]
+        assert "exporter failed for this table" in failed["text"]
+        assert "student_languageproficiency" in failed["text"]
+        assert failed["button"]
+        failed_id = failed["id"]
         save(driver, tmp_path, "status-page-done.png")
 
         before = daemon.get(f"/api/v1/files/{failed_id}").json()
-
-        def click(selector: str) -> bool:
-            driver.find_element(By.CSS_SELECTOR, selector).click()
-            return True
-
-        def notice() -> str:
-            return str(driver.find_element(By.ID, "notice").text)
+        assert before["state"] == "failed"
 
         # A wrong token: refused by the server, and nothing is queued.
-        settle(lambda: click(f"button.retry[data-id='{failed_id}']"), timeout=20, what="the retry button")
-        WebDriverWait(driver, 10).until(expected_conditions.alert_is_present())
-        prompt = driver.switch_to.alert
-        prompt.send_keys("not-the-token")
-        prompt.accept()
-
-        settle(lambda: "Retry refused (401)" in notice(), timeout=20, what="the refusal on the page")
+        click_retry(driver, failed_id)
+        answer_prompt(driver, "not-the-token")
+        wait_for(
+            lambda: "Retry refused (401)" in page(driver)["notice"],
+            timeout=30,
+            what="the refusal on the page",
+        )
         assert daemon.get(f"/api/v1/files/{failed_id}").json()["state"] == "failed"
 
         # The configured token: accepted, and the daemon ingests the file again.
-        settle(lambda: click(f"button.retry[data-id='{failed_id}']"), timeout=20, what="the retry button")
-        WebDriverWait(driver, 10).until(expected_conditions.alert_is_present())
-        prompt = driver.switch_to.alert
-        prompt.send_keys(TOKEN)
-        prompt.accept()
-        settle(lambda: f"File {failed_id} queued again" in notice(), timeout=20, what="the retry accepted")
+        click_retry(driver, failed_id)
+        answer_prompt(driver, TOKEN)
+        wait_for(
+            lambda: f"File {failed_id} queued again" in page(driver)["notice"],
+            timeout=30,
+            what="the retry accepted",
+        )
         again = wait_for(
             lambda: (
                 (f := daemon.get(f"/api/v1/files/{failed_id}").json())["state"] == "failed"
                 and f["started"] is not None
                 and f
             ),
-            timeout=60,
+            timeout=120,
             what="the retried file to be taken again",
         )
         assert again["attempts"] == 1 and before["attempts"] == 1
-        assert "chart" in driver.page_source and "<polyline" in driver.page_source
+        assert page(driver)["chart_lines"] == 2  # events and rows loaded over time
         save(driver, tmp_path, "status-page-retried.png")
 
         # A narrow screen: no sideways scrolling of the page, the services as stacked cards.
         driver.set_window_size(390, 844)
         driver.get(daemon.base + "/ui")
-        overflow = driver.execute_script("return document.documentElement.scrollWidth - window.innerWidth")
-        assert overflow <= 1
-        head = driver.find_element(By.CSS_SELECTOR, "#services thead")
-        assert not head.is_displayed()
+        narrow = page(driver)
+        assert narrow["overflow"] <= 1
+        assert narrow["services"] and not narrow["head_shown"]
         save(driver, tmp_path, "status-page-narrow.png")
     finally:
         daemon.stop()
