@@ -59,6 +59,7 @@ class Measurement:
     rows_loaded: int = 0
     rows_rejected: int = 0
     server_warnings: int | None = None
+    server_cpu_seconds: float | None = None
     runs: list[float] = field(default_factory=list)
 
     @property
@@ -120,6 +121,31 @@ class Client:
                 f"{self.binary} failed ({done.returncode}) on {sql[:200]!r}: {done.stderr.strip()}"
             )
         return done.stdout
+
+
+class ServerCpu:
+    """CPU time (user + system) of the MySQL server's process, when it runs on this machine and its
+    pid file is readable (else None): what a load costs the server, whatever else the machine does."""
+
+    def __init__(self, client: Client | None) -> None:
+        self.stat: Path | None = None
+        if client is None:
+            return
+        try:
+            pid = int(Path(client.run("SELECT @@pid_file").strip()).read_text().split()[0])
+        except (OSError, ValueError, RuntimeError):
+            return
+        stat = Path(f"/proc/{pid}/stat")
+        self.stat = stat if stat.exists() else None
+
+    def seconds(self) -> float | None:
+        if self.stat is None:
+            return None
+        try:
+            fields = self.stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def sql_string(text: str) -> str:
@@ -227,6 +253,7 @@ def summarise(method: str, size: str, mode: str, rows: int, results: list[dict[s
         rows_loaded=median["rows_loaded"],
         rows_rejected=median.get("rows_rejected", 0),
         server_warnings=median.get("server_warnings"),
+        server_cpu_seconds=median.get("server_cpu_seconds"),
         runs=walls,
     )
 
@@ -274,8 +301,8 @@ def markdown(
         "busy: the other core kept busy by a spinning process",
         "",
         "| method | mode | rows | wall s | rows/s | peak RSS MiB | RSS before ingest MiB | CPU s (child) "
-        "| in load_table s | ours/plain | median of paired ratios |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| server CPU s | in load_table s | ours/plain | median of paired ratios |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for m in [*ours, *plain]:
         is_plain = m.method == "plain client"
@@ -287,7 +314,8 @@ def markdown(
         store = "" if m.store_seconds is None else f"{m.store_seconds:,.1f}"
         lines.append(
             f"| {name} | {m.mode} | {m.rows:,} | {m.wall_seconds:,.1f} | {m.rows_per_second:,.0f} "
-            f"| {_mib(m.peak_rss_mib)} | {_mib(m.rss_before_mib)} | {cpu} | {store} | {ratio} | {paired} |"
+            f"| {_mib(m.peak_rss_mib)} | {_mib(m.rss_before_mib)} | {cpu} | {_mib(m.server_cpu_seconds)} "
+            f"| {store} | {ratio} | {paired} |"
         )
     for p in plain:
         lines.append(
@@ -364,6 +392,7 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"in {generate_seconds[size]:.1f} s", flush=True)  # fmt: skip
 
     modes = ["quiet", "busy"] if args.busy_core else ["quiet"]
+    server_cpu = ServerCpu(client)
     runs: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     pair_ratios: dict[str, list[float]] = {}
     profiles: dict[str, str] = {}
@@ -380,6 +409,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                             [*backends, "plain client"] if attempt % 2 == 0 else ["plain client", *backends]
                         )
                         for method in order:
+                            server_before = server_cpu.seconds()
                             if method == "plain client":
                                 if not with_plain:
                                     continue
@@ -390,6 +420,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                                 done[method] = ingest_once(
                                     method, files[size], state_dir, args.mysql_url, client
                                 )
+                            server_after = server_cpu.seconds()
+                            if server_before is not None and server_after is not None:
+                                done[method]["server_cpu_seconds"] = server_after - server_before
                             runs.setdefault((method, size, mode), []).append(done[method])
                             print(f"{method:>12} {size:>7} {mode:>5} #{attempt + 1}: "
                                   f"{done[method]['wall_seconds']:8.2f} s", flush=True)  # fmt: skip
