@@ -49,6 +49,7 @@ class Measurement:
 
     method: str  # "sqlite", "mysql" or "plain client"
     size: str  # "full" or "quarter"
+    mode: str  # "quiet" or "busy" (the other core kept busy by a spinning process)
     rows: int
     wall_seconds: float
     peak_rss_mib: float | None = None
@@ -58,6 +59,7 @@ class Measurement:
     rows_loaded: int = 0
     rows_rejected: int = 0
     server_warnings: int | None = None
+    server_cpu_seconds: float | None = None
     runs: list[float] = field(default_factory=list)
 
     @property
@@ -121,41 +123,76 @@ class Client:
         return done.stdout
 
 
+class ServerCpu:
+    """CPU time (user + system) of the MySQL server's process, when it runs on this machine and its
+    pid file is readable (else None): what a load costs the server, whatever else the machine does."""
+
+    def __init__(self, client: Client | None) -> None:
+        self.stat: Path | None = None
+        if client is None:
+            return
+        try:
+            pid = int(Path(client.run("SELECT @@pid_file").strip()).read_text().split()[0])
+        except (OSError, ValueError, RuntimeError):
+            return
+        stat = Path(f"/proc/{pid}/stat")
+        self.stat = stat if stat.exists() else None
+
+    def seconds(self) -> float | None:
+        if self.stat is None:
+            return None
+        try:
+            fields = self.stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def sql_string(text: str) -> str:
     """A single-quoted SQL string literal."""
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def plain_load(client: Client, path: Path, database: str, size: str, rows: int, repeat: int) -> Measurement:
-    """The original's method: the plain client's LOAD DATA LOCAL INFILE into a pre-created table.
-
-    Each of the `repeat` loads goes into a freshly created scratch database, dropped afterwards;
-    the median wall time is reported.
-    """
+def plain_load(client: Client, path: Path, database: str) -> dict[str, Any]:
+    """The original's method: the plain client's LOAD DATA LOCAL INFILE into a pre-created table
+    of a freshly created scratch database (dropped afterwards)."""
     load = (
         f"LOAD DATA LOCAL INFILE {sql_string(str(path))} INTO TABLE `{TABLE}` "
         "FIELDS TERMINATED BY '\\t' LINES TERMINATED BY '\\n' IGNORE 1 LINES; SHOW COUNT(*) WARNINGS"
     )
-    walls: list[float] = []
-    warnings: int | None = None
-    loaded = 0
-    for _ in range(repeat):
-        client.run(
-            f"DROP DATABASE IF EXISTS `{database}`; CREATE DATABASE `{database}` CHARACTER SET utf8mb4; "
-            f"CREATE TABLE `{database}`.`{TABLE}` ({PLAIN_COLUMNS}) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"
-        )
-        try:
-            started = time.perf_counter()
-            out = client.run(load, database, local_infile=True)
-            walls.append(time.perf_counter() - started)
-            warnings = int(out.split()[-1]) if out.split() else None
-            loaded = int(client.run(f"SELECT COUNT(*) FROM `{TABLE}`", database).split()[0])
-        finally:
-            client.run(f"DROP DATABASE IF EXISTS `{database}`")
-    wall = statistics.median_low(walls)
-    return Measurement(
-        "plain client", size, rows, wall, rows_loaded=loaded, server_warnings=warnings, runs=walls
+    client.run(
+        f"DROP DATABASE IF EXISTS `{database}`; CREATE DATABASE `{database}` CHARACTER SET utf8mb4; "
+        f"CREATE TABLE `{database}`.`{TABLE}` ({PLAIN_COLUMNS}) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"
     )
+    try:
+        started = time.perf_counter()
+        out = client.run(load, database, local_infile=True)
+        wall = time.perf_counter() - started
+        warnings = int(out.split()[-1]) if out.split() else None
+        loaded = int(client.run(f"SELECT COUNT(*) FROM `{TABLE}`", database).split()[0])
+    finally:
+        client.run(f"DROP DATABASE IF EXISTS `{database}`")
+    return {"wall_seconds": wall, "rows_loaded": loaded, "server_warnings": warnings}
+
+
+class Spinner:
+    """Keeps one core busy (a process spinning in a loop) while it is entered; off if not `on`."""
+
+    def __init__(self, on: bool) -> None:
+        self.on = on
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> Spinner:
+        if self.on:
+            self.process = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+            time.sleep(0.2)  # running before the measured step starts
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            self.process = None
 
 
 def ingest_child(file: Path, state_dir: Path, sql_url: str, profile: Path | None = None) -> dict[str, Any]:
@@ -183,40 +220,40 @@ def ingest_child(file: Path, state_dir: Path, sql_url: str, profile: Path | None
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
-def measure_ours(
-    backend: str,
-    size: str,
-    rows: int,
-    file: Path,
-    work: Path,
-    mysql_url: str,
-    client: Client | None,
-    repeat: int,
-) -> Measurement:
-    database = file.name.split("-courseware_studentmodule-")[0].replace("-", "_").replace(".", "")
-    url = "sqlite" if backend == "sqlite" else mysql_url
-    results = []
-    for attempt in range(repeat):
-        state_dir = work / f"state-{backend}-{size}-{attempt}"
-        try:
-            results.append(ingest_child(file, state_dir, url))
-        finally:
-            shutil.rmtree(state_dir, ignore_errors=True)
-            if backend == "mysql" and client is not None:
-                client.run(f"DROP DATABASE IF EXISTS `{database}`")
+def database_of(file: Path) -> str:
+    return file.name.split("-courseware_studentmodule-")[0].replace("-", "_").replace(".", "")
+
+
+def ingest_once(
+    backend: str, file: Path, state_dir: Path, mysql_url: str, client: Client | None
+) -> dict[str, Any]:
+    """One ingest of `file` in a fresh child process; its state and database removed afterwards."""
+    try:
+        return ingest_child(file, state_dir, "sqlite" if backend == "sqlite" else mysql_url)
+    finally:
+        shutil.rmtree(state_dir, ignore_errors=True)
+        if backend == "mysql" and client is not None:
+            client.run(f"DROP DATABASE IF EXISTS `{database_of(file)}`")
+
+
+def summarise(method: str, size: str, mode: str, rows: int, results: list[dict[str, Any]]) -> Measurement:
+    """The median run (by wall time) of one measurement, with the highest peak RSS of all runs."""
     walls = [r["wall_seconds"] for r in results]
     median = results[walls.index(statistics.median_low(walls))]
     return Measurement(
-        backend,
+        method,
         size,
+        mode,
         rows,
         median["wall_seconds"],
-        peak_rss_mib=max(r["peak_rss_kib"] for r in results) / 1024,
-        rss_before_mib=median["rss_before_kib"] / 1024,
-        cpu_seconds=median["cpu_seconds"],
-        store_seconds=median["store_seconds"],
+        peak_rss_mib=max(r["peak_rss_kib"] for r in results) / 1024 if "peak_rss_kib" in median else None,
+        rss_before_mib=median["rss_before_kib"] / 1024 if "rss_before_kib" in median else None,
+        cpu_seconds=median.get("cpu_seconds"),
+        store_seconds=median.get("store_seconds"),
         rows_loaded=median["rows_loaded"],
-        rows_rejected=median["rows_rejected"],
+        rows_rejected=median.get("rows_rejected", 0),
+        server_warnings=median.get("server_warnings"),
+        server_cpu_seconds=median.get("server_cpu_seconds"),
         runs=walls,
     )
 
@@ -225,7 +262,7 @@ def profile_ours(backend: str, file: Path, work: Path, mysql_url: str, client: C
     """A cProfile'd ingest; writes `profile-<backend>.pstats` and a text summary beside it."""
     import pstats
 
-    database = file.name.split("-courseware_studentmodule-")[0].replace("-", "_").replace(".", "")
+    database = database_of(file)
     stats_path = work / f"profile-{backend}.pstats"
     state_dir = work / f"state-{backend}-profile"
     try:
@@ -246,29 +283,45 @@ def _mib(value: float | None) -> str:
     return "" if value is None else f"{value:,.1f}"
 
 
+def _ratio(ours: Measurement, plain: Measurement | None) -> str:
+    return f"{ours.wall_seconds / plain.wall_seconds:.2f}" if plain else ""
+
+
 def markdown(
-    rows: int, file_bytes: int, ours: list[Measurement], plain: list[Measurement], cores: int
+    rows: int,
+    file_bytes: int,
+    ours: list[Measurement],
+    plain: list[Measurement],
+    pair_ratios: dict[str, list[float]],
+    cores: int,
 ) -> str:
-    by_size = {p.size: p for p in plain}
+    base = {(p.size, p.mode): p for p in plain}
     lines = [
-        f"`courseware_studentmodule`, {rows:,} rows ({file_bytes / 2**20:,.0f} MiB), {cores} cores",
+        f"`courseware_studentmodule`, {rows:,} rows ({file_bytes / 2**20:,.0f} MiB), {cores} cores; "
+        "busy: the other core kept busy by a spinning process",
         "",
-        "| method | rows | wall s | rows/s | peak RSS MiB | RSS before ingest MiB | CPU s (child) | in load_table s | ours/plain |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| method | mode | rows | wall s | rows/s | peak RSS MiB | RSS before ingest MiB | CPU s (child) "
+        "| server CPU s | in load_table s | ours/plain | median of paired ratios |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for m in [*ours, *plain]:
-        base = by_size.get(m.size)
-        ratio = f"{m.wall_seconds / base.wall_seconds:.2f}" if base and m.method != "plain client" else ""
-        name = m.method if m.method != "plain client" else "plain `mariadb` LOAD DATA"
+        is_plain = m.method == "plain client"
+        ratio = "" if is_plain else _ratio(m, base.get((m.size, m.mode)))
+        pairs = pair_ratios.get(f"{m.method}/{m.size}/{m.mode}", [])
+        paired = f"{statistics.median(pairs):.2f}" if pairs else ""
+        name = "plain `mariadb` LOAD DATA" if is_plain else m.method
+        cpu = "" if m.cpu_seconds is None else f"{m.cpu_seconds:,.1f}"
+        store = "" if m.store_seconds is None else f"{m.store_seconds:,.1f}"
         lines.append(
-            f"| {name} | {m.rows:,} | {m.wall_seconds:,.1f} | {m.rows_per_second:,.0f} | {_mib(m.peak_rss_mib)} "
-            f"| {_mib(m.rss_before_mib)} | {'' if m.cpu_seconds is None else f'{m.cpu_seconds:,.1f}'} "
-            f"| {'' if m.store_seconds is None else f'{m.store_seconds:,.1f}'} | {ratio} |"
+            f"| {name} | {m.mode} | {m.rows:,} | {m.wall_seconds:,.1f} | {m.rows_per_second:,.0f} "
+            f"| {_mib(m.peak_rss_mib)} | {_mib(m.rss_before_mib)} | {cpu} | {_mib(m.server_cpu_seconds)} "
+            f"| {store} | {ratio} | {paired} |"
         )
     for p in plain:
         lines.append(
-            f"\nPlain client at {p.rows:,} rows: {p.rows_loaded:,} rows loaded with {p.server_warnings} server "
-            "warnings (each a `NULL` in a DOUBLE column stored as 0; fractional seconds are cut silently)."
+            f"\nPlain client at {p.rows:,} rows ({p.mode}): {p.rows_loaded:,} rows loaded with "
+            f"{p.server_warnings} server warnings (each a `NULL` in a DOUBLE column stored as 0; "
+            "fractional seconds are cut silently)."
         )
     lines += [
         "",
@@ -278,11 +331,9 @@ def markdown(
         "|---|---:|---:|",
     ]
     for backend in dict.fromkeys(m.method for m in ours):
-        q = next((m for m in ours if m.method == backend and m.size == "quarter"), None)
-        f = next((m for m in ours if m.method == backend and m.size == "full"), None)
-        lines.append(
-            f"| {backend} | {_mib(q.peak_rss_mib if q else None)} | {_mib(f.peak_rss_mib if f else None)} |"
-        )
+        q = [m.peak_rss_mib or 0 for m in ours if m.method == backend and m.size == "quarter"]
+        f = [m.peak_rss_mib or 0 for m in ours if m.method == backend and m.size == "full"]
+        lines.append(f"| {backend} | {_mib(max(q) if q else None)} | {_mib(max(f) if f else None)} |")
     return "\n".join(lines)
 
 
@@ -304,6 +355,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--profile", action="store_true", help="also one cProfile'd full-size ingest per backend"
     )
     parser.add_argument("--keep-files", action="store_true", help="keep the generated .sql files")
+    parser.add_argument(
+        "--busy-core",
+        action="store_true",
+        help="also measure everything (ours and the plain client) with the other core kept busy",
+    )
     args = parser.parse_args(argv)
 
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
@@ -335,22 +391,45 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"generated {files[size]} ({rows:,} rows, {file_bytes[size] / 2**20:,.0f} MiB) "
               f"in {generate_seconds[size]:.1f} s", flush=True)  # fmt: skip
 
-    ours: list[Measurement] = []
-    plain: list[Measurement] = []
+    modes = ["quiet", "busy"] if args.busy_core else ["quiet"]
+    server_cpu = ServerCpu(client)
+    runs: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    pair_ratios: dict[str, list[float]] = {}
     profiles: dict[str, str] = {}
     plain_db = f"bench_plain_{token}"
+    with_plain = client is not None and not args.no_plain
     try:
-        for size, rows in sizes:
-            for backend in backends:
-                m = measure_ours(backend, size, rows, files[size], work, args.mysql_url, client, args.repeat)
-                ours.append(m)
-                print(f"{backend:>6} {size:>7}: {m.wall_seconds:8.1f} s {m.rows_per_second:10,.0f} rows/s "
-                      f"peak RSS {m.peak_rss_mib:,.1f} MiB", flush=True)  # fmt: skip
-            if client is not None and not args.no_plain:
-                p = plain_load(client, files[size], plain_db, size, rows, args.repeat)
-                plain.append(p)
-                print(f" plain {size:>7}: {p.wall_seconds:8.1f} s {p.rows_per_second:10,.0f} rows/s "
-                      f"({p.rows_loaded:,} rows, {p.server_warnings} warnings)", flush=True)  # fmt: skip
+        for size, _ in sizes:
+            for attempt in range(args.repeat):
+                for mode in modes:
+                    with Spinner(mode == "busy"):
+                        done: dict[str, dict[str, Any]] = {}
+                        # Alternate the order, so that a drift of the machine's load favours neither.
+                        order = (
+                            [*backends, "plain client"] if attempt % 2 == 0 else ["plain client", *backends]
+                        )
+                        for method in order:
+                            server_before = server_cpu.seconds()
+                            if method == "plain client":
+                                if not with_plain:
+                                    continue
+                                assert client is not None
+                                done[method] = plain_load(client, files[size], plain_db)
+                            else:
+                                state_dir = work / f"state-{method}-{size}-{mode}-{attempt}"
+                                done[method] = ingest_once(
+                                    method, files[size], state_dir, args.mysql_url, client
+                                )
+                            server_after = server_cpu.seconds()
+                            if server_before is not None and server_after is not None:
+                                done[method]["server_cpu_seconds"] = server_after - server_before
+                            runs.setdefault((method, size, mode), []).append(done[method])
+                            print(f"{method:>12} {size:>7} {mode:>5} #{attempt + 1}: "
+                                  f"{done[method]['wall_seconds']:8.2f} s", flush=True)  # fmt: skip
+                    for backend in backends:
+                        if "plain client" in done:
+                            ratio = done[backend]["wall_seconds"] / done["plain client"]["wall_seconds"]
+                            pair_ratios.setdefault(f"{backend}/{size}/{mode}", []).append(ratio)
         if args.profile:
             for backend in backends:
                 profiles[backend] = str(profile_ours(backend, files["full"], work, args.mysql_url, client))
@@ -362,11 +441,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             for path in files.values():
                 path.unlink(missing_ok=True)
 
+    rows_of = dict(sizes)
+    ours = [
+        summarise(method, size, mode, rows_of[size], results)
+        for (method, size, mode), results in runs.items()
+        if method != "plain client"
+    ]
+    plain = [
+        summarise(method, size, mode, rows_of[size], results)
+        for (method, size, mode), results in runs.items()
+        if method == "plain client"
+    ]
     cores = os.cpu_count() or 1
-    table = markdown(args.rows, file_bytes["full"], ours, plain, cores)
+    table = markdown(args.rows, file_bytes["full"], ours, plain, pair_ratios, cores)
     print()
     print(table)
-    full_plain = next((p for p in plain if p.size == "full"), None)
+    plain_of = {(p.size, p.mode): p for p in plain}
     results = {
         "rows": args.rows,
         "seed": args.seed,
@@ -381,11 +471,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "generate_seconds": generate_seconds,
         "ours": [dict(asdict(m), rows_per_second=m.rows_per_second) for m in ours],
         "plain": [dict(asdict(p), rows_per_second=p.rows_per_second) for p in plain],
+        "busy_core": args.busy_core,
         "ratio_ours_over_plain": {
-            m.method: m.wall_seconds / full_plain.wall_seconds
+            f"{m.method}/{m.size}/{m.mode}": m.wall_seconds / plain_of[(m.size, m.mode)].wall_seconds
             for m in ours
-            if full_plain and m.size == "full"
+            if (m.size, m.mode) in plain_of
         },
+        "paired_ratios": pair_ratios,
+        "load_average_at_end": os.getloadavg(),
         "profiles": profiles,
         "markdown": table,
     }

@@ -298,3 +298,131 @@ def test_integers_a_double_cannot_hold_keep_a_column_text_when_fractions_come_la
     types.add_batch([[b"12345678901234567", b"123456789012345"]])
     types.add_batch([[b"1.5", b"1.5"]])
     assert {c.name: c.kind for c in types.columns(legacy=False)[0]} == {"a": "text", "b": "float"}
+
+
+def _reference_read(data: bytes) -> tuple[list, int, list[tuple[int, str, bytes]]]:
+    """What the pass over a dump must find, the slow and obvious way: the line reader, every
+    record split into fields, one type batch per record."""
+    import io
+
+    from services.database_state.columns import ColumnTypes
+    from services.database_state.service import _reason
+    from utils.tsv import iter_records, split_fields
+
+    records = list(iter_records(io.BytesIO(data)))
+    header = [f.decode() for f in split_fields(records[0][1])]
+    types = ColumnTypes(header)
+    good, rejected = 0, []
+    for line, record in records[1:]:
+        fields = split_fields(record)
+        try:
+            record.decode("utf-8")
+            utf8 = True
+        except UnicodeDecodeError:
+            utf8 = False
+        if len(fields) != len(header) or not utf8:
+            rejected.append((line, _reason(record, len(fields), len(header)), record))
+            continue
+        types.add_batch([fields])
+        good += 1
+    return types.columns(legacy=False)[0], good, rejected
+
+
+def test_the_pass_over_a_dump_finds_what_checking_every_field_finds(tmp_path, monkeypatch):
+    """Most of a big dump is matched whole, run by run, against a pattern of what the types allow
+    so far; this checks that it finds the same good rows, rejects (line numbers, reasons) and
+    column types as splitting every record, on dumps with every quirk, read in small chunks so
+    that records cross chunk and run boundaries everywhere."""
+    import random
+    from types import SimpleNamespace
+
+    from core.rejects import Rejects
+    from services.database_state import service
+
+    rng = random.Random(5)
+    header = b"id\tn\tf\twhen\tday\tstate\tlabel\tmaybe"
+
+    def value(column: int, late: bool) -> bytes:
+        if column == 0:
+            return rng.choice([b"%d" % rng.randint(1, 10**6)] * 20 + [b"007", b"NULL", b"-3", b"x"])
+        if column == 1:
+            return rng.choice(
+                [b"%d" % rng.randint(-99, 99), b"NULL", b"12345678901234567", b"1.5"][: 2 + 2 * late]
+            )
+        if column == 2:
+            return rng.choice(
+                [b"0.25", b"1", b"NULL", b"-1.5e10", b"0.1234567890123", b"1e999"][: 4 + 2 * late]
+            )
+        if column == 3:
+            frac = rng.choice([b"", b".5", b".123456"][: 1 + 2 * late])
+            return rng.choice([b"2015-01-02 03:04:05" + frac, b"NULL", b"2015-13-01 00:00:00"][: 2 + late])
+        if column == 4:
+            return rng.choice([b"2015-01-02", b"NULL", b"2015-01-02 00:00:00"][: 2 + late])
+        if column == 5:
+            return b"".join(
+                rng.choice([b"{", b'\\\\"', b"a", b"\\\t", b"\\\n", b"\\\\", b"\xc3\xa9", b"x" * 30])
+                for _ in range(rng.randint(0, 12))
+            )
+        if column == 6:
+            return rng.choice([b"honor", b"audit", b"NULL", b"", b"y" * rng.randint(40, 300), b"a\\tb"])
+        return rng.choice([b"NULL", b"NULL", b"1"][: 2 + late])
+
+    for attempt in range(60):
+        rows = []
+        count = rng.randint(0, 400)
+        for i in range(count):
+            late = i > count * rng.random()
+            fields = [value(c, late) for c in range(8)]
+            odd = rng.random()
+            if odd < 0.01:
+                fields = fields[:-1]
+            elif odd < 0.02:
+                fields.append(b"extra")
+            elif odd < 0.025:
+                fields[6] = b"bad\xff"
+            elif odd < 0.03:
+                fields = [b""]
+            rows.append(b"\t".join(fields))
+        data = header + b"\n" + b"\n".join(rows) + rng.choice([b"\n", b""] if rows else [b"\n"])
+        path = tmp_path / f"dump{attempt}.sql"
+        path.write_bytes(data)
+        expected_columns, expected_good, expected_rejects = _reference_read(data)
+        for chunk, piece in ((4 << 20, 512 << 10), (97, 41), (1000, 300), (5000, 2000)):
+            monkeypatch.setattr(service, "CHUNK_BYTES", chunk)
+            monkeypatch.setattr(service, "_PIECE_BYTES", piece)
+            settings = SimpleNamespace(DUMP_MAX_RECORD_BYTES=128 << 20, LEGACY_SCHEMA=False)
+            ctx = SimpleNamespace(settings=settings, progress=lambda f: None, should_stop=lambda: False)
+            with Rejects(tmp_path / "rejects", path, 1) as rejects:
+                columns, good, bad_lines, _ = service._read(path, ctx, rejects)  # type: ignore[arg-type]
+            listed = rejects.path.read_text().splitlines()[2:] if rejects.count else []
+            got_rejects = sorted((int(r.split("\t")[0]), r.split("\t")[1]) for r in listed)
+            assert (columns, good) == (expected_columns, expected_good), (attempt, chunk)
+            assert got_rejects == [(line, reason) for line, reason, _ in expected_rejects], (attempt, chunk)
+            assert bad_lines == {line for line, _, _ in expected_rejects}
+
+
+def test_two_short_rows_that_read_as_one_row_of_the_right_width_are_both_rejected(tmp_path, monkeypatch):
+    """`1<TAB>abc` then `def<TAB>lbl` match the row pattern as one row whose LONGTEXT-floor
+    `state` holds a LF; the count of TABs shows it, and both lines are rejected."""
+    from types import SimpleNamespace
+
+    from core.rejects import Rejects
+    from services.database_state import service
+
+    monkeypatch.setattr(service, "_PIECE_BYTES", 64)
+    rows = [b"%d\tstate %d\tlabel" % (i, i) for i in range(2, 22)]
+    data = b"id\tstate\tlabel\n" + b"\n".join([*rows[:10], b"1\tabc", b"def\tlbl", *rows[10:]]) + b"\n"
+    assert service._Checker(["id", "state", "label"], None, set()).types.row_pattern() is None  # type: ignore[arg-type]
+    path = tmp_path / "dump.sql"
+    path.write_bytes(data)
+    settings = SimpleNamespace(DUMP_MAX_RECORD_BYTES=128 << 20, LEGACY_SCHEMA=False)
+    ctx = SimpleNamespace(settings=settings, progress=lambda f: None, should_stop=lambda: False)
+    with Rejects(tmp_path / "rejects", path, 1) as rejects:
+        columns, good, bad_lines, _ = service._read(path, ctx, rejects)  # type: ignore[arg-type]
+    assert (good, bad_lines) == (20, {12, 13})
+    assert [c.kind for c in columns] == ["int", "longtext", "text"]
+    listed = rejects.path.read_text().splitlines()[2:]
+    assert [r.split("\t")[:2] for r in listed] == [
+        ["12", "2 fields, expected 3"],
+        ["13", "2 fields, expected 3"],
+    ]

@@ -161,3 +161,41 @@ def test_abort_of_a_running_background_load_leaves_no_lock_and_the_table_loads_a
     finally:
         store.drop_database(unique_name)
         store.close()
+
+
+@pytest.mark.mysql
+def test_a_load_sends_the_file_being_loaded_and_no_other(mysql_url, tmp_path, unique_name):
+    """The file goes to the server in large packets (several here, with a small packet size), every
+    byte arrives; a statement asking for another file than the one being loaded gets nothing."""
+    import pymysql
+
+    from stores.sql import mysql_load, open_sql_store
+
+    store = open_sql_store(mysql_url, tmp_path / "var")
+    cols = [Column("id", "int"), Column("v", "text", 300)]
+    rows = [b"%d\t%s" % (i, b"v%d-" % i * (i % 50)) for i in range(5000)]
+    path = spool(tmp_path, b"\n".join(rows) + b"\n")
+    secret = tmp_path / "secret.tsv"
+    secret.write_bytes(b"1\tsecret\n")
+    old_packet = mysql_load._PACKET_BYTES
+    mysql_load._PACKET_BYTES = 4096
+    try:
+        assert store.load_table(unique_name, "t", LoadSpec(path, cols, frozenset())) == 5000
+        got = store.query(unique_name, "SELECT id, v FROM t ORDER BY id")
+        assert [b"%d\t%s" % (i, v.encode()) for i, v in got] == rows
+        conn = store.load_connection()  # type: ignore[attr-defined]
+        conn.allowed_file = str(path)
+        try:
+            with conn.cursor() as cur:
+                cur.execute(f"USE `{unique_name}`")
+                with pytest.raises(pymysql.err.OperationalError, match="not the file being loaded"):
+                    cur.execute("LOAD DATA LOCAL INFILE %s INTO TABLE t", (str(secret),))
+                conn.rollback()
+                cur.execute("SELECT COUNT(*) FROM t WHERE v = 'secret'")
+                assert cur.fetchone() == (0,)
+        finally:
+            conn.close()
+    finally:
+        mysql_load._PACKET_BYTES = old_packet
+        store.drop_database(unique_name)
+        store.close()

@@ -97,3 +97,53 @@ def test_block_reader_reports_records_past_the_limit_with_their_line_and_length(
                 got.extend(zip(lines, recs, strict=True))
                 too_long.extend(long)
             assert (got, too_long) == (expected, expected_long), (data, size, limit)
+
+
+def _chunk_records(data: bytes, size: int, limit: int | None) -> tuple[list[tuple[int, bytes]], list]:
+    """What `iter_record_chunks` reads, cut into records with the line reader."""
+    from utils.tsv import iter_record_chunks
+
+    got: list[tuple[int, bytes]] = []
+    too_long: list[tuple[int, int]] = []
+    for first, chunk, newlines, long in iter_record_chunks(io.BytesIO(data), size, max_record=limit):
+        too_long.extend(long)
+        assert newlines == (0 if chunk is None else chunk.count(b"\n"))
+        if chunk is not None:
+            # The chunk is whole records as in the file: reading it alone gives them back.
+            got.extend((first + n - 1, r) for n, r in records(chunk + b"\n"))
+    return got, too_long
+
+
+def test_chunk_reader_gives_the_same_records_as_the_line_reader_whatever_the_block_size():
+    import random
+
+    rng = random.Random(13)
+    pieces = [b"a", b"\\", b"\\\\", b"\t", b"\\\t", b"\n", b"\\\n", b"\r", b"xyz", b"NULL", b"\n\n"]
+    for _ in range(300):
+        data = b"".join(rng.choice(pieces) for _ in range(rng.randint(0, 80)))
+        expected = records(data)
+        for size in (1, 2, 3, 7, 64, 4096):
+            assert _chunk_records(data, size, None) == (expected, []), (data, size)
+
+
+def test_chunk_reader_reports_records_past_the_limit_with_their_line_and_length():
+    import random
+
+    rng = random.Random(17)
+    pieces = [b"a", b"\\", b"\t", b"\\\n", b"\n", b"xyz", b"\\\\", b"\\\\\\\n"]
+    for _ in range(300):
+        data = b"".join(rng.choice(pieces) for _ in range(rng.randint(0, 90)))
+        limit = rng.randint(0, 12)
+        expected = [(n, r) for n, r in records(data) if len(r) <= limit]
+        expected_long = [(n, len(r)) for n, r in records(data) if len(r) > limit]
+        for size in (1, 3, 8, 4096):
+            assert _chunk_records(data, size, limit) == (expected, expected_long), (data, size, limit)
+
+
+def test_chunk_reader_finds_record_ends_behind_long_runs_of_escaped_newlines():
+    """More escaped LFs in a row than the reader examines one by one (it then scans): the records
+    still end where the line reader says."""
+    data = b"h\n" + b"x\\\n" * 50 + b"end\n" + b"1\t2\n" * 3 + b"y\\\n" * 40 + b"z"
+    expected = records(data)
+    for size in (5, 64, 100, 4096):
+        assert _chunk_records(data, size, None) == (expected, []), size

@@ -233,3 +233,127 @@ def _records(
         line += piece.count(b"\n") + 1
     pending.add(tail, line)
     return Block(numbers[0] if numbers else line, records, numbers, too_long), line
+
+
+class Chunk(NamedTuple):
+    """Whole records read from one block of the file, as one piece of bytes.
+
+    `data` holds one or more complete records joined by the LFs that end them (no LF after the
+    last one), exactly as in the file, the first of them starting on line `first`; None if no
+    record ended in this block. `newlines` counts the LFs in `data` (those inside records too).
+    `too_long` is as in `Block`.
+    """
+
+    first: int
+    data: bytes | None
+    newlines: int
+    too_long: list[tuple[int, int]]
+
+
+# One record from its start: escape pairs and other bytes, up to the LF that ends it.
+_RECORD = re.compile(rb"(?:[^\\\n]++|\\.)*+\n", re.S)
+_TRIES = 8  # LFs examined one by one before a regular-expression scan takes over
+
+
+def backslashes_before(data: bytes, end: int, floor: int = 0) -> int:
+    """How many backslashes end at `data[end - 1]`, not looking below `floor`."""
+    count, step = 0, 16
+    while end > floor:
+        start = max(floor, end - step)
+        piece = data[start:end]
+        kept = piece.rstrip(b"\\")
+        count += len(piece) - len(kept)
+        if kept:
+            break
+        end, step = start, step * 4
+    return count
+
+
+def record_end(data: bytes, start: int) -> int:
+    """The index of the LF that ends the record starting at `start` (`len(data)` if none does)."""
+    match = _RECORD.match(data, start)
+    return match.end() - 1 if match else len(data)
+
+
+def _first_end(data: bytes, carry: int) -> int:
+    """The first record-ending LF of `data`, which continues a record ending in `carry`
+    backslashes; -1 if there is none."""
+    at = data.find(b"\n")
+    for _ in range(_TRIES):
+        if at < 0:
+            return -1
+        run = backslashes_before(data, at)
+        if (run + (carry if run == at else 0)) % 2 == 0:
+            return at
+        at = data.find(b"\n", at + 1)
+    if at < 0:
+        return -1
+    end = record_end(data, carry % 2)  # an odd carry escapes the first byte
+    return end if end < len(data) else -1
+
+
+def _last_end(data: bytes, first: int) -> int:
+    """The last record-ending LF of `data`, given that `first` is one."""
+    at = data.rfind(b"\n")
+    for _ in range(_TRIES):
+        if at <= first:
+            return first
+        if backslashes_before(data, at, first + 1) % 2 == 0:
+            return at
+        at = data.rfind(b"\n", first + 1, at)
+    last, start = first, first + 1
+    while (match := _RECORD.match(data, start)) is not None:
+        last, start = match.end() - 1, match.end()
+    return last
+
+
+def iter_record_chunks(
+    stream: BinaryIO, block_size: int = 4 << 20, max_record: int | None = None
+) -> Iterator[Chunk]:
+    """Whole records in chunks of about `block_size` bytes, left as they are in the file.
+
+    The fast reader of a big dump: the records of each block are not split apart, so the caller can
+    check them with a few scans over the chunk. A record longer than `max_record` bytes is not
+    kept (nor held in memory): it is reported in `too_long`. Reads are at most `max_record` bytes,
+    so that only a record continued from an earlier block can be too long.
+    """
+    if max_record is not None:
+        block_size = max(1, min(block_size, max_record))
+    pending = _Pending(max_record)
+    line_no = 1  # the line on which the next record starts
+    while True:
+        data = stream.read(block_size)
+        if not data:
+            break
+        first_end = _first_end(data, pending.run if pending.open else 0)
+        if first_end < 0:  # no record ends in this block
+            pending.add(data, line_no)
+            yield Chunk(line_no, None, 0, [])
+            continue
+        last_end = _last_end(data, first_end)
+        too_long: list[tuple[int, int]] = []
+        head = data[:first_end]
+        if pending.open:
+            pending.add(head, line_no)
+            start, record, size, newlines = pending.take()
+        else:
+            start, record, size, newlines = line_no, head, len(head), head.count(b"\n")
+        line_no = start + newlines + 1
+        body = data[first_end + 1 : last_end] if last_end > first_end else None
+        body_lines = 0 if body is None else body.count(b"\n") + 1
+        if record is None:
+            too_long.append((start, size))
+            chunk = Chunk(line_no, body, max(body_lines - 1, 0), too_long)
+        elif body is None:
+            chunk = Chunk(start, record, newlines, too_long)
+        else:
+            chunk = Chunk(start, record + b"\n" + body, newlines + body_lines, too_long)
+        line_no += body_lines
+        pending.add(data[last_end + 1 :], line_no)
+        yield chunk
+    if pending.open:
+        start, record, size, _ = pending.take(at_end=True)
+        if record is None:
+            yield Chunk(start, None, 0, [(start, size)])
+        else:
+            yield Chunk(start, record, record.count(b"\n"), [])

@@ -45,17 +45,29 @@ _FLOAT = (
     + b"|".join(b"[1-9][0-9]{%d}(?:\\.[0-9]{1,%d})?" % (k, 14 - k) for k in range(14))
     + rb"|[1-9][0-9]{14}|0(?:\.0{0,20}[0-9]{1,15})?)(?:[eE][-+]?[0-9]{1,2})?"
 )
+_WHOLE_DATETIME = (
+    rb"[1-9][0-9]{3}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01]) "
+    rb"(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
+)
 _FLOAT_SAFE_INT_BYTES = 16  # "-" and 15 digits: an integer a DOUBLE holds exactly
 _PATTERNS: dict[str, bytes] = {
     "int": rb"-?(?:0|[1-9][0-9]{0,17})",
     "float": _FLOAT,
     "date": rb"[1-9][0-9]{3}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])",
-    "datetime": rb"[1-9][0-9]{3}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01]) "
-    rb"(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{1,6})?",
+    "datetime": _WHOLE_DATETIME + rb"(?:\.[0-9]{1,6})?",
 }
 _JOINED = {
     kind: re.compile(rb"(?:%s|NULL)(?:\x00(?:%s|NULL))*" % (pattern, pattern))
     for kind, pattern in _PATTERNS.items()
+}
+# For `ColumnTypes.row_pattern`: the values that leave what is known of a column unchanged.
+_SAFE_INT = rb"-?(?:0|[1-9][0-9]{0,14})"  # at most 16 bytes: a DOUBLE would still hold it
+_SHORT_FLOAT = rb"-?(?:0|[1-9][0-9]{0,6})(?:\.[0-9]{1,8})?"  # 15 digits at most: tried first
+_UNCHANGED: dict[tuple[str, ...], bytes] = {
+    ("float", "int"): _SAFE_INT,
+    ("int",): _PATTERNS["int"],
+    ("float",): rb"%s|%s" % (_SHORT_FLOAT, _PATTERNS["float"]),
+    ("date",): _PATTERNS["date"],
 }
 _ORDER: tuple[Kind, ...] = ("int", "float", "date", "datetime")
 _STILL_POSSIBLE = {"int": {"int", "float"}, "float": {"float"}, "date": {"date"}, "datetime": {"datetime"}}
@@ -77,6 +89,7 @@ class ColumnTypes:
     def __init__(self, names: Sequence[str]) -> None:
         self.names = list(names)
         self._seen = [_Seen(fixed=_floor(name) == "longtext") for name in names]
+        self._patterns: dict[bytes, re.Pattern[bytes]] = {}
 
     def add_batch(self, rows: Sequence[Sequence[bytes]]) -> None:
         """Take in a batch of rows (each a list of escaped field bytes, all the right width)."""
@@ -115,6 +128,42 @@ class ColumnTypes:
                 # Every value seen so far fit a pattern of at most _MAX_TYPED bytes, or this batch.
                 seen.max_bytes = max(seen.max_bytes, _MAX_TYPED, max(map(len, values)))
 
+    def row_pattern(self) -> re.Pattern[bytes] | None:
+        """A pattern for whole lines of records (joined by LF) that would change nothing known
+        about any column, or None before the first batch.
+
+        A chunk that matches it, has (width - 1) TABs per LF-separated line and holds no backslash
+        before a TAB or a LF is rows of the right width whose values `add_batch` would take in
+        without any change, so it need not be split into fields. The patterns of the values are
+        those of `add_batch` (or narrower: a value they refuse only means the careful path), and
+        none matches a TAB or a LF; a LONGTEXT-floor column takes any bytes but TAB (a LF in it
+        would show in the count of TABs), except at the end of a row.
+        """
+        fields = []
+        for index, seen in enumerate(self._seen):
+            last = index == len(self._seen) - 1
+            if seen.fixed:
+                fields.append(rb"[^\t\n]*+" if last else rb"[^\t]*+")
+            elif seen.candidates == set(_ORDER):
+                return None  # nothing seen yet
+            elif not seen.non_null:
+                fields.append(b"NULL")
+            elif not seen.candidates:
+                fields.append(
+                    rb"[^\t\n]{0,%d}+" % seen.max_bytes if last else rb"[^\t]{0,%d}+" % seen.max_bytes
+                )
+            elif seen.candidates == {"datetime"}:
+                pattern = _PATTERNS["datetime"] if seen.fractional else _WHOLE_DATETIME
+                fields.append(rb"(?:NULL|%s)" % pattern)
+            else:
+                fields.append(rb"(?:NULL|%s)" % _UNCHANGED[tuple(sorted(seen.candidates))])
+        row = b"\t".join(fields)
+        source = rb"%s(?:\n%s)*+" % (row, row)
+        compiled = self._patterns.get(source)
+        if compiled is None:
+            compiled = self._patterns[source] = re.compile(source)
+        return compiled
+
     def columns(self, legacy: bool) -> tuple[list[Column], list[str]]:
         """The columns to create, and warnings where the data is below the contract's floor."""
         result: list[Column] = []
@@ -124,7 +173,8 @@ class ColumnTypes:
             floor = _floor(name)
             if floor in ("int", "datetime") and kind != floor:
                 warnings.append(f"column {name}: values do not fit {floor.upper()}; stored as text")
-            result.append(Column(name, kind, seen.max_bytes, seen.fractional))
+            # (Whether fractions were seen matters to a DATETIME column only, and is then exact.)
+            result.append(Column(name, kind, seen.max_bytes, seen.fractional and kind == "datetime"))
         return result, warnings
 
     @staticmethod

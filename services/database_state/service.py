@@ -10,6 +10,7 @@ copied, without them, to a spool file.
 from __future__ import annotations
 
 import os
+import re
 from operator import methodcaller
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from services.database_state.columns import ColumnTypes, null_columns
 from services.database_state.filenames import parse_dump_name
 from stores.sql.base import Column, LoadSpec, StagedLoad
 from stores.sql.identifiers import column_name
-from utils.tsv import iter_record_blocks, split_fields
+from utils.tsv import iter_record_blocks, iter_record_chunks, record_end, split_fields
 
 
 class DatabaseStateService(Service):
@@ -117,13 +118,11 @@ def _load(
 def _read(path: Path, ctx: Context, rejects: Rejects) -> tuple[list[Column], int, set[int], list[str]]:
     """One pass: check every record, infer the types. Returns columns, good rows, bad line numbers."""
     size = max(path.stat().st_size, 1)
-    bad_lines: set[int] = set()
-    good_rows = 0
-    types: ColumnTypes | None = None
-    width = 0
     limit = ctx.settings.DUMP_MAX_RECORD_BYTES
+    checker: _Checker | None = None
+    bad_lines: set[int] = set()
     with path.open("rb") as source:
-        for first, records, numbers, too_long in iter_record_blocks(source, max_record=limit):
+        for first, data, newlines, too_long in iter_record_chunks(source, CHUNK_BYTES, max_record=limit):
             for line, length in too_long:
                 if line == 1:
                     raise TerminalError(f"{path}:1: header row longer than {limit} bytes")
@@ -131,50 +130,135 @@ def _read(path: Path, ctx: Context, rejects: Rejects) -> tuple[list[Column], int
                 rejects.add(
                     line, f"record of {length} bytes, longer than DUMP_MAX_RECORD_BYTES ({limit})", b""
                 )
-            if records:
-                if types is None:
-                    header = _header(path, records[0])
-                    types, width = ColumnTypes(header), len(header)
-                    records, first = records[1:], first + 1
-                    numbers = numbers[1:] if numbers is not None else None
-                good_rows += _check_batch(records, first, numbers, width, types, bad_lines, rejects)
+            if data is not None:
+                if checker is None:
+                    end = record_end(data, 0)
+                    checker = _Checker(_header(path, data[:end]), rejects, bad_lines)
+                    if end < len(data):
+                        header_lines = data.count(b"\n", 0, end) + 1
+                        checker.chunk(data[end + 1 :], first + header_lines, newlines - header_lines)
+                else:
+                    checker.chunk(data, first, newlines)
+                first += newlines + 1
             ctx.progress(min(source.tell() / size, 0.99))
             if ctx.should_stop():
-                raise Interrupted(f"{path}: stopped before line {first + len(records)}")
-    if types is None:
+                raise Interrupted(f"{path}: stopped before line {first}")
+    if checker is None:
         raise TerminalError(f"{path}: empty file, no header row")
-    columns, warnings = types.columns(ctx.settings.LEGACY_SCHEMA)
-    return columns, good_rows, bad_lines, warnings
+    columns, warnings = checker.types.columns(ctx.settings.LEGACY_SCHEMA)
+    return columns, checker.good_rows, bad_lines, warnings
 
 
-def _check_batch(
-    records: list[bytes],
-    first: int,
-    numbers: list[int] | None,
-    width: int,
-    types: ColumnTypes,
-    bad_lines: set[int],
-    rejects: Rejects,
-) -> int:
-    """Reject the records of a block with the wrong width or invalid UTF-8, infer types from the
-    rest; returns how many are good."""
-    joined = b"\n".join(records)
-    rows = _split(records, b"\\\t" in joined)
-    lengths = list(map(len, rows))
-    bad = [] if lengths.count(width) == len(rows) else [i for i, n in enumerate(lengths) if n != width]
-    try:
-        joined.decode("utf-8")
-    except UnicodeDecodeError:
-        bad = sorted(set(bad) | {i for i, r in enumerate(records) if not _is_utf8(r)})
-    if bad:
-        for i in bad:
-            line = numbers[i] if numbers is not None else first + i
-            bad_lines.add(line)
-            rejects.add(line, _reason(records[i], len(rows[i]), width), records[i])
-        skip = set(bad)
-        rows = [fields for i, fields in enumerate(rows) if i not in skip]
-    types.add_batch(rows)
-    return len(rows)
+CHUNK_BYTES = 4 << 20  # read at a time
+_PIECE_BYTES = 512 << 10  # matched at a time (a match holds the GIL, which the load thread needs)
+_ESCAPED_DELIMITER = re.compile(rb"\\[\t\n]")
+
+
+class _Checker:
+    """Checks the records of a dump, chunk by chunk, and infers the column types.
+
+    Most of a chunk is never split into records: each run of records with no backslash before a
+    TAB or a LF is matched whole against `ColumnTypes.row_pattern`; then the TABs of the matched
+    runs must number (width - 1) per line, which shows that every line is one row of the right
+    width. A run that does not match (a rejected row, a value that widens a column or changes its
+    type) and each record with such a backslash go the careful way, field by field (`_careful`).
+    If the count of TABs is off, the matched runs go the careful way too.
+    """
+
+    def __init__(self, header: list[str], rejects: Rejects, bad_lines: set[int]) -> None:
+        self.types = ColumnTypes(header)
+        self.width = len(header)
+        self.rejects = rejects
+        self.bad_lines = bad_lines
+        self.good_rows = 0
+        self._data = b""
+        self._first = self._known_at = self._known_line = 0
+
+    def chunk(self, data: bytes, first: int, newlines: int) -> None:
+        """Take in whole records joined by LF (`iter_record_chunks`): `newlines` LFs, the first
+        record on line `first`."""
+        self._data, self._first, self._known_at, self._known_line = data, first, 0, first
+        utf8 = data.isascii() or _is_utf8(data)
+        matched: list[tuple[int, int]] = []
+        careful_lines = careful_tabs = 0
+        pos = 0
+        for match in _ESCAPED_DELIMITER.finditer(data):
+            if match.start() < pos:
+                continue  # inside a record already taken
+            start = data.rfind(b"\n", pos, match.start()) + 1 or pos
+            end = record_end(data, start)
+            if start > pos:
+                lines, tabs = self._run(pos, start - 1, utf8, matched)
+                careful_lines, careful_tabs = careful_lines + lines, careful_tabs + tabs
+            self._careful([data[start:end]], start)
+            careful_lines += data.count(b"\n", start, end) + 1
+            careful_tabs += data.count(b"\t", start, end)
+            pos = end + 1
+        if pos <= len(data):
+            lines, tabs = self._run(pos, len(data), utf8, matched)
+            careful_lines, careful_tabs = careful_lines + lines, careful_tabs + tabs
+        if matched:
+            matched_lines = newlines + 1 - careful_lines
+            if data.count(b"\t") - careful_tabs == (self.width - 1) * matched_lines:
+                self.good_rows += matched_lines
+            else:  # some line is not one row: find it
+                for start, end in matched:
+                    self._careful(data[start:end].split(b"\n"), start)
+
+    def _run(self, start: int, end: int, utf8: bool, matched: list[tuple[int, int]]) -> tuple[int, int]:
+        """Records `data[start:end]`, joined by LF, none with a backslash before a TAB or a LF:
+        the pieces that match the row pattern are added to `matched`, the others checked
+        carefully. Returns the lines and TABs of those."""
+        data = self._data
+        lines = tabs = 0
+        while True:
+            cut = data.find(b"\n", start + _PIECE_BYTES, end) if end - start > _PIECE_BYTES else -1
+            stop = end if cut < 0 else cut
+            pattern = self.types.row_pattern()
+            if (
+                pattern is not None
+                and (utf8 or _is_utf8(data[start:stop]))
+                and pattern.fullmatch(data, start, stop) is not None
+            ):
+                matched.append((start, stop))
+            else:
+                records = data[start:stop].split(b"\n")
+                self._careful(records, start)
+                lines += len(records)
+                tabs += data.count(b"\t", start, stop)
+            if cut < 0:
+                return lines, tabs
+            start = cut + 1
+
+    def _line_at(self, pos: int) -> int:
+        """The line on which `self._data[pos]` is."""
+        if pos < self._known_at:
+            self._known_at, self._known_line = 0, self._first
+        self._known_line += self._data.count(b"\n", self._known_at, pos)
+        self._known_at = pos
+        return self._known_line
+
+    def _careful(self, records: list[bytes], start: int) -> None:
+        """Reject the records with the wrong width or invalid UTF-8, infer types from the rest.
+        `records` start at `start` of the chunk, one per line (or a single record)."""
+        width = self.width
+        joined = b"\n".join(records)
+        rows = _split(records, b"\\\t" in joined)
+        lengths = list(map(len, rows))
+        bad = [] if lengths.count(width) == len(rows) else [i for i, n in enumerate(lengths) if n != width]
+        try:
+            joined.decode("utf-8")
+        except UnicodeDecodeError:
+            bad = sorted(set(bad) | {i for i, r in enumerate(records) if not _is_utf8(r)})
+        if bad:
+            first = self._line_at(start)
+            for i in bad:
+                self.bad_lines.add(first + i)
+                self.rejects.add(first + i, _reason(records[i], len(rows[i]), width), records[i])
+            skip = set(bad)
+            rows = [fields for i, fields in enumerate(rows) if i not in skip]
+        self.types.add_batch(rows)
+        self.good_rows += len(rows)
 
 
 _TAB_SPLIT = methodcaller("split", b"\t")

@@ -19,7 +19,7 @@ import pymysql.cursors
 from core.errors import ConfigError, TransientError
 from stores.sql.base import Column, Cursor, LoadSpec, SqlStore
 from stores.sql.identifiers import check_name, quote
-from stores.sql.mysql_load import MysqlLoad, mysql_type
+from stores.sql.mysql_load import LoadConnection, MysqlLoad, mysql_type
 from stores.sql.mysql_pool import UNKNOWN_DATABASE, ConnectionPool, error_code, is_broken
 from stores.sql.mysql_pool import translate as _translate
 
@@ -153,6 +153,13 @@ class MysqlStore(SqlStore):
 
     def column_type(self, column: Column) -> str:
         return mysql_type(column)
+
+    def load_connection(self) -> LoadConnection:
+        """A connection of its own for one `LOAD DATA LOCAL INFILE` (not pooled)."""
+        try:
+            return LoadConnection(**self._params)
+        except pymysql.MySQLError as exc:
+            raise _translate(exc, f"connecting to {self.display}") from exc
 
     def load_table(self, database: str, table: str, spec: LoadSpec) -> int:
         load = self.stage_load(database, table, spec, background=False)
