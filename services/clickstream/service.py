@@ -47,6 +47,13 @@ INDEXES: tuple[tuple[tuple[str, int], ...], ...] = (
     (("username", 1),),
     (("source_file", 1),),
 )
+# What the daemon's own queries on the collection need: a new version of a file deletes the events
+# of the previous one by `source_file`; the ownership check and the backfills' updates go by `_id`
+# (the primary key). The other indexes serve the dashboards' queries (data contract), made only on
+# a store they read (`outside_readers`: MongoDB); on the embedded store each would cost every
+# insert (a B-tree growing at random places) and serve nothing. TimeFinder's and IPToCountry's
+# `$exists: false` tests are a json_type test on SQLite, which no index serves.
+OWN_INDEXES: tuple[tuple[tuple[str, int], ...], ...] = ((("source_file", 1),),)
 
 
 def log_date(name: str) -> date | None:
@@ -83,7 +90,8 @@ class ClickstreamService(Service):
         store = ctx.documents()
         database = ctx.settings.document_db(LOGS)
         for keys in INDEXES:
-            store.create_index(database, COLLECTION, keys)
+            if store.outside_readers or keys in OWN_INDEXES:
+                store.create_index(database, COLLECTION, keys)
         with ctx.sql.transaction(aggregates.DATABASE) as cur:
             for statement in aggregates.create_statements(ctx.sql.dialect) + derived_counts.create_statements(
                 ctx.sql.dialect

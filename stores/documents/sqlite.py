@@ -248,6 +248,7 @@ class SqliteDocumentStore(DocumentStore):
                 cursor.close()
 
     accepts_encoded = True
+    outside_readers = False  # the dashboards read MongoDB (data contract): see `outside_readers`
 
     def insert_encoded(
         self, db: str, coll: str, rows: Sequence[tuple[str, str]], maybe_lists: Sequence[Document] = ()
