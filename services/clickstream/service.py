@@ -165,6 +165,10 @@ class ClickstreamService(Service):
         )
 
 
+# A batch is also written once its lines add up to this many bytes, so that the batches in flight
+# (one being built, two queued, one being written) hold a bounded amount whatever the lines' length.
+BATCH_BYTES = 16 << 20
+
 ADDED = frozenset(("_id", "time_date", "country", "subdivision", "geoip", "source_file", "source_line"))
 
 # What the per-file accumulators see of one event: (course, user_id, username, UTC time, event
@@ -229,6 +233,7 @@ class _Loader:
         self.batch_size = service.batch
         self.encoded = self.store.accepts_encoded
         self.batch: list[Any] = []
+        self.batch_bytes = 0
         self.counted: list[Counted] = []
         self.lines: list[int] = []
         self.maybe_lists: list[dict[str, Any]] = []
@@ -289,7 +294,8 @@ class _Loader:
             self.derived.note(event, name, course, user_id, username, when)
             numbers.append(line)
             self.events += 1
-            if len(self.batch) >= self.batch_size:
+            self.batch_bytes += len(raw)
+            if len(self.batch) >= self.batch_size or self.batch_bytes >= BATCH_BYTES:
                 self.flush()
                 counted, numbers = self.counted, self.lines
 
@@ -345,6 +351,7 @@ class _Loader:
             return
         self.writer.put((self.batch, self.counted, self.lines, self.maybe_lists))
         self.batch, self.counted, self.lines, self.maybe_lists = [], [], [], []
+        self.batch_bytes = 0
 
     def _write(self, item: tuple[list[Any], list[Counted], list[int], list[dict[str, Any]]]) -> None:
         """On the writer thread: store one batch, then count the events this file owns."""
