@@ -62,7 +62,7 @@ LABELS = {
     "reference": "reference: `gzip.open` + `orjson.loads`",
     "ceiling": "ceiling: `iter_line_blocks` + `json.loads`",
     "ceiling-gzip": "`gzip.open` + `json.loads`",
-    "read": "reference: `iter_line_blocks` only",
+    "read": "`iter_line_blocks` only (decompress and split lines)",
     "sqlite": "Clickstream -> sqlite (embedded)",
     "mongo": "Clickstream -> mongo (FerretDB)",
 }

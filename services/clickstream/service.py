@@ -166,8 +166,8 @@ class ClickstreamService(Service):
 
 
 # A batch is also written once its lines add up to this many bytes, so that the batches in flight
-# (one being built, two queued, one being written) hold a bounded amount whatever the lines' length.
-BATCH_BYTES = 16 << 20
+# (one being built, one queued, one being written) hold a bounded amount whatever the lines' length.
+BATCH_BYTES = 8 << 20
 
 ADDED = frozenset(("_id", "time_date", "country", "subdivision", "geoip", "source_file", "source_line"))
 
@@ -180,12 +180,13 @@ class _Writer:
     """Runs `process` on the batches, on a thread of its own, while the next batch is parsed.
 
     SQLite (and the network round trips to MongoDB) mostly run without the GIL, so parsing and
-    writing overlap on two cores. At most two batches wait, so memory stays flat.
+    writing overlap on two cores. At most one batch waits (the reading side is the slower one), so
+    memory stays flat: one batch being built, one waiting, one being written.
     """
 
     def __init__(self, process: Callable[[Any], None]) -> None:
         self._process = process
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=2)
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=1)
         self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="clickstream-writer", daemon=True)
         self._thread.start()
