@@ -51,8 +51,8 @@ INDEXES: tuple[tuple[tuple[str, int], ...], ...] = (
 # of the previous one by `source_file`; the ownership check and the backfills' updates go by `_id`
 # (the primary key). The other indexes serve the dashboards' queries (data contract), made only on
 # a store they read (`outside_readers`: MongoDB); on the embedded store each would cost every
-# insert (a B-tree growing at random places) and serve nothing. TimeFinder's and IPToCountry's
-# `$exists: false` tests are a json_type test on SQLite, which no index serves.
+# insert a B-tree update (three of them at random places) and serve nothing. TimeFinder's and
+# IPToCountry's `$exists: false` tests are a json_type test on SQLite, which no index serves.
 OWN_INDEXES: tuple[tuple[tuple[str, int], ...], ...] = ((("source_file", 1),),)
 
 
