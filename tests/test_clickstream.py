@@ -16,7 +16,7 @@ from mmdb_writer import MMDBWriter
 from core import states
 from core.daemon import Daemon
 from services.clickstream.service import log_date
-from stores.documents import open_document_store
+from stores.documents import SqliteDocumentStore, open_document_store
 from stores.sql import open_sql_store
 from tests.documents import drop_database
 from tests.packages import make_package, settings_for
@@ -507,3 +507,45 @@ def test_a_log_removed_from_disk_keeps_its_events_and_delivered_again_counts_not
     assert sorted(per_user_day.values()) == [1] * 8, "each stored event counted once, whatever the files"
     rows = {r.path: r for r in env.scheduler.queue.rows(service="Clickstream")}
     assert rows[str(newer / a.name)].state == states.DUPLICATE, "a delivered again is a's duplicate"
+
+
+def test_values_a_fast_parser_could_read_otherwise_are_stored_as_json_reads_them(env):
+    # orjson (used where it agrees with json) reads integers beyond 64 bits as floats and refuses
+    # NaN and lone surrogates: what is stored and rejected must be what json's reading gives.
+    # (NaN only on the embedded store: the MongoDB-wire test server drops a connection sending one.)
+    nan = float("nan") if isinstance(env.docs, SqliteDocumentStore) else 0.5
+    raw = [
+        json.dumps(event(1, big=2**63 - 1, small=-(2**63), id_text="1234567890123456789012")),
+        json.dumps(event(2, over=2**63)),  # rejected: beyond 64 bits
+        json.dumps(event(3, over=2**64 + 1)),  # rejected (orjson alone would store 1.8446744073709552e19)
+        json.dumps(event(4, ratio=nan, big_float=1e308, tiny=5e-324, third=1 / 3)),
+        json.dumps(event(5, name="Zoë 東京 \U0001f600"), ensure_ascii=False),
+        json.dumps(event(6, name="Zoë 東京 \U0001f600")),
+        json.dumps(event(7)).replace('"host": "courses.edx.org"', '"host": "a", "host": "b"'),
+        json.dumps(event(8, value=-0.0, exponent=1.5e3, negative_zero_int=0)).replace(
+            '"negative_zero_int": 0', '"negative_zero_int": -0'
+        ),
+    ]
+    (env.logs / "uqx-edx-events-2015-05-30.log").write_bytes("\n".join(raw).encode() + b"\n")
+    assert env.run() == 0
+    row = env.rows()["uqx-edx-events-2015-05-30.log"]
+    assert (row.rows_loaded, row.rows_rejected) == (6, 2)
+    text = next((env.state / "rejects" / "Clickstream").glob("*.tsv")).read_text()
+    assert "2\tinteger 9223372036854775808 does not fit in 64 bits" in text
+    assert "3\tinteger 18446744073709551617 does not fit in 64 bits" in text
+    stored = {d["source_line"]: d for d in env.events()}
+    for line in (1, 4, 5, 6, 7, 8):
+        expected = json.loads(raw[line - 1])
+        doc = {k: v for k, v in stored[line].items() if k in expected}
+        assert list(doc) == list(expected), line
+        for key, value in expected.items():
+            if isinstance(value, float) and value != value:
+                assert doc[key] != doc[key], (line, key)  # NaN stays NaN
+            else:
+                assert doc[key] == value and isinstance(doc[key], type(value)), (
+                    line,
+                    key,
+                    doc[key],
+                )  # Int64 on mongo
+    assert stored[7]["host"] == "b"
+    assert stored[1]["big"] == 2**63 - 1 and stored[1]["id_text"] == "1234567890123456789012"

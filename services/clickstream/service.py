@@ -48,6 +48,13 @@ INDEXES: tuple[tuple[tuple[str, int], ...], ...] = (
     (("username", 1),),
     (("source_file", 1),),
 )
+# What the daemon's own queries on the collection need: a new version of a file deletes the events
+# of the previous one by `source_file`; the ownership check and the backfills' updates go by `_id`
+# (the primary key). The other indexes serve the dashboards' queries (data contract), made only on
+# a store they read (`outside_readers`: MongoDB); on the embedded store each would cost every
+# insert a B-tree update (three of them at random places) and serve nothing. TimeFinder's and
+# IPToCountry's `$exists: false` tests are a json_type test on SQLite, which no index serves.
+OWN_INDEXES: tuple[tuple[tuple[str, int], ...], ...] = ((("source_file", 1),),)
 
 
 def log_date(name: str) -> date | None:
@@ -84,7 +91,8 @@ class ClickstreamService(Service):
         store = ctx.documents()
         database = ctx.settings.document_db(LOGS)
         for keys in INDEXES:
-            store.create_index(database, COLLECTION, keys)
+            if store.outside_readers or keys in OWN_INDEXES:
+                store.create_index(database, COLLECTION, keys)
         with ctx.sql.transaction(aggregates.DATABASE) as cur:
             for statement in aggregates.create_statements(ctx.sql.dialect) + derived_counts.create_statements(
                 ctx.sql.dialect
@@ -158,6 +166,10 @@ class ClickstreamService(Service):
         )
 
 
+# A batch is also written once its lines add up to this many bytes, so that the batches in flight
+# (one being built, one queued, one being written) hold a bounded amount whatever the lines' length.
+BATCH_BYTES = 8 << 20
+
 ADDED = frozenset(("_id", "time_date", "country", "subdivision", "geoip", "source_file", "source_line"))
 
 # What the per-file accumulators see of one event: (course, user_id, username, UTC time, event
@@ -169,12 +181,13 @@ class _Writer:
     """Runs `process` on the batches, on a thread of its own, while the next batch is parsed.
 
     SQLite (and the network round trips to MongoDB) mostly run without the GIL, so parsing and
-    writing overlap on two cores. At most two batches wait, so memory stays flat.
+    writing overlap on two cores. At most one batch waits (the reading side is the slower one), so
+    memory stays flat: one batch being built, one waiting, one being written.
     """
 
     def __init__(self, process: Callable[[Any], None]) -> None:
         self._process = process
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=2)
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=1)
         self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="clickstream-writer", daemon=True)
         self._thread.start()
@@ -222,6 +235,7 @@ class _Loader:
         self.batch_size = service.batch
         self.encoded = self.store.accepts_encoded
         self.batch: list[Any] = []
+        self.batch_bytes = 0
         self.counted: list[Counted] = []
         self.lines: list[int] = []
         self.maybe_lists: list[dict[str, Any]] = []
@@ -282,7 +296,8 @@ class _Loader:
             self.derived.note(event, name, course, user_id, username, when)
             numbers.append(line)
             self.events += 1
-            if len(self.batch) >= self.batch_size:
+            self.batch_bytes += len(raw)
+            if len(self.batch) >= self.batch_size or self.batch_bytes >= BATCH_BYTES:
                 self.flush()
                 counted, numbers = self.counted, self.lines
 
@@ -338,6 +353,7 @@ class _Loader:
             return
         self.writer.put((self.batch, self.counted, self.lines, self.maybe_lists))
         self.batch, self.counted, self.lines, self.maybe_lists = [], [], [], []
+        self.batch_bytes = 0
 
     def _write(self, item: tuple[list[Any], list[Counted], list[int], list[dict[str, Any]]]) -> None:
         """On the writer thread: store one batch, then count the events this file owns."""

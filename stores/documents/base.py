@@ -309,6 +309,10 @@ class DocumentStore(ABC):
 
     # True where `insert_encoded` takes documents already encoded as the backend stores them.
     accepts_encoded = False
+    # True where programs other than this daemon (the dashboards) query the collections, so that
+    # indexes serving only their queries are worth maintaining. The embedded store is read by the
+    # daemon alone: there each index costs every insert and serves no query.
+    outside_readers = True
 
     def insert_encoded(
         self, db: str, coll: str, rows: Sequence[tuple[str, str]], maybe_lists: Sequence[Document] = ()
