@@ -197,6 +197,35 @@ def test_type_inference_is_exact_across_batches(tmp_path):
     assert columns == {"a": "text", "b": "float", "c": "text", "d": "text"}
 
 
+def test_a_batch_of_nulls_leaves_a_columns_type_open(tmp_path):
+    """A column NULL in the first rows read (a first record checked alone, as one with an escaped
+    line break is) keeps DATETIME or DATE when the values come later: types do not depend on how
+    rows are batched."""
+    from types import SimpleNamespace
+
+    from core.rejects import Rejects
+    from services.database_state import service
+    from services.database_state.columns import ColumnTypes
+
+    types = ColumnTypes(["expires", "verified"])
+    types.add_batch([[b"NULL", b"NULL"]] * 3)
+    types.add_batch([[b"2015-01-02 10:00:00", b"2016-02-03"], [b"NULL", b"NULL"]])
+    assert {c.name: c.kind for c in types.columns(legacy=False)[0]} == {
+        "expires": "datetime",
+        "verified": "date",
+    }
+
+    rows = [b"id\tstate\texpires", b"1\ta\\\nb\tNULL"]
+    rows += [b"%d\tx\t2015-01-0%d 10:00:00" % (i, i % 9 + 1) for i in range(2, 1000)]
+    path = tmp_path / "dump.sql"
+    path.write_bytes(b"\n".join(rows) + b"\n")
+    settings = SimpleNamespace(DUMP_MAX_RECORD_BYTES=128 << 20, LEGACY_SCHEMA=False)
+    ctx = SimpleNamespace(settings=settings, progress=lambda f: None, should_stop=lambda: False)
+    with Rejects(tmp_path / "rejects", path, 1) as rejects:
+        columns, good, _, _ = service._read(path, ctx, rejects)  # type: ignore[arg-type]
+    assert {c.name: c.kind for c in columns}["expires"] == "datetime" and good == 999
+
+
 @pytest.mark.mysql
 def test_dump_whose_first_rows_mislead_the_types_is_loaded_again_without_hanging(env, sql_backend):
     """On MySQL the load starts with the types of the first 4 MB while the read goes on; here the

@@ -90,11 +90,13 @@ class ColumnTypes:
         self.names = list(names)
         self._seen = [_Seen(fixed=_floor(name) == "longtext") for name in names]
         self._patterns: dict[bytes, re.Pattern[bytes]] = {}
+        self._batches = 0
 
     def add_batch(self, rows: Sequence[Sequence[bytes]]) -> None:
         """Take in a batch of rows (each a list of escaped field bytes, all the right width)."""
         if not rows:
             return
+        self._batches += 1
         for index, seen in enumerate(self._seen):
             if seen.fixed:
                 continue
@@ -104,9 +106,12 @@ class ColumnTypes:
                 if longest > seen.max_bytes:
                     seen.max_bytes = longest
                 continue
+            if values.count(b"NULL") == len(values):
+                # NULLs say nothing of a column's type: narrowing on a batch of them would make the
+                # type depend on how the rows happen to be batched (a DATETIME column taken as INT).
+                continue
+            seen.non_null = True
             joined = _SEP.join(values)
-            if not seen.non_null and joined.replace(b"NULL", b"").replace(_SEP, b""):
-                seen.non_null = True
             # Kinds are tried narrowest first. The patterns are nested (int within float) or
             # disjoint (numbers, dates, datetimes), so the first one that fits decides the rest.
             for kind in _ORDER:
@@ -139,13 +144,13 @@ class ColumnTypes:
         none matches a TAB or a LF; a LONGTEXT-floor column takes any bytes but TAB (a LF in it
         would show in the count of TABs), except at the end of a row.
         """
+        if not self._batches:
+            return None  # nothing seen yet
         fields = []
         for index, seen in enumerate(self._seen):
             last = index == len(self._seen) - 1
             if seen.fixed:
                 fields.append(rb"[^\t\n]*+" if last else rb"[^\t]*+")
-            elif seen.candidates == set(_ORDER):
-                return None  # nothing seen yet
             elif not seen.non_null:
                 fields.append(b"NULL")
             elif not seen.candidates:
