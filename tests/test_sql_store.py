@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 
 import pytest
@@ -195,6 +196,16 @@ def test_a_load_sends_the_file_being_loaded_and_no_other(mysql_url, tmp_path, un
                 assert cur.fetchone() == (0,)
         finally:
             conn.close()
+        # The other connections may send no file at all.
+        with pytest.raises(TerminalError, match="local infile"), store.transaction(unique_name) as cur:
+            cur.execute(f"LOAD DATA LOCAL INFILE '{secret}' INTO TABLE t")
+        assert store.query(unique_name, "SELECT COUNT(*) FROM t WHERE v = 'secret'") == [(0,)]
+        # A path that is not UTF-8 loads (the statement names the file by a token, not its path).
+        odd = tmp_path / os.fsdecode(b"week-\xff")
+        odd.mkdir()
+        odd_path = odd / "dump.tsv"
+        odd_path.write_bytes(b"1\tzo\xc3\xab\n2\tx\n")
+        assert store.load_table(unique_name, "t2", LoadSpec(odd_path, cols, frozenset())) == 2
     finally:
         mysql_load._PACKET_BYTES = old_packet
         store.drop_database(unique_name)

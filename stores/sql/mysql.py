@@ -69,7 +69,9 @@ class MysqlStore(SqlStore):
             "user": unquote(parsed.username or ""),
             "password": unquote(parsed.password or ""),
             "charset": "utf8mb4",
-            "local_infile": True,
+            # Only the load connections (LoadConnection) may send a file: a server asking for one on
+            # any other connection is refused by pymysql itself.
+            "local_infile": False,
             "connect_timeout": 10,
             "autocommit": False,
             # No gap locks: daemons completing different files never block each other's inserts.
@@ -157,7 +159,7 @@ class MysqlStore(SqlStore):
     def load_connection(self) -> LoadConnection:
         """A connection of its own for one `LOAD DATA LOCAL INFILE` (not pooled)."""
         try:
-            return LoadConnection(**self._params)
+            return LoadConnection(**{**self._params, "local_infile": True})
         except pymysql.MySQLError as exc:
             raise _translate(exc, f"connecting to {self.display}") from exc
 

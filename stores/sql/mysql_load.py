@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import pymysql
 import pymysql.connections
-from pymysql.constants import CR
+from pymysql.constants import CR, ER
 from pymysql.protocol import LoadLocalPacketWrapper
 
 from core.errors import TerminalError, TransientError
@@ -42,6 +42,7 @@ _DROP_ATTEMPTS = 6
 SPECULATIVE_SUFFIX = "__spec"
 STAGING_SUFFIX = "__load"
 _PACKET_BYTES = 1 << 20  # data packets of LOAD DATA LOCAL (pymysql sends 16 KB ones)
+LOAD_TOKEN = "ingestor-load"  # the file name in the statement; LoadConnection sends its allowed_file
 
 
 class _LoadResult(pymysql.connections.MySQLResult):
@@ -54,8 +55,10 @@ class _LoadResult(pymysql.connections.MySQLResult):
         try:
             _send_file(conn, wanted)
         finally:
-            conn.write_packet(b"")  # the end of the file (also after a failure, as pymysql does)
-            ok_packet = conn._read_packet()
+            proto: Any = conn  # pymysql's private protocol state (PyMySQL 1.x), not in its stubs
+            if proto._sock is not None:  # not after a failure midway: the connection is closed then
+                conn.write_packet(b"")  # the end of the file (also after a refusal, as pymysql does)
+                ok_packet = conn._read_packet()
         if not ok_packet.is_ok_packet():
             raise pymysql.err.OperationalError(CR.CR_COMMANDS_OUT_OF_SYNC, "Commands Out of Sync")
         result: Any = self  # pymysql's private protocol methods (PyMySQL 1.x), not in its stubs
@@ -82,8 +85,11 @@ class LoadConnection(pymysql.connections.Connection):
 
 
 def _send_file(conn: LoadConnection, wanted: bytes) -> None:
-    """The data packets of `conn.allowed_file` (refusing any other file the server asks for)."""
-    if conn.allowed_file is None or os.fsencode(conn.allowed_file) != wanted:
+    """The data packets of `conn.allowed_file` (refusing any other file the server asks for).
+
+    The statement names the file by `LOAD_TOKEN`, not by its path: a path that is not UTF-8 cannot
+    be sent in the statement's text."""
+    if conn.allowed_file is None or wanted != LOAD_TOKEN.encode():
         raise pymysql.err.OperationalError(
             CR.CR_UNKNOWN_ERROR, f"the server asked for {wanted!r}, not the file being loaded"
         )
@@ -91,7 +97,13 @@ def _send_file(conn: LoadConnection, wanted: bytes) -> None:
     packet = max(1024, min(_PACKET_BYTES, conn.max_allowed_packet - 1024))
     sock = proto._sock
     try:
-        with open(conn.allowed_file, "rb") as source:
+        source = open(conn.allowed_file, "rb")  # noqa: SIM115 (closed below)
+    except OSError as exc:  # nothing sent yet: the connection stays usable
+        raise pymysql.err.OperationalError(
+            ER.FILE_NOT_FOUND, f"cannot read {conn.allowed_file!r}: {exc}"
+        ) from exc
+    try:
+        with source:
             size = os.fstat(source.fileno()).st_size
             offset = 0
             while offset < size:
@@ -196,7 +208,7 @@ class MysqlLoad:
                     f"LOAD DATA LOCAL INFILE %s INTO TABLE {self.staging} CHARACTER SET utf8mb4 "
                     "FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' "
                     f"IGNORE {int(spec.skip_lines)} LINES ({variables}) SET {assignments}",
-                    (str(spec.path),),
+                    (LOAD_TOKEN,),
                 )
                 loaded = int(cur.rowcount)
                 cur.execute("SHOW WARNINGS LIMIT 5")
