@@ -31,6 +31,9 @@ class _StateCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         up = GaugeMetricFamily("ingestor_tracking_database_up", "1 if the tracking database answers")
         try:
+            if self.monitor.cached is None and self.monitor.problem is not None:
+                # The request's own read has just failed: say so without a second wait for it.
+                raise Unavailable(self.monitor.problem)
             snap = self.monitor.snapshot()
         except Unavailable:
             up.add_metric([], 0)

@@ -66,6 +66,7 @@ class Monitor:
         self.ttl = ttl
         self.lock = threading.Lock()
         self.cached: tuple[float, Snapshot] | None = None
+        self.generation = 0  # raised by invalidate(): a read begun before it is not kept
         self.bodies: dict[str, tuple[Snapshot, bytes]] = {}
         self.problem: str | None = None
         self.indexed = False
@@ -103,7 +104,9 @@ class Monitor:
             return self._refresh()
 
     def _refresh(self) -> Snapshot:
-        """Reads a new snapshot (the caller holds the lock)."""
+        """Reads a new snapshot (the caller holds the lock). One begun before an `invalidate()`
+        (a retry or a scan committed meanwhile) is answered but not kept as fresh."""
+        generation = self.generation
         try:
             snap = self._read()
         except IngestorError as exc:
@@ -111,7 +114,8 @@ class Monitor:
             self.cached = None
             raise Unavailable(self.problem) from exc
         self.problem = None
-        self.cached = (time.monotonic(), snap)
+        if generation == self.generation:
+            self.cached = (time.monotonic(), snap)
         return snap
 
     def _refresh_and_release(self) -> None:
@@ -126,6 +130,7 @@ class Monitor:
             self.lock.release()
 
     def invalidate(self) -> None:
+        self.generation += 1
         self.cached = None
 
     def rendered(self, key: str, snap: Snapshot, build: Callable[[Snapshot], bytes]) -> bytes:
