@@ -353,3 +353,22 @@ def test_scans_by_several_daemons_at_once_queue_each_file_once(mysql_url, unique
         assert sorted(r.path for r in queue.rows()) == sorted(paths)
     finally:
         store.drop_database(tracking)
+
+
+def test_daemons_starting_at_once_on_a_new_tracking_database_all_start(mysql_url, unique_name):
+    """Each daemon creates or completes the tracking table at start: several doing it at the same
+    instant on a new database must all succeed (no 'Duplicate key name' for the second)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    store = open_sql_store(mysql_url, Path("."))
+    databases = [f"api_{unique_name}{n}" for n in range(4)]
+    try:
+        for database in databases:
+            queues = [TrackingQueue(store, database=database) for _ in range(4)]
+            with ThreadPoolExecutor(len(queues)) as pool:
+                list(pool.map(lambda q: q.ensure_schema(), queues))
+            queues[0].offer("Clickstream", "/data/a.log", "fp")
+            assert [r.path for r in queues[0].rows()] == ["/data/a.log"]
+    finally:
+        for database in databases:
+            store.drop_database(database)
