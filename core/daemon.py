@@ -18,7 +18,6 @@ from datetime import datetime
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from api.app import ApiThread
 from core import registry
 from core.errors import ConfigError, TransientError
 from core.queue import utcnow
@@ -28,9 +27,12 @@ from stores.sql import SqlStore, open_sql_store
 from utils.logs import setup_logging
 
 if TYPE_CHECKING:
+    from api.app import ApiThread
     from stores.documents.base import DocumentStore
 
 log = logging.getLogger("ingestor")
+# How often `run --once` looks again while its remaining files run under other daemons.
+ONCE_POLL_SECONDS = 0.25
 
 
 class Daemon:
@@ -92,6 +94,8 @@ class Daemon:
         prepare_state_dir(self.settings)
         self._start_with_retry()
         if self.settings.API_ENABLED:
+            from api.app import ApiThread  # Flask and the server: imported only when serving
+
             try:
                 self.api = ApiThread(
                     self.scheduler, self.settings.API_HOST, self.settings.API_PORT, self.request_scan
@@ -199,7 +203,10 @@ class Daemon:
             if wait is None:
                 if not self.scheduler.queue.pending_count(names):
                     break
-                wait = 1.0
+                # Files running under other daemons: their end (and then the derived services,
+                # and this daemon's exit) is seen by asking again soon; each look is a few
+                # indexed queries.
+                wait = ONCE_POLL_SECONDS
             self.stop.wait(min(max(wait, 0.05), 5))
             self.scheduler.recover()
             self.scheduler.drain()

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from core import states
-from core.errors import LockConflict, TerminalError
+from core.errors import LockConflict, TerminalError, TransientError
 from stores.sql.base import Cursor, SqlStore
 from utils.paths import display, from_text, to_text
 
@@ -206,6 +206,23 @@ class TrackingQueue:
         return self.store.transaction(self.database, immediate=immediate)
 
     def ensure_schema(self) -> None:
+        """Create or complete the tracking table. On MySQL several daemons may start at the same
+        instant on a new database: they take turns (a named lock), so that the second does not
+        add an index or column the first has just added."""
+        if self.store.dialect != "mysql":
+            self._ensure_schema()
+            return
+        name = f"optimus-ingestor:{self.database}:schema"[:64]
+        with self._tx(False) as cur:
+            found = cur.execute("SELECT GET_LOCK(?, 120)", (name,)).fetchone()
+            if not (found and found[0] == 1):
+                raise TransientError(f"{self.database}: another daemon held the schema lock for 120s")
+            try:
+                self._ensure_schema()
+            finally:
+                cur.execute("SELECT RELEASE_LOCK(?)", (name,))
+
+    def _ensure_schema(self) -> None:
         columns = _COLUMNS_MYSQL if self.store.dialect == "mysql" else _COLUMNS_SQLITE
         with self._tx() as cur:
             cur.execute(f"CREATE TABLE IF NOT EXISTS {TABLE} ({columns})")

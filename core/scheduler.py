@@ -19,6 +19,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -108,6 +109,8 @@ class Scheduler:
         self.scanned: set[tuple[str, str]] = set()  # (service, meta) of the last scan's files
         self._courses: Courses | None = None
         self._courses_stamp: tuple[int, int] | None = None
+        # Derived services found not due (or in another daemon's hands): inputs seen, when.
+        self._derived_seen: dict[str, tuple[datetime | None, float]] = {}
 
     # -- the course registry ------------------------------------------------------------------
 
@@ -425,24 +428,38 @@ class Scheduler:
         self.tracking_problem = ""
 
     def run_derived(self) -> bool:
-        """Run each derived service that is due; True if any ran."""
+        """Run each derived service that is due; True if any ran.
+
+        Whether a service is due can cost a query over every stored event (TimeFinder's), so a
+        service found not due, or being looked at by another daemon (which then decides for the
+        same inputs), is not looked at again until its inputs complete anew or LEASE_SECONDS / 2
+        (how often an idle daemon looked before) have passed: a drain's second pass, and the other
+        daemons of a batch, no longer repeat that query."""
         ran = False
+        recheck = self.settings.LEASE_SECONDS / 2
         for service in self.services:
             if not service.derived or self.stop.is_set():
                 continue
             if service.depends_on and self.queue.pending_count(service.depends_on):
                 continue
+            inputs = self.queue.last_completed(service.depends_on) if service.depends_on else None
+            seen = self._derived_seen.get(service.name)
+            if seen is not None and seen[0] == inputs and time.monotonic() - seen[1] < recheck:
+                continue
             # Several daemons on one queue: one at a time looks whether it is due (after another
             # daemon's run it is not) and runs it; the others go on.
             with self.queue.exclusive(service.name) as mine:
-                if mine and self._derived_due(service):
+                if mine and self._derived_due(service, inputs):
                     self._run_derived(service)
                     ran = True
+                    self._derived_seen.pop(service.name, None)
+                else:
+                    self._derived_seen[service.name] = (inputs, time.monotonic())
         return ran
 
-    def _derived_due(self, service: Service) -> bool:
-        inputs = self.queue.last_completed(service.depends_on) if service.depends_on else None
+    def _derived_due(self, service: Service, inputs: datetime | None) -> bool:
         last = self.queue.last_run_started(service.name)
+
         changed = service.runs_on_new_input and inputs is not None and (last is None or inputs > last)
         try:
             return changed or service.due(self.context(service))

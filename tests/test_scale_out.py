@@ -161,9 +161,11 @@ def test_three_daemons_on_one_queue_ingest_each_file_once_match_one_daemon_and_a
         assert len(results[1][0]["events"]) == LOGS * EVENTS  # type: ignore[arg-type]
         assert results[3] == results[1]
         print(f"\nwall time: one daemon {figures[1]:.1f}s, three daemons {figures[3]:.1f}s")
-        # On the 2 shared cores of CI, three daemons and FerretDB compete for CPU, so "no worse" gets a
-        # margin; a re-ingest after the 30 s retry backoff (what deadlocks caused) is far outside it.
-        assert figures[3] <= figures[1] * 1.6 + 5, figures
+        # On the 2 shared cores of CI the batch is bound by FerretDB's CPU, and three daemons also
+        # pay three start-ups (about 0.5 CPU-second each: imports, connections), so "no worse"
+        # gets 10% and a few seconds (measured: three within -1.0..+3.8 s of one, README); a
+        # re-ingest after the 30 s retry backoff (what deadlocks caused) is far outside it.
+        assert figures[3] <= figures[1] * 1.1 + 5, figures
     finally:
         for count in (1, 3):
             prefix = f"{unique_name}n{count}"
@@ -353,3 +355,22 @@ def test_scans_by_several_daemons_at_once_queue_each_file_once(mysql_url, unique
         assert sorted(r.path for r in queue.rows()) == sorted(paths)
     finally:
         store.drop_database(tracking)
+
+
+def test_daemons_starting_at_once_on_a_new_tracking_database_all_start(mysql_url, unique_name):
+    """Each daemon creates or completes the tracking table at start: several doing it at the same
+    instant on a new database must all succeed (no 'Duplicate key name' for the second)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    store = open_sql_store(mysql_url, Path("."))
+    databases = [f"api_{unique_name}{n}" for n in range(4)]
+    try:
+        for database in databases:
+            queues = [TrackingQueue(store, database=database) for _ in range(4)]
+            with ThreadPoolExecutor(len(queues)) as pool:
+                list(pool.map(lambda q: q.ensure_schema(), queues))
+            queues[0].offer("Clickstream", "/data/a.log", "fp")
+            assert [r.path for r in queues[0].rows()] == ["/data/a.log"]
+    finally:
+        for database in databases:
+            store.drop_database(database)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -129,3 +130,53 @@ def test_dependency_loops_and_unknown_services_are_configuration_errors():
 
     with pytest.raises(ConfigError, match="Nope"):
         select(discover(), ["Nope"], [])
+
+
+class Backfill(Service):
+    """A derived service that runs only when due() says so, and counts how often it is asked."""
+
+    name = "Backfill"
+    derived = True
+    depends_on = ("Flaky",)
+    runs_on_new_input = False
+    asked = 0
+    wanted = False
+
+    def due(self, ctx: Context) -> bool:
+        Backfill.asked += 1
+        return Backfill.wanted
+
+    def run(self, ctx: Context) -> None:
+        calls.append("Backfill")
+        Backfill.wanted = False
+
+
+def test_a_derived_service_found_not_due_is_asked_again_only_after_new_input_or_half_a_lease(tmp_path):
+    """due() can cost a query over every stored event: a drain's second pass, the drains that
+    follow, and other daemons do not repeat it for the same inputs; new input or time does."""
+    data = make_package(tmp_path / "data")
+    (dump_dir(data) / "a.flaky").write_text("x")
+    settings = settings_for(data, tmp_path / "var", LEASE_SECONDS="4")
+    documents = open_document_store("sqlite", tmp_path / "var")
+    sql = open_sql_store("sqlite", tmp_path / "var")
+    flaky = Flaky()
+    flaky.failures = 0
+    sched = Scheduler(settings, [flaky, Backfill()], sql, lambda: documents)
+    sched.prepare()
+    sched.scan()
+    Backfill.asked, Backfill.wanted = 0, False
+    for _ in range(3):
+        sched.drain()
+    assert Backfill.asked == 1
+    (dump_dir(data) / "b.flaky").write_text("x")
+    sched.scan()
+    Backfill.wanted = True
+    sched.drain()  # b.flaky done: new input, so asked again; it runs, and is asked once more
+    assert (Backfill.asked, calls.count("Backfill")) == (3, 1)
+    sched.drain()
+    sched.drain()
+    assert Backfill.asked == 3
+    Backfill.wanted = True  # e.g. events written by another tool meanwhile
+    time.sleep(2.1)  # LEASE_SECONDS / 2
+    sched.drain()
+    assert (Backfill.asked, calls.count("Backfill")) == (5, 2)
