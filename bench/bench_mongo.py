@@ -168,6 +168,8 @@ def _ours(spec: dict[str, Any]) -> tuple[dict[str, Any], Any]:
         "CLICKSTREAM_HOLD_NEWEST": "0",
         "GEOIP_DATABASE": spec["geoip"],
     }
+    if spec.get("batch"):
+        overrides["CLICKSTREAM_BATCH"] = str(spec["batch"])
     settings = load_settings(config_file=None, environ={}, overrides=overrides, base_dir=run_dir)
     dropped = set(spec.get("drop_indexes") or ())
     if dropped:  # to measure what an index costs: the service does not create it
@@ -352,7 +354,7 @@ class Runs:
         spec["server_pid"] = self.pid
         return self._server_timed(lambda: child("bench.bench_mongo", spec), database)
 
-    def ours(self, file: Path, drop_indexes: Sequence[str] = ()) -> dict[str, Any]:
+    def ours(self, file: Path, drop_indexes: Sequence[str] = (), batch: int | None = None) -> dict[str, Any]:
         prefix = f"bm{self.token}o{self.count}"
         self.count += 1
         database = prefix + "logs"
@@ -367,6 +369,7 @@ class Runs:
             "geoip": self.geoip,
             "server_pid": self.pid,
             "drop_indexes": list(drop_indexes),
+            "batch": batch,
         }
         try:
             result = self._server_timed(lambda: child("bench.bench_mongo", spec), database)
@@ -449,6 +452,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--geoip", default=None, help="a .mmdb file, or none (default: GeoLite2 City package)"
     )
+    parser.add_argument(
+        "--drop-index",
+        action="append",
+        default=[],
+        metavar="FIELD",
+        help="also run ours without the service's indexes on FIELD (repeatable: one run without all of them)",
+    )
+    parser.add_argument(
+        "--batch",
+        type=int,
+        help="also run ours with this CLICKSTREAM_BATCH (with --drop-index: one run with both)",
+    )
     parser.add_argument("--work-dir", type=Path, default=DEFAULT_WORK)
     parser.add_argument("--json", type=Path, help="results file (default: <work-dir>/results-mongo.json)")
     args = parser.parse_args(argv)
@@ -492,8 +507,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     measured: dict[str, list[dict[str, Any]]] = {f"bare parse: gzip + {lib}.loads": [] for lib in libraries}
     measured["reference: insert_many of the raw lines, 3 indexes"] = []
     measured["ours: Clickstream daemon ingest"] = []
-    variant = f"ours without the index(es) on {', '.join(args.drop_index)}"
-    if args.drop_index:
+    changes = [f"without the index(es) on {', '.join(args.drop_index)}"] if args.drop_index else []
+    changes += [f"CLICKSTREAM_BATCH={args.batch}"] if args.batch else []
+    variant = f"ours, {' and '.join(changes)}"
+    if changes:
         measured[variant] = []
     ratios: list[float] = []
     try:
@@ -504,8 +521,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             ours = runs.ours(file)
             measured["reference: insert_many of the raw lines, 3 indexes"].append(ref)
             measured["ours: Clickstream daemon ingest"].append(ours)
-            if args.drop_index:
-                measured[variant].append(runs.ours(file, args.drop_index))
+            if changes:
+                measured[variant].append(runs.ours(file, args.drop_index, args.batch))
             ratio = (ours["events"] / ours["wall_seconds"]) / (ref["events"] / ref["wall_seconds"])
             ratios.append(ratio)
             print(f"round {round_ + 1}: reference {ref['wall_seconds']:.1f} s, ours {ours['wall_seconds']:.1f} s "

@@ -133,9 +133,17 @@ class MongoDocumentStore(DocumentStore):
 
     def _connect(self) -> MongoClient[Document]:
         try:
-            return MongoClient(self._url, serverSelectionTimeoutMS=self._timeout_ms, tz_aware=False)
+            client: MongoClient[Document] = MongoClient(
+                self._url, serverSelectionTimeoutMS=self._timeout_ms, tz_aware=False
+            )
         except (ConfigurationError, ValueError, TypeError) as exc:
             raise ConfigError([f"document store URL {redact_url(self._url)}: {exc}"]) from exc
+        if not client.write_concern.acknowledged:
+            client.close()
+            raise ConfigError(
+                [f"document store URL {redact_url(self._url)}: w=0 is refused (inserts report duplicates)"]
+            )
+        return client
 
     @property
     def client(self) -> MongoClient[Document]:
