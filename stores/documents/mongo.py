@@ -162,7 +162,7 @@ class MongoDocumentStore(DocumentStore):
         Duplicate `_id`s come back as write errors (code 11000) and are counted; any other write
         error raises once the whole batch was sent (what was written stays: a retry skips it)."""
         collection = self._coll(db, coll)
-        batch = [_id_first(doc) for doc in docs]
+        batch = list(docs)
         if not batch:
             return InsertResult(0, 0)
         wc = collection.write_concern
@@ -197,7 +197,8 @@ class MongoDocumentStore(DocumentStore):
     ) -> int:
         """One `insert` command of batch[start:end] (halved while it is over the 16 MiB limit of a
         command); write errors are added to `errors` with their positions in `batch`."""
-        command = {"insert": collection.name, "documents": batch[start:end], "ordered": False, **extra}
+        documents = [_id_first(doc) for doc in batch[start:end]]  # copies for one command at a time
+        command = {"insert": collection.name, "documents": documents, "ordered": False, **extra}
         try:
             reply = collection.database.command(command)
         except DocumentTooLarge:
