@@ -193,6 +193,23 @@ def test_reinserting_a_batch_skips_and_counts_every_duplicate(store: DocumentSto
     assert store.count(db, "clickstream") == 5
 
 
+def test_a_batch_larger_than_one_command_counts_duplicates_at_their_positions(
+    store: DocumentStore, db: str
+) -> None:
+    """2,500 documents: MongoDB sends them as several `insert` commands; the positions of the
+    duplicates are those in the whole batch, and `_id` (last in the dicts) is stored first."""
+    first = [{"n": i, "_id": i} for i in range(0, 2500, 2)]
+    assert store.insert_many(db, "c", first) == InsertResult(1250, 0)
+    batch = [{"n": i, "_id": i} for i in range(2500)]
+    random.Random(7).shuffle(batch)
+    result = store.insert_many(db, "c", batch)
+    expected = tuple(p for p, doc in enumerate(batch) if doc["_id"] % 2 == 0)
+    assert result == InsertResult(1250, 1250, expected)
+    assert store.count(db, "c") == 2500
+    found = store.find_one(db, "c", {"_id": 2499})
+    assert found is not None and list(found) == ["_id", "n"]
+
+
 def test_duplicate_ids_within_one_batch_keep_the_first(store: DocumentStore, db: str) -> None:
     result = store.insert_many(db, "c", [{"_id": "x", "v": 1}, {"_id": "x", "v": 2}])
     assert result == InsertResult(1, 1, (1,))
@@ -204,6 +221,14 @@ def test_documents_without_id_get_an_object_id(store: DocumentStore, db: str) ->
     assert store.insert_many(db, "c", docs) == InsertResult(2, 0)
     assert all(isinstance(d["_id"], ObjectId) for d in docs)
     assert ids(store.find(db, "c")) == sorted(d["_id"] for d in docs)
+
+
+@pytest.mark.mongo
+def test_unacknowledged_writes_are_refused(mongo_url: str) -> None:
+    """With w=0 the server would not report duplicate `_id`s, which exactly-once relies on."""
+    separator = "&" if "?" in mongo_url else ("?" if mongo_url.endswith("/") else "/?")
+    with pytest.raises(ConfigError, match="w=0"):
+        MongoDocumentStore(mongo_url + separator + "w=0")
 
 
 def test_an_empty_batch_inserts_nothing(store: DocumentStore, db: str) -> None:

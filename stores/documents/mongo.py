@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from bson import ObjectId
 from bson.errors import BSONError, InvalidDocument
 from pymongo import MongoClient, UpdateOne
 from pymongo.collection import Collection
@@ -21,6 +22,7 @@ from pymongo.errors import (
     BulkWriteError,
     ConfigurationError,
     ConnectionFailure,
+    DocumentTooLarge,
     NetworkTimeout,
     OperationFailure,
     PyMongoError,
@@ -52,6 +54,11 @@ UPDATE_CHUNK = 50
 NOT_IMPLEMENTED = 238
 INVALID_NAMESPACE = 73
 COPY_BATCH = 5000
+# Documents per `insert` command. The service hands over batches of CLICKSTREAM_BATCH (20,000)
+# events; sent as one command they would be ~26 MB that the server decodes at once. 1,000 is what
+# mongoimport sends; on FerretDB 1,000 and 20,000 cost the server the same (bench/README.md, "MongoDB
+# path"), and the command's own 16 MiB limit leaves room for 1,000 events of up to ~16 KB.
+INSERT_CHUNK = 1000
 
 
 def redact_url(url: object) -> str:
@@ -80,6 +87,18 @@ def _is_id_clash(error: Mapping[str, Any]) -> bool | None:
         return list(key) == ["_id"]
     message = str(error.get("errmsg", ""))
     return (" index: _id_ " in message) if " index: " in message else None
+
+
+def _id_first(doc: Document) -> Document:
+    """The document with `_id` first (a new ObjectId, set in the caller's dict, if it has none), as
+    MongoDB stores it: `insert_many` did this itself, an `insert` command does not."""
+    if "_id" not in doc:
+        if not isinstance(doc, dict):
+            raise TerminalError(f"cannot give an _id to a {type(doc).__name__}")
+        doc["_id"] = ObjectId()
+    if next(iter(doc)) == "_id" or not isinstance(doc, dict):
+        return doc
+    return {"_id": doc["_id"], **doc}
 
 
 def _copy_over(source: Collection[Document], target: Collection[Document]) -> None:
@@ -114,9 +133,17 @@ class MongoDocumentStore(DocumentStore):
 
     def _connect(self) -> MongoClient[Document]:
         try:
-            return MongoClient(self._url, serverSelectionTimeoutMS=self._timeout_ms, tz_aware=False)
+            client: MongoClient[Document] = MongoClient(
+                self._url, serverSelectionTimeoutMS=self._timeout_ms, tz_aware=False
+            )
         except (ConfigurationError, ValueError, TypeError) as exc:
             raise ConfigError([f"document store URL {redact_url(self._url)}: {exc}"]) from exc
+        if not client.write_concern.acknowledged:
+            client.close()
+            raise ConfigError(
+                [f"document store URL {redact_url(self._url)}: w=0 is refused (inserts report duplicates)"]
+            )
+        return client
 
     @property
     def client(self) -> MongoClient[Document]:
@@ -130,44 +157,96 @@ class MongoDocumentStore(DocumentStore):
         return self.client[check_database_name(db)][check_name(coll)]
 
     def insert_many(self, db: str, coll: str, docs: Iterable[Document]) -> InsertResult:
+        """Sent as `insert` commands of at most INSERT_CHUNK documents (see there why), unordered.
+
+        Duplicate `_id`s come back as write errors (code 11000) and are counted; any other write
+        error raises once the whole batch was sent (what was written stays: a retry skips it)."""
         collection = self._coll(db, coll)
         batch = list(docs)
         if not batch:
             return InsertResult(0, 0)
+        wc = collection.write_concern
+        extra: dict[str, Any] = {} if wc.is_server_default else {"writeConcern": wc.document}
+        inserted = 0
+        errors: list[dict[str, Any]] = []
+        concern_errors: list[Any] = []
         with _translated(db, coll):
-            try:
-                result = collection.insert_many(batch, ordered=False)
-            except BulkWriteError as exc:
-                return self._after_duplicates(collection, batch, exc)
-            return InsertResult(len(result.inserted_ids), 0)
+            for start in range(0, len(batch), INSERT_CHUNK):
+                inserted += self._insert_chunk(
+                    collection,
+                    batch,
+                    start,
+                    min(start + INSERT_CHUNK, len(batch)),
+                    extra,
+                    errors,
+                    concern_errors,
+                )
+        if not errors and not concern_errors:
+            return InsertResult(inserted, 0)
+        return self._after_duplicates(collection, batch, inserted, errors, concern_errors)
+
+    def _insert_chunk(
+        self,
+        collection: Collection[Document],
+        batch: list[Document],
+        start: int,
+        end: int,
+        extra: dict[str, Any],
+        errors: list[dict[str, Any]],
+        concern_errors: list[Any],
+    ) -> int:
+        """One `insert` command of batch[start:end] (halved while it is over the 16 MiB limit of a
+        command); write errors are added to `errors` with their positions in `batch`."""
+        documents = [_id_first(doc) for doc in batch[start:end]]  # copies for one command at a time
+        command = {"insert": collection.name, "documents": documents, "ordered": False, **extra}
+        try:
+            reply = collection.database.command(command)
+        except DocumentTooLarge:
+            if end - start == 1:
+                raise
+            middle = (start + end) // 2
+            return self._insert_chunk(
+                collection, batch, start, middle, extra, errors, concern_errors
+            ) + self._insert_chunk(collection, batch, middle, end, extra, errors, concern_errors)
+        for error in reply.get("writeErrors") or ():
+            errors.append({**error, "index": start + int(error["index"])})
+        if reply.get("writeConcernError"):
+            concern_errors.append(reply["writeConcernError"])
+        return int(reply.get("n", 0))
 
     def _after_duplicates(
-        self, collection: Collection[Document], batch: list[Document], exc: BulkWriteError
+        self,
+        collection: Collection[Document],
+        batch: list[Document],
+        inserted: int,
+        errors: list[dict[str, Any]],
+        concern_errors: list[Any],
     ) -> InsertResult:
-        """Count duplicate `_id`s of a failed unordered insert; raise for any other error.
+        """Count duplicate `_id`s of an unordered insert; raise for any other error.
 
         Code 11000 also means a clash on another unique index. MongoDB says which index in the
         error; FerretDB does not, so then, if the collection has another unique index, the
         rejected `_id`s are looked up: a rejected document whose `_id` is absent clashed elsewhere.
         """
-        errors = exc.details.get("writeErrors", [])
         others = [e for e in errors if e.get("code") != DUPLICATE_KEY]
-        if others or exc.details.get("writeConcernErrors") or not errors:
-            first = others[0]["errmsg"] if others else exc.details
-            raise TerminalError(f"mongodb {collection.full_name}: insert failed: {first}") from exc
+        if others or concern_errors:
+            first = others[0]["errmsg"] if others else concern_errors[0]
+            raise TerminalError(f"mongodb {collection.full_name}: insert failed: {first}")
+        errors.sort(key=lambda e: int(e["index"]))
         verdicts = [_is_id_clash(e) for e in errors]
         clashes = [batch[e["index"]]["_id"] for e, v in zip(errors, verdicts, strict=True) if v is False]
         unknown = [batch[e["index"]]["_id"] for e, v in zip(errors, verdicts, strict=True) if v is None]
-        if unknown and any(ix.get("unique") for ix in collection.list_indexes()):
-            query = {"_id": {"$in": unknown}}
-            present = {bson_key(d["_id"]) for d in collection.find(query, {"_id": 1})}
-            clashes += [i for i in unknown if bson_key(i) not in present]
+        with _translated(collection.database.name, collection.name):
+            if unknown and any(ix.get("unique") for ix in collection.list_indexes()):
+                query = {"_id": {"$in": unknown}}
+                present = {bson_key(d["_id"]) for d in collection.find(query, {"_id": 1})}
+                clashes += [i for i in unknown if bson_key(i) not in present]
         if clashes:
             raise TerminalError(
                 f"mongodb {collection.full_name}: unique index violated by _id {clashes[:5]!r}"
-            ) from exc
-        positions = tuple(sorted(int(e["index"]) for e in errors))
-        return InsertResult(int(exc.details.get("nInserted", 0)), len(errors), positions)
+            )
+        positions = tuple(int(e["index"]) for e in errors)
+        return InsertResult(inserted, len(errors), positions)
 
     def find(
         self,
