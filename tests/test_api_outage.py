@@ -4,6 +4,7 @@ itself when the server is back (the test's own MariaDB server is stopped and res
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import uuid
 from pathlib import Path
@@ -15,6 +16,7 @@ from stores.sql import open_sql_store
 from tests.api_daemon import Daemon, copy_sample, wait_for
 from tests.conftest import REPO
 from tests.packages import dump_dir, write_large_studentmodule
+from tests.processes import pause_while_reading
 
 BIG = "UQx-X-1T-courseware_studentmodule-prod-analytics.sql"
 ROWS = 600_000
@@ -50,9 +52,8 @@ def test_endpoints_answer_503_while_mariadb_is_stopped_mid_run_then_recover_by_t
     tmp_path: Path, mysql_url: str
 ) -> None:
     data = copy_sample(tmp_path / "data")
-    # Large enough that loading it takes many seconds on a fast machine (more on a loaded one): the
-    # test sees it running through the API (a snapshot at most a second old) long before it ends.
-    write_large_studentmodule(dump_dir(data) / BIG, ROWS)
+    big_path = dump_dir(data) / BIG
+    write_large_studentmodule(big_path, ROWS)
     tracking = f"api_{uuid.uuid4().hex[:8]}"
     admin = open_sql_store(mysql_url, tmp_path / "admin")
     before = set(admin.list_databases())
@@ -64,18 +65,20 @@ def test_endpoints_answer_503_while_mariadb_is_stopped_mid_run_then_recover_by_t
         "MAX_ATTEMPTS": "10",
     }
     daemon = Daemon(data, tmp_path / "var", settings).start()
+    assert daemon.proc is not None
+    pid = daemon.proc.pid
     stopped = False
     try:
-
-        def big_running() -> dict | bool:
-            running = daemon.services()["DatabaseState"]["running"]
-            loading = running and running["path"].endswith(BIG) and 0 < running["percent"] < 50
-            return loading and running
-
-        # The files before it come first; on a loaded machine that may take minutes.
-        running = wait_for(big_running, timeout=600, what="the large dump to be loading (under half read)")
-        stop_mariadb(mysql_url)
-        stopped = True
+        # Held (SIGSTOP, not timing) inside the large dump's first read, under half of it: the
+        # files before it come first (minutes on a loaded machine; seconds for the dump itself on
+        # a quiet one). MariaDB is stopped while the daemon is held, so the outage falls mid-file.
+        position = pause_while_reading(pid, big_path)
+        assert position < big_path.stat().st_size // 2, "held in the first half of the dump"
+        try:
+            stop_mariadb(mysql_url)
+            stopped = True
+        finally:
+            os.kill(pid, signal.SIGCONT)
 
         def unavailable() -> bool:
             return daemon.get("/api/v1/services").status == 503
@@ -115,8 +118,11 @@ def test_endpoints_answer_503_while_mariadb_is_stopped_mid_run_then_recover_by_t
         wait_for(lambda: daemon.get("/api/v1/services").status == 200, timeout=60, what="reads to recover")
         wait_for(lambda: daemon.get("/readyz").status == 200, timeout=30, what="readiness to recover")
 
+        listed = daemon.get("/api/v1/files?service=DatabaseState&limit=1000").json()["files"]
+        (big_id,) = [f["id"] for f in listed if f["path"].endswith(BIG)]
+
         def big_finished() -> dict | bool:
-            answer = daemon.get(f"/api/v1/files/{running['id']}").json()
+            answer = daemon.get(f"/api/v1/files/{big_id}").json()
             return answer["state"] in ("done", "failed") and answer
 
         big = wait_for(big_finished, timeout=900, what="the large dump to be loaded after the outage")

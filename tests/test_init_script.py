@@ -11,7 +11,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -22,6 +21,7 @@ from stores.sql import open_sql_store
 from tests.conftest import REPO, SAMPLE_DATA
 from tests.deploy_support import copy_code, service_account, world_readable_dir
 from tests.packages import dump_dir, make_package, write_large_studentmodule
+from tests.processes import pause_while_reading, term_pending
 from tests.test_daemon_process import environ, free_port, get_json, start, wait_for
 
 BIG = "UQx-BIG-1T-courseware_studentmodule-prod-analytics.sql"
@@ -43,65 +43,6 @@ def daemon_processes(state_dir: Path) -> list[int]:
         if "ingestor.py" in cmdline and f"STATE_DIR={state_dir}" in cmdline:
             found.append(int(entry.name))
     return found
-
-
-SIGTERM_BIT = 1 << (signal.SIGTERM - 1)
-
-
-def _proc_state(task: Path) -> str:
-    stat = (task / "stat").read_text()
-    return stat[stat.rindex(")") + 2]  # the field after "(comm)", whatever comm holds
-
-
-def freeze(pid: int) -> None:
-    """SIGSTOP the daemon and return once every one of its threads is stopped."""
-    os.kill(pid, signal.SIGSTOP)
-    wait_for(
-        lambda: all(_proc_state(t) in "tT" for t in Path(f"/proc/{pid}/task").iterdir()),
-        timeout=60,
-        what=f"pid {pid} to stop",
-    )
-
-
-def term_pending(pid: int) -> bool:
-    """Whether a SIGTERM waits for the (stopped) process."""
-    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
-    return bool(int(fields["ShdPnd"], 16) & SIGTERM_BIT)
-
-
-def read_position(pid: int, path: Path) -> int | None:
-    """Where the process is in `path` (the kernel's offset of its descriptor), None if it has the
-    file not open."""
-    target = os.path.realpath(path)
-    for fd in Path(f"/proc/{pid}/fd").iterdir():
-        try:
-            if os.readlink(fd) != target:
-                continue
-            fields = dict(
-                line.split(":", 1)
-                for line in (Path(f"/proc/{pid}/fdinfo") / fd.name).read_text().splitlines()
-            )
-        except OSError:
-            continue  # closed meanwhile
-        return int(fields["pos"])
-    return None
-
-
-def pause_while_reading(pid: int, path: Path, deadline: float = 600) -> int:
-    """Let the daemon run in short steps, each followed by a SIGSTOP and a look at its descriptors,
-    until it has `path` open and has read into it; return with the daemon stopped there and the
-    byte offset it is at. Nothing but the first read opens the dump (the claim and its checks only
-    stat it), and one step runs the daemon for a few milliseconds against seconds for the read,
-    so the daemon is held inside that first read, however loaded the machine is."""
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        freeze(pid)
-        position = read_position(pid, path)
-        if position:
-            return position
-        os.kill(pid, signal.SIGCONT)
-        time.sleep(0.02)
-    raise AssertionError(f"the daemon did not start reading {path.name} within {deadline}s")
 
 
 def sql_snapshot(state_dir: Path) -> dict[str, list[tuple]]:
