@@ -553,6 +553,10 @@ class TrackingQueue:
                     )
                     failed = cur.rowcount
                     changed += failed
+                    if failed == 1:
+                        log.warning(
+                            "%s: %s; failed after %d attempts", display(from_text(str(path))), why, attempts
+                        )
                     if failed == 1 and int(version) > 1 and not retake:
                         # The new version gave up the events it owned before its worker died:
                         # the files sharing them take them back, as after any other failure.
@@ -564,6 +568,8 @@ class TrackingQueue:
                         (states.QUEUED, why, row_id, states.RUNNING, worker),
                     )
                     changed += cur.rowcount
+                    if cur.rowcount == 1:
+                        log.warning("%s: %s; back to the queue", display(from_text(str(path))), why)
         return changed
 
     def seconds_until_due(self, services: Sequence[str]) -> float | None:

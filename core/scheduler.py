@@ -19,6 +19,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -252,9 +253,21 @@ class Scheduler:
         done = threading.Event()
 
         def beat() -> None:
+            last = time.monotonic()
             while not done.wait(self.settings.HEARTBEAT_SECONDS):
                 try:
                     self.queue.heartbeat(job, progress["value"])
+                    now = time.monotonic()
+                    if now - last > self.settings.LEASE_SECONDS / 2:
+                        # Said, so that a lease taken over by another daemon can be explained.
+                        slog.warning(
+                            "heartbeat for %s came %.0fs after the previous one (LEASE_SECONDS %s): "
+                            "the process was starved; another daemon may take a file it holds",
+                            job.path,
+                            now - last,
+                            self.settings.LEASE_SECONDS,
+                        )
+                    last = now
                 except LeaseLost:
                     lost.set()
                     return

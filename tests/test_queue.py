@@ -335,14 +335,18 @@ def test_a_stale_worker_cannot_complete_a_file_another_daemon_took_and_nothing_c
     assert (row.state, row.rows_loaded, row.worker) == (states.DONE, 5, "w2")
 
 
-def test_a_daemons_sweep_never_returns_the_file_it_is_ingesting(queue):
+def test_a_daemons_sweep_never_returns_the_file_it_is_ingesting(queue, caplog):
     for name in ("a", "b"):
         queue.offer("S", f"/d/{name}", "1")
     ingesting = queue.claim("w1", ["S"])
     abandoned = queue.claim("w1", ["S"])  # held by w1, which no longer ingests it
     # Its own sweep: the file it is ingesting stays its own even with a heartbeat far too old;
     # the one it holds but does not ingest goes back at once, without waiting for the lease.
-    assert queue.sweep(120, 3, own_worker="w1", keep={ingesting.id}) == 1
+    with caplog.at_level("WARNING"):
+        assert queue.sweep(120, 3, own_worker="w1", keep={ingesting.id}) == 1
+    assert [r.getMessage() for r in caplog.records if "/d/" in r.getMessage()] == [
+        "/d/b: abandoned by its worker w1 (this daemon), which no longer ingests it; back to the queue"
+    ], "each file the sweep returns is named in the log with its reason"
     by_path = {r.meta: r for r in queue.rows()}
     assert (by_path["/d/a"].state, by_path["/d/a"].worker) == (states.RUNNING, "w1")
     assert by_path["/d/b"].state == states.QUEUED and "this daemon" in by_path["/d/b"].error

@@ -163,10 +163,11 @@ class Slow(Service):
         return IngestResult(rows_loaded=1)
 
 
-def _slow_scheduler(tmp_path, during, clock=None) -> tuple[Scheduler, Slow]:
+def _slow_scheduler(tmp_path, during, clock=None, **extra: str) -> tuple[Scheduler, Slow]:
     data = make_package(tmp_path / "data")
     (dump_dir(data) / "a.slow").write_text("x")
-    settings = settings_for(data, tmp_path / "var", HEARTBEAT_SECONDS="1", LEASE_SECONDS="120")
+    limits = {"HEARTBEAT_SECONDS": "1", "LEASE_SECONDS": "120", **extra}
+    settings = settings_for(data, tmp_path / "var", **limits)
     documents = open_document_store("sqlite", tmp_path / "var")
     service = Slow(during)
     sched = Scheduler(
@@ -234,3 +235,26 @@ def test_a_worker_whose_file_another_daemon_took_stops_before_replacing_anything
     assert service.after_check == 0, "the stale worker stopped at check_unchanged"
     (row,) = sched.queue.rows("Slow")
     assert (row.state, row.worker, row.rows_loaded) == (states.RUNNING, "other:1:x", 0)
+
+
+def test_a_late_heartbeat_is_said_in_the_log(tmp_path, caplog):
+    beats: list[str] = []
+
+    def during(ctx: Context) -> None:
+        deadline = time.monotonic() + 60
+        while len(beats) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    sched, _ = _slow_scheduler(tmp_path, during, LEASE_SECONDS="2")
+    real = sched.queue.heartbeat
+
+    def heartbeat(job, progress=None):
+        if len(beats) == 1:
+            time.sleep(1.5)  # a starved process: the heartbeat lands later than half the lease
+        real(job, progress)
+        beats.append("ok")
+
+    sched.queue.heartbeat = heartbeat  # type: ignore[method-assign]
+    with caplog.at_level("WARNING"):
+        sched.drain()
+    assert any("the process was starved" in r.getMessage() for r in caplog.records)
