@@ -305,7 +305,9 @@ class TrackingQueue:
             return
         # MySQL counts the rows an UPDATE changed, not those it matched: a heartbeat that sets the
         # values the row already has (same time, same progress) changes none, yet the lease is held.
-        found = cur.execute(f"SELECT state, worker FROM {TABLE} WHERE id=?", (job.id,)).fetchone()
+        # A locking read: the row as it is now whatever the isolation level, held until the commit.
+        lock = " FOR UPDATE" if self.store.dialect == "mysql" else ""
+        found = cur.execute(f"SELECT state, worker FROM {TABLE} WHERE id=?{lock}", (job.id,)).fetchone()
         if found is None or found[0] != states.RUNNING or found[1] != job.worker:
             raise LeaseLost(f"{job.path}: no longer running under {job.worker} (lease expired?)")
 

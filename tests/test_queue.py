@@ -358,3 +358,21 @@ def test_a_daemons_sweep_never_returns_the_file_it_is_ingesting(queue, caplog):
     queue.clock_.advance(121)
     assert queue.sweep(120, 3, own_worker="w2") == 1
     assert {r.meta: r.state for r in queue.rows()}["/d/a"] == states.QUEUED
+
+
+def test_a_lease_lost_after_the_transaction_first_read_is_still_seen(queue):
+    # `complete` may read before it updates the row (the duplicate check). The check made when an
+    # UPDATE changed no row must see the row as it is now, not as that earlier read saw it (which
+    # a snapshot isolation level would give: the store sets READ COMMITTED, the check locks).
+    if queue.store.dialect != "mysql":
+        pytest.skip("SQLite's BEGIN IMMEDIATE keeps every other writer out of the transaction")
+    queue.offer("S", "/d/a", "1")
+    stale = queue.claim("w1", ["S"])
+    with pytest.raises(LeaseLost), queue.store.transaction(queue.database, immediate=True) as cur:
+        cur.execute("SELECT state, worker FROM ingestor").fetchall()  # an earlier read: w1 running
+        queue.clock_.advance(121)
+        assert queue.sweep(120, 3) == 1  # another daemon, on its own connection
+        assert queue.claim("w2", ["S"]) is not None
+        queue._running_update(cur, stale, "state=?", (states.DONE,))
+    (row,) = queue.rows()
+    assert (row.state, row.worker) == (states.RUNNING, "w2")
