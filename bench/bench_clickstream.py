@@ -257,6 +257,10 @@ class Ingests:
         self.count += 1
         prefix = f"bc{self.token}{self.count}"
         run_dir = self.work / f"run-{backend}-{self.count}"
+        # A run dir left by a bench that was killed holds that run's state (a file still running
+        # under a dead worker, the events it stored): the next run in it would resume that one
+        # ("returned 1 abandoned file(s)") and measure less than a fresh ingest.
+        shutil.rmtree(run_dir, ignore_errors=True)
         spec = {
             "mode": "ingest",
             "file": str(file),

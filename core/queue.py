@@ -318,7 +318,14 @@ class TrackingQueue:
             f"UPDATE {TABLE} SET {sets} WHERE id=? AND state=? AND worker=?",
             (*params, job.id, states.RUNNING, job.worker),
         )
-        if cur.rowcount != 1:
+        if cur.rowcount == 1:
+            return
+        # MySQL counts the rows an UPDATE changed, not those it matched: a heartbeat that sets the
+        # values the row already has (same time, same progress) changes none, yet the lease is held.
+        # A locking read: the row as it is now whatever the isolation level, held until the commit.
+        lock = " FOR UPDATE" if self.store.dialect == "mysql" else ""
+        found = cur.execute(f"SELECT state, worker FROM {TABLE} WHERE id=?{lock}", (job.id,)).fetchone()
+        if found is None or found[0] != states.RUNNING or found[1] != job.worker:
             raise LeaseLost(f"{job.path}: no longer running under {job.worker} (lease expired?)")
 
     def heartbeat(self, job: Job, progress: float | None = None) -> None:
@@ -514,10 +521,21 @@ class TrackingQueue:
 
     # -- recovery -----------------------------------------------------------------------------
 
-    def sweep(self, lease_seconds: float, max_attempts: int, dead_workers: Sequence[str] = ()) -> int:
+    def sweep(
+        self,
+        lease_seconds: float,
+        max_attempts: int,
+        dead_workers: Sequence[str] = (),
+        *,
+        own_worker: str | None = None,
+        keep: Collection[int] = (),
+    ) -> int:
         """Return files whose worker stopped heartbeating (or is known dead) to the queue.
 
-        A file that has used up `max_attempts` is failed instead, with the reason named.
+        `own_worker`: the sweeping daemon's worker; a file it holds but is not ingesting (not in
+        `keep`, the ids of the files it is ingesting now) was abandoned by it and is returned at
+        once; one in `keep` is never returned, whatever its heartbeat says. A file that has used up
+        `max_attempts` is failed instead, with the reason named.
         """
         expired = _ts(self.clock() - timedelta(seconds=lease_seconds))
         changed = 0
@@ -528,15 +546,19 @@ class TrackingQueue:
                 (states.RUNNING,),
             ).fetchall()
             for row_id, worker, attempts, beat, service, path, version, retake in rows:
+                if row_id in keep:
+                    continue  # this daemon is ingesting it now: alive, whatever its heartbeat says
                 dead = worker in dead_workers
+                own = own_worker is not None and worker == own_worker
                 beat_ts = _dt(beat)
-                if not dead and beat_ts is not None and _ts(beat_ts) >= expired:
+                if not dead and not own and beat_ts is not None and _ts(beat_ts) >= expired:
                     continue
-                why = (
-                    f"worker {worker} died while ingesting"
-                    if dead
-                    else f"lease expired: worker {worker} sent no heartbeat for {lease_seconds:g}s"
-                )
+                if own:
+                    why = f"abandoned by its worker {worker} (this daemon), which no longer ingests it"
+                elif dead:
+                    why = f"worker {worker} died while ingesting"
+                else:
+                    why = f"lease expired: worker {worker} sent no heartbeat for {lease_seconds:g}s"
                 if attempts >= max_attempts:
                     cur.execute(
                         f"UPDATE {TABLE} SET state=?, error=?, started=0 WHERE id=? AND state=? AND worker=?",
@@ -550,6 +572,10 @@ class TrackingQueue:
                     )
                     failed = cur.rowcount
                     changed += failed
+                    if failed == 1:
+                        log.warning(
+                            "%s: %s; failed after %d attempts", display(from_text(str(path))), why, attempts
+                        )
                     if failed == 1 and int(version) > 1 and not retake:
                         # The new version gave up the events it owned before its worker died:
                         # the files sharing them take them back, as after any other failure.
@@ -561,6 +587,8 @@ class TrackingQueue:
                         (states.QUEUED, why, row_id, states.RUNNING, worker),
                     )
                     changed += cur.rowcount
+                    if cur.rowcount == 1:
+                        log.warning("%s: %s; back to the queue", display(from_text(str(path))), why)
         return changed
 
     def seconds_until_due(self, services: Sequence[str]) -> float | None:

@@ -99,6 +99,7 @@ class Scheduler:
         self.stop = stop or threading.Event()
         self.host = settings.WORKER_NAME or socket.gethostname()
         self.worker = new_worker_id(self.host)
+        self.ingesting: set[int] = set()  # the ids of the files this scheduler is ingesting now
         self.states = {s.name: ServiceState() for s in self.services}
         self.last_scan: ScanResult | None = None
         self.unclaimed = 0
@@ -162,8 +163,17 @@ class Scheduler:
             self.states[service.name].extra = service.status_extra(self.context(service))
 
     def recover(self) -> int:
+        """Return to the queue the files of dead workers, of expired leases, and those this
+        daemon's own worker holds but no longer ingests; never a file it is ingesting now (its
+        heartbeat may be late on a loaded machine, but the worker is alive)."""
         dead = [w for w in self.queue.running_workers() if _local_dead(w, self.host)]
-        count = self.queue.sweep(self.settings.LEASE_SECONDS, self.settings.MAX_ATTEMPTS, dead)
+        count = self.queue.sweep(
+            self.settings.LEASE_SECONDS,
+            self.settings.MAX_ATTEMPTS,
+            dead,
+            own_worker=self.worker,
+            keep=frozenset(self.ingesting),
+        )
         if count:
             log.warning("returned %d abandoned file(s) to the queue (dead worker or expired lease)", count)
         return count
@@ -245,14 +255,30 @@ class Scheduler:
         done = threading.Event()
 
         def beat() -> None:
+            last = time.monotonic()
             while not done.wait(self.settings.HEARTBEAT_SECONDS):
                 try:
                     self.queue.heartbeat(job, progress["value"])
+                    now = time.monotonic()
+                    if now - last > self.settings.LEASE_SECONDS / 2:
+                        # Said, so that a lease taken over by another daemon can be explained.
+                        slog.warning(
+                            "heartbeat for %s came %.0fs after the previous one (LEASE_SECONDS %s): "
+                            "the process was starved; another daemon may take a file it holds",
+                            job.path,
+                            now - last,
+                            self.settings.LEASE_SECONDS,
+                        )
+                    last = now
                 except LeaseLost:
                     lost.set()
                     return
                 except TransientError as exc:
                     slog.warning("heartbeat for %s failed: %s", job.path, exc)
+                except Exception as exc:  # noqa: BLE001 - a dead heartbeat thread lets the lease expire
+                    slog.error(
+                        "heartbeat for %s failed: %s (%s); trying again", job.path, exc, type(exc).__name__
+                    )
 
         ctx = self.context(service)
         ctx.job = job
@@ -262,13 +288,14 @@ class Scheduler:
         ctx.rejects = rejects
         heart = threading.Thread(target=beat, name=f"heartbeat-{job.id}", daemon=True)
         heart.start()
+        self.ingesting.add(job.id)
         slog.info("ingesting %s (attempt %d)", job.path, job.attempts)
         try:
             fingerprint = self._check_before(job)
-            ctx.check_unchanged = lambda: self._check_unchanged(job, fingerprint)
+            ctx.check_unchanged = lambda: self._check_unchanged(job, fingerprint, progress["value"], lost)
             with rejects:
                 result = service.ingest(_path(job.path), ctx)
-            ctx.check_unchanged()
+            ctx.check_unchanged()  # also: the lease is still this worker's
             done.set()
             if result.failed:
                 # The file cannot be read to its end, but what was read is loaded and kept.
@@ -324,6 +351,7 @@ class Scheduler:
                 text = f"{text} ({type(exc).__name__})"
             self._record(job, self.queue.fail, job, self._failure(job, text, slog), 0, rejects.count)
         finally:
+            self.ingesting.discard(job.id)
             done.set()
             heart.join(timeout=5)
             state.status, state.task, state.file = "idle", "", ""
@@ -341,10 +369,22 @@ class Scheduler:
             raise TerminalError(f"{path}: {what}")
         return fingerprint
 
-    def _check_unchanged(self, job: Job, before: str) -> None:
-        """Raise TransientError if the file is not what it was when its ingest began."""
+    def _check_unchanged(
+        self, job: Job, before: str, progress: float = 0.0, lost: threading.Event | None = None
+    ) -> None:
+        """Raise TransientError if the file is not what it was when its ingest began, and LeaseLost
+        if the file is no longer this worker's (its lease expired and another daemon took it):
+        services call this before they replace what a file loads, so a stale worker stops there."""
         if path_fingerprint(_path(job.path)) != before:
             raise TransientError(f"{job.path}: the file changed while it was being read")
+        try:
+            self.queue.heartbeat(job, progress)
+        except LeaseLost:
+            if lost is not None:
+                lost.set()
+            raise
+        except TransientError as exc:  # the heartbeat thread keeps trying; `complete` checks again
+            log.warning("%s: lease not confirmed now: %s", job.path, exc)
 
     def _failure(self, job: Job, text: str, slog: logging.Logger) -> str:
         """Log a failed file; the message always names the file."""

@@ -282,3 +282,97 @@ def test_a_new_version_that_fails_queues_again_the_files_sharing_or_duplicating_
     again = [queue.claim("w3", ["Clickstream"]) for _ in range(2)]
     assert sorted(j.path for j in again if j) == ["/d/b.log", "/d/c.log"]
     assert all(j.retake for j in again if j), "queued to re-take, not as a new version"
+
+
+def test_a_heartbeat_that_changes_no_value_keeps_the_lease(queue):
+    # MySQL reports the rows an UPDATE changed, not those it matched: two heartbeats at the same
+    # clock reading with the same progress changed nothing, and the live worker was told it had
+    # lost its file (it then left it running until its own daemon's sweep returned it).
+    queue.offer("S", "/d/a", "1")
+    job = queue.claim("w1", ["S"])
+    queue.heartbeat(job, 0.5)
+    queue.heartbeat(job, 0.5)
+    queue.heartbeat(job)
+    (row,) = queue.rows()
+    assert (row.state, row.worker) == (states.RUNNING, "w1")
+    assert queue.complete(job, 1, 0)
+
+
+def test_a_stale_worker_cannot_complete_a_file_another_daemon_took_and_nothing_counts_twice(
+    queue, sql_store, unique_name
+):
+    other = f"agg_{unique_name}"
+    with sql_store.transaction(other) as cur:
+        cur.execute("CREATE TABLE per_day (source TEXT, n INTEGER)")
+
+    def writes_of(n):
+        def writes(cur, qualify):  # as the services do: replace the file's contribution
+            cur.execute(f"DELETE FROM {qualify(other, 'per_day')} WHERE source=?", ("/d/a",))
+            cur.execute(f"INSERT INTO {qualify(other, 'per_day')} VALUES (?, ?)", ("/d/a", n))
+
+        return writes
+
+    queue.offer("S", "/d/a", "1")
+    stale = queue.claim("w1", ["S"])
+    queue.clock_.advance(121)  # w1 sent no heartbeat for longer than the lease
+    assert queue.sweep(lease_seconds=120, max_attempts=3, own_worker="w2") == 1
+    fresh = queue.claim("w2", ["S"])
+    assert fresh is not None and fresh.id == stale.id and fresh.attempts == 2
+
+    with pytest.raises(LeaseLost):
+        queue.heartbeat(stale, 0.9)  # the stale worker notices at its next heartbeat
+    with pytest.raises(LeaseLost):
+        queue.complete(stale, 7, 0, writes=writes_of(7), attach=(other,))
+    assert sql_store.query(other, "SELECT COUNT(*) FROM per_day") == [(0,)], "the stale writes rolled back"
+
+    assert queue.complete(fresh, 5, 0, writes=writes_of(5), attach=(other,))
+    with pytest.raises(LeaseLost):
+        queue.complete(stale, 7, 0, writes=writes_of(7), attach=(other,))
+    with pytest.raises(LeaseLost):
+        queue.fail(stale, "late")
+    assert sql_store.query(other, "SELECT source, n FROM per_day") == [("/d/a", 5)]
+    (row,) = queue.rows()
+    assert (row.state, row.rows_loaded, row.worker) == (states.DONE, 5, "w2")
+
+
+def test_a_daemons_sweep_never_returns_the_file_it_is_ingesting(queue, caplog):
+    for name in ("a", "b"):
+        queue.offer("S", f"/d/{name}", "1")
+    ingesting = queue.claim("w1", ["S"])
+    abandoned = queue.claim("w1", ["S"])  # held by w1, which no longer ingests it
+    # Its own sweep: the file it is ingesting stays its own even with a heartbeat far too old;
+    # the one it holds but does not ingest goes back at once, without waiting for the lease.
+    with caplog.at_level("WARNING"):
+        assert queue.sweep(120, 3, own_worker="w1", keep={ingesting.id}) == 1
+    assert [r.getMessage() for r in caplog.records if "/d/" in r.getMessage()] == [
+        "/d/b: abandoned by its worker w1 (this daemon), which no longer ingests it; back to the queue"
+    ], "each file the sweep returns is named in the log with its reason"
+    by_path = {r.meta: r for r in queue.rows()}
+    assert (by_path["/d/a"].state, by_path["/d/a"].worker) == (states.RUNNING, "w1")
+    assert by_path["/d/b"].state == states.QUEUED and "this daemon" in by_path["/d/b"].error
+    queue.clock_.advance(1000)
+    assert queue.sweep(120, 3, own_worker="w1", keep={ingesting.id}) == 0
+    queue.heartbeat(ingesting)
+    assert abandoned.id != ingesting.id
+    # Another daemon judges by the lease alone.
+    queue.clock_.advance(121)
+    assert queue.sweep(120, 3, own_worker="w2") == 1
+    assert {r.meta: r.state for r in queue.rows()}["/d/a"] == states.QUEUED
+
+
+def test_a_lease_lost_after_the_transaction_first_read_is_still_seen(queue):
+    # `complete` may read before it updates the row (the duplicate check). The check made when an
+    # UPDATE changed no row must see the row as it is now, not as that earlier read saw it (which
+    # a snapshot isolation level would give: the store sets READ COMMITTED, the check locks).
+    if queue.store.dialect != "mysql":
+        pytest.skip("SQLite's BEGIN IMMEDIATE keeps every other writer out of the transaction")
+    queue.offer("S", "/d/a", "1")
+    stale = queue.claim("w1", ["S"])
+    with pytest.raises(LeaseLost), queue.store.transaction(queue.database, immediate=True) as cur:
+        cur.execute("SELECT state, worker FROM ingestor").fetchall()  # an earlier read: w1 running
+        queue.clock_.advance(121)
+        assert queue.sweep(120, 3) == 1  # another daemon, on its own connection
+        assert queue.claim("w2", ["S"]) is not None
+        queue._running_update(cur, stale, "state=?", (states.DONE,))
+    (row,) = queue.rows()
+    assert (row.state, row.worker) == (states.RUNNING, "w2")

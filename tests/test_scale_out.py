@@ -258,6 +258,107 @@ def test_daemon_sigkilled_mid_file_has_its_file_finished_by_another_after_its_le
         docs.close()
 
 
+@pytest.mark.slow
+def test_a_stopped_daemon_whose_file_was_taken_over_notices_and_commits_nothing_when_it_resumes(
+    tmp_path, mysql_url, mongo_url, unique_name
+):
+    """A live worker that cannot heartbeat (here SIGSTOP; in production a starved process) loses
+    its lease to another daemon; when it runs again it must find the lease gone and record nothing:
+    the file is done once, by the other daemon, its events and per-day counts once."""
+    from stores.documents import open_document_store
+
+    data = make_package(tmp_path / "data")
+    events = 30_000
+    log_path = (data / "clickstream_logs" / "latest").resolve() / "uqx-edx-events-2015-05-21.log.gz"
+    write_log(log_path, 21, events)
+    tracking = f"api_{unique_name}"
+    store = open_sql_store(mysql_url, tmp_path)
+    docs = open_document_store(mongo_url, tmp_path)
+    queue = TrackingQueue(store, database=tracking)
+    settings = {
+        "SQL_URL": mysql_url,
+        "MONGO_URL": mongo_url,
+        "TRACKING_DATABASE": tracking,
+        "DOCUMENT_DB_PREFIX": unique_name,
+        "CLICKSTREAM_HOLD_NEWEST": "0",
+        "CLICKSTREAM_BATCH": "1000",
+        "SERVICES": "Clickstream",
+        "HEARTBEAT_SECONDS": "1",
+        "LEASE_SECONDS": "4",
+        "SCAN_INTERVAL": "3600",
+    }
+
+    def daemon(name: str) -> subprocess.Popen[bytes]:
+        env = environ(data, tmp_path / name, WORKER_NAME=name, **settings)
+        return subprocess.Popen(
+            [sys.executable, str(REPO / "ingestor.py"), "run"],
+            env=env,
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    def row():
+        try:
+            found = queue.rows()
+        except Exception:  # noqa: BLE001 - not created yet
+            return None
+        return found[0] if found else None
+
+    def logs(name: str) -> str:
+        return "".join(p.read_text() for p in (tmp_path / name / "logs").glob("*.log"))
+
+    first = daemon("alpha")
+    second = None
+    try:
+        wait_for(
+            lambda: (r := row()) and r.state == states.RUNNING and r.progress > 0.1,
+            timeout=240,
+            what="the log to be loading",
+        )
+        first.send_signal(signal.SIGSTOP)
+        second = daemon("beta")
+        wait_for(
+            lambda: (r := row()) and r.state == states.RUNNING and r.worker.startswith("beta:"),
+            timeout=240,
+            what="the file to be taken over",
+        )
+        first.send_signal(signal.SIGCONT)
+        done = wait_for(lambda: (r := row()) and r.state == states.DONE and r, timeout=300, what="done")
+        wait_for(
+            lambda: "no longer running under alpha" in logs("alpha") or "lease lost" in logs("alpha"),
+            timeout=120,
+            what="the resumed worker to notice its lease is gone",
+        )
+        assert first.poll() is None, "the resumed daemon lives on"
+        final = row()
+        assert final is not None and final.state == states.DONE
+        assert final.worker.startswith("beta:") and final.attempts == 2 and final.rows_loaded == events
+        assert done.completed_date == final.completed_date, "the stale worker recorded nothing"
+        assert "done " not in logs("alpha"), "the stale worker did not report the file done"
+        assert docs.count(f"{unique_name}logs", "clickstream") == events
+        days = store.query(
+            "Person_Course",
+            "SELECT SUM(nevents) FROM person_course_day WHERE source_file=?",
+            (str(log_path),),
+        )
+        assert int(days[0][0]) == events, "per-day counts once"
+    finally:
+        for proc in (first, second):
+            if proc is not None and proc.poll() is None:
+                proc.send_signal(signal.SIGCONT)
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+        store.drop_database(tracking)
+        drop_database(docs, f"{unique_name}logs")
+        store.query("Person_Course", "DELETE FROM person_course_day WHERE source_file=?", (str(log_path),))
+        docs.close()
+
+
 def test_only_one_daemon_at_a_time_may_run_a_derived_service(mysql_url, unique_name):
     store = open_sql_store(mysql_url, Path("."))
     one, two = (TrackingQueue(store, database=f"api_{unique_name}") for _ in range(2))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -180,3 +181,130 @@ def test_a_derived_service_found_not_due_is_asked_again_only_after_new_input_or_
     time.sleep(2.1)  # LEASE_SECONDS / 2
     sched.drain()
     assert (Backfill.asked, calls.count("Backfill")) == (5, 2)
+
+
+# -- leases: a live worker keeps its file ---------------------------------------------------------
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2015, 6, 7, 12, 0, 0)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+class Slow(Service):
+    """Runs `during(ctx)` in the middle of its ingest (what happens while a file is ingested)."""
+
+    name = "Slow"
+
+    def __init__(self, during) -> None:
+        self.during = during
+        self.after_check = 0
+
+    def wants(self, entry: Entry) -> bool:
+        return entry.path.name.endswith(".slow")
+
+    def ingest(self, path: Path, ctx: Context) -> IngestResult:
+        self.during(ctx)
+        ctx.check_unchanged()  # as a service does before it replaces what the file loads
+        self.after_check += 1
+        return IngestResult(rows_loaded=1)
+
+
+def _slow_scheduler(tmp_path, during, clock=None, **extra: str) -> tuple[Scheduler, Slow]:
+    data = make_package(tmp_path / "data")
+    (dump_dir(data) / "a.slow").write_text("x")
+    limits = {"HEARTBEAT_SECONDS": "1", "LEASE_SECONDS": "120", **extra}
+    settings = settings_for(data, tmp_path / "var", **limits)
+    documents = open_document_store("sqlite", tmp_path / "var")
+    service = Slow(during)
+    sched = Scheduler(
+        settings,
+        [service],
+        open_sql_store("sqlite", tmp_path / "var"),
+        lambda: documents,
+        **({"clock": clock} if clock else {}),
+    )
+    sched.prepare()
+    sched.scan()
+    return sched, service
+
+
+def test_the_daemons_own_sweep_never_returns_the_file_it_is_ingesting(tmp_path):
+    clock = _Clock()
+    swept: list[int] = []
+
+    def during(ctx: Context) -> None:
+        clock.now += timedelta(seconds=600)  # a starved heartbeat: far older than the lease
+        swept.append(sched.recover())
+
+    sched, _ = _slow_scheduler(tmp_path, during, clock)
+    sched.drain()
+    assert swept == [0]
+    (row,) = sched.queue.rows("Slow")
+    assert (row.state, row.attempts, row.rows_loaded) == (states.DONE, 1, 1)
+
+
+def test_the_heartbeat_goes_on_after_an_unexpected_error(tmp_path):
+    beats: list[str] = []
+
+    def during(ctx: Context) -> None:
+        deadline = time.monotonic() + 60
+        while beats.count("ok") < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    sched, _ = _slow_scheduler(tmp_path, during)
+    real = sched.queue.heartbeat
+
+    def heartbeat(job, progress=None):
+        if not beats:
+            beats.append("error")
+            raise OSError("disk I/O error")  # any error but a lost lease or a transient one
+        real(job, progress)
+        beats.append("ok")
+
+    sched.queue.heartbeat = heartbeat  # type: ignore[method-assign]
+    sched.drain()
+    assert beats[0] == "error" and beats.count("ok") >= 2, "the lease was kept after the error"
+    assert sched.queue.rows("Slow")[0].state == states.DONE
+
+
+def test_a_worker_whose_file_another_daemon_took_stops_before_replacing_anything(tmp_path):
+    clock = _Clock()
+
+    def during(ctx: Context) -> None:
+        # Its heartbeat came too late: another daemon sweeps the lease and takes the file.
+        clock.now += timedelta(seconds=600)
+        assert sched.queue.sweep(120, 3) == 1
+        assert sched.queue.claim("other:1:x", ["Slow"]) is not None
+
+    sched, service = _slow_scheduler(tmp_path, during, clock)
+    sched.drain()
+    assert service.after_check == 0, "the stale worker stopped at check_unchanged"
+    (row,) = sched.queue.rows("Slow")
+    assert (row.state, row.worker, row.rows_loaded) == (states.RUNNING, "other:1:x", 0)
+
+
+def test_a_late_heartbeat_is_said_in_the_log(tmp_path, caplog):
+    beats: list[str] = []
+
+    def during(ctx: Context) -> None:
+        deadline = time.monotonic() + 60
+        while len(beats) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    sched, _ = _slow_scheduler(tmp_path, during, LEASE_SECONDS="2")
+    real = sched.queue.heartbeat
+
+    def heartbeat(job, progress=None):
+        if len(beats) == 1:
+            time.sleep(1.5)  # a starved process: the heartbeat lands later than half the lease
+        real(job, progress)
+        beats.append("ok")
+
+    sched.queue.heartbeat = heartbeat  # type: ignore[method-assign]
+    with caplog.at_level("WARNING"):
+        sched.drain()
+    assert any("the process was starved" in r.getMessage() for r in caplog.records)
