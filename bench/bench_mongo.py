@@ -50,6 +50,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from bench.bench_clickstream import _code_version
+
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_URL = "mongodb://127.0.0.1:27017/"
 DEFAULT_WORK = Path("/tmp/bench-mongo")
@@ -432,17 +434,6 @@ def markdown(rows: list[dict[str, Any]], ratios: list[float]) -> str:
     return "\n".join(lines)
 
 
-def _commit() -> dict[str, Any]:
-    def git(*command: str) -> str:
-        done = subprocess.run(["git", *command], cwd=REPO, capture_output=True, text=True, check=False)
-        return done.stdout.strip()
-
-    return {
-        "commit": git("rev-parse", "HEAD"),
-        "changed": git("--no-optional-locks", "status", "--porcelain"),
-    }
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.bench_mongo", description=__doc__.split("\n\n")[0])
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -506,7 +497,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.busy_core:
         spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     load_before = os.getloadavg()
-    started = _commit()
+    started = _code_version()
     measured: dict[str, list[dict[str, Any]]] = {f"bare parse: gzip + {lib}.loads": [] for lib in libraries}
     measured["reference: insert_many of the raw lines, 3 indexes"] = []
     measured["ours: Clickstream daemon ingest"] = []
@@ -558,7 +549,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "load_average_before": load_before,
             "load_average_after": os.getloadavg(),
         },
-        "code": {"at_start": started, "at_end": _commit()},
+        "code": {"at_start": started, "at_end": _code_version()},
         "rows": rows,
         "markdown": table,
     }
