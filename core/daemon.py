@@ -24,6 +24,7 @@ from core.queue import utcnow
 from core.scheduler import Scheduler
 from core.settings import Settings, prepare_state_dir
 from stores.sql import SqlStore, open_sql_store
+from utils.collector import pace_for_bulk_loads
 from utils.logs import setup_logging
 
 if TYPE_CHECKING:
@@ -51,6 +52,7 @@ class Daemon:
         self._wake = threading.Event()  # set by signals, so that an idle wait ends at once
         self._signals = 0
         self._reload = reload
+        pace_for_bulk_loads()
         services = registry.select(registry.discover(), settings.SERVICES, settings.IGNORE_SERVICES)
         prepare_state_dir(settings)
         setup_logging(settings.log_dir, [s.name for s in services], to_stderr=foreground)

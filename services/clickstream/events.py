@@ -35,7 +35,8 @@ _SUSPECT = re.compile(r"\\u(?:[dD][89a-fA-F]|0000)", re.ASCII)
 # orjson reads an integer beyond 64 bits as a float where json (with `_int64`) rejects the line, and
 # one in 2**63..2**64-1 as an int: lines with 19 digits in a row are left to json. (Found by mapping
 # digits to "0" and the rest to " ": a C pass and a substring search, far cheaper than a regex.)
-_DIGITS_ONLY = bytes(0x30 if 0x30 <= byte <= 0x39 else 0x20 for byte in range(256))
+# The same pass maps "{" and "[" to "{", so that one count of "{" gives the brackets that open a level.
+_DIGITS_ONLY = bytes(0x30 if 0x30 <= b <= 0x39 else 0x7B if b in b"{[" else 0x20 for b in range(256))
 _LONG_DIGITS = b"0" * 19
 
 
@@ -79,7 +80,8 @@ def parse_with_text(raw: bytes) -> tuple[dict[str, Any] | None, str, str | None]
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         return None, f"invalid UTF-8 at byte {exc.start}", None
-    event = _fast_decode(body)
+    event, digits = _fast_decode(body)
+    plain = event is not None  # orjson refuses NaN and Infinity: such a line is left to json
     try:
         if event is None:
             event = _decoder.decode(text)
@@ -93,7 +95,7 @@ def parse_with_text(raw: bytes) -> tuple[dict[str, Any] | None, str, str | None]
         return None, f"not JSON: {exc.msg} at column {exc.colno}", None
     if not isinstance(event, dict):
         return None, "not a JSON object", None
-    problem = _unstorable(event, body, text)
+    problem = _unstorable(event, body, text, digits)
     if problem:
         return None, problem, None
     as_is: str | None = text
@@ -103,24 +105,26 @@ def parse_with_text(raw: bytes) -> tuple[dict[str, Any] | None, str, str | None]
     if _needs_mapping(event):
         event = _map_keys(event)
         as_is = None
-    elif as_is is not None and ("NaN" in text or "Infinity" in text):
+    elif as_is is not None and not plain and ("NaN" in text or "Infinity" in text):
         as_is = None  # not JSON for SQLite's json functions: re-encoded by the store's encoder
     return event, "", as_is
 
 
-def _fast_decode(body: bytes) -> dict[str, Any] | None:
-    """orjson's reading of an object line where it is certain to equal `_decoder`'s, else None.
+def _fast_decode(body: bytes) -> tuple[dict[str, Any] | None, bytes]:
+    """(orjson's reading of an object line where it is certain to equal `_decoder`'s, else None;
+    the line with its digits as "0", its brackets as "{" and the rest as " ", see `_unstorable`).
 
     Left to json: lines with a long digit run (see `_LONG_DIGITS`), and whatever orjson refuses
     (NaN and Infinity, which json reads; lone surrogates; every malformed line, so that the reasons
     given are json's)."""
-    if _LONG_DIGITS in body.translate(_DIGITS_ONLY):
-        return None
+    digits = body.translate(_DIGITS_ONLY)
+    if _LONG_DIGITS in digits:
+        return None, digits
     try:
         event = orjson.loads(body)
     except orjson.JSONDecodeError:
-        return None
-    return event if type(event) is dict else None
+        return None, digits
+    return (event if type(event) is dict else None), digits
 
 
 def _needs_mapping(event: dict[str, Any]) -> bool:
@@ -142,9 +146,11 @@ def _needs_mapping(event: dict[str, Any]) -> bool:
     return False
 
 
-def _unstorable(event: dict[str, Any], body: bytes, text: str) -> str:
-    """Why MongoDB could not store the event (and SQLite should not either), or ""."""
-    deep = body.count(b"{") + body.count(b"[") > MAX_DEPTH
+def _unstorable(event: dict[str, Any], body: bytes, text: str, digits: bytes) -> str:
+    """Why MongoDB could not store the event (and SQLite should not either), or "".
+
+    `digits` is `body` through `_DIGITS_ONLY`, where both brackets that open a level are "{"."""
+    deep = digits.count(b"{") > MAX_DEPTH
     suspect = b"\\u" in body and _SUSPECT.search(text) is not None
     if not (deep or suspect):
         return ""

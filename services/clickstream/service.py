@@ -12,12 +12,13 @@ person-course tables are committed with the file's completion (aggregates.py).
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import json
 import queue
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import date
 from functools import lru_cache
 from pathlib import Path
@@ -30,10 +31,12 @@ from core.errors import Interrupted
 from services.clickstream import aggregates, derived_counts
 from services.clickstream.events import aggregate_problem, course_of, event_name, parse_with_text, user_of
 from stores.documents.base import encode as encode_document
+from stores.documents.base import never_lists
 from utils.delivered import is_delivered
 from utils.geoip import GeoIP
 from utils.lines import TruncatedInput, iter_line_blocks
 from utils.paths import to_text
+from utils.read_ahead import read_ahead
 from utils.timeparse import TimeOutOfRange, parse_event_time
 
 COLLECTION = "clickstream"
@@ -141,14 +144,16 @@ class ClickstreamService(Service):
             ctx.log.info("%s: new version; removed %d events of the previous one", path, removed)
         loader = _Loader(self, ctx, source, database)
         size = max(path.stat().st_size, 1)
-        position = [0]
         failed = None
         try:
             try:
                 too_long = _too_long_rejecter(ctx, ctx.settings.MAX_LINE_BYTES)
-                for first, lines in iter_line_blocks(path, position, ctx.settings.MAX_LINE_BYTES, too_long):
+                blocks = _hashed_blocks(path, ctx.settings.MAX_LINE_BYTES, loader.digest)
+                for first, lines, long_lines, position in read_ahead(blocks, name="clickstream-read"):
+                    for long_line in long_lines:
+                        too_long(*long_line)
                     loader.add_lines(first, lines)
-                    ctx.progress(min(position[0] / size, 0.99))
+                    ctx.progress(min(position / size, 0.99))
                     if ctx.should_stop():
                         raise Interrupted(f"{path}: stopped before line {first + len(lines)}")
             except TruncatedInput as exc:
@@ -175,6 +180,8 @@ class ClickstreamService(Service):
 BATCH_BYTES = 8 << 20
 
 ADDED = frozenset(("_id", "time_date", "country", "subdivision", "geoip", "source_file", "source_line"))
+# The added fields every document gets (never a list): no index under them can become multikey.
+ALWAYS_ADDED = frozenset(("_id", "time_date", "source_file", "source_line"))
 
 # What the per-file accumulators see of one event: (course, user_id, username, UTC time, event
 # name, country, ip). Only the events the file owns (see `_Loader.count_owned`) reach them.
@@ -243,7 +250,11 @@ class _Loader:
         self.counted: list[Counted] = []
         self.lines: list[int] = []
         self.maybe_lists: list[dict[str, Any]] = []
-        self.may_hold_lists = self.store.may_hold_lists(database, COLLECTION)
+        self.may_hold_lists = self.store.may_hold_lists(database, COLLECTION, ALWAYS_ADDED)
+        self.lists_possible = self.may_hold_lists is not never_lists
+        # What follows `source_file` in every stored text of this file (geoip is per file too).
+        self.geoip_json = "" if self.geoip_build is None else f',"geoip":{self.geoip_build}'
+        self.source_tail = f',"source_file":{self.source_json},"source_line":'
         self.days = aggregates.DayCounts()
         self.derived = derived_counts.DerivedCounts()
         self.digest = hashlib.blake2b(digest_size=32)
@@ -251,10 +262,12 @@ class _Loader:
         self.inserted = 0
         self.owned = 0
         self.shares: set[str] = set()
+        # The owned events of each stored batch, in order, until the reading thread counts them.
+        self.stored: collections.deque[list[Counted]] = collections.deque()
         self.writer = _Writer(self._write)
 
     def add_lines(self, first: int, lines: list[bytes]) -> None:
-        self.digest.update(b"\n".join(lines) + b"\n")
+        """Parse and batch a block of lines (the content digest is `_hashed_blocks`' work)."""
         rejects = self.ctx.rejects
         assert rejects is not None
         lookup = self.geoip.lookup if self.geoip else None
@@ -330,27 +343,33 @@ class _Loader:
     ) -> tuple[str, str]:
         """(id key, stored text): the line's own JSON with the added fields spliced in front."""
         oid = digest.hex()
-        if self.may_hold_lists(event):
+        if self.lists_possible and self.may_hold_lists(event):
             self.maybe_lists.append(event)
         if text is None or not ADDED.isdisjoint(event):
             self._complete(event, when, country, subdivision, line)
             event["_id"] = ObjectId(digest)
             return "o" + oid, encode_document({"_id": event.pop("_id"), **event})
-        parts = ['{"_id":{"$oid":"', oid, '"}']
         if when is None:
-            parts.append(',"time_date":null')
+            time_date = ',"time_date":null'
         else:
-            parts += [',"time_date":{"$date":"', when.isoformat(timespec="milliseconds"), 'Z"}']
-        if country is not None:
-            parts += [',"country":', _json_text(country)]
+            time_date = f',"time_date":{{"$date":"{when.isoformat(timespec="milliseconds")}Z"}}'
+        place = "" if country is None else ',"country":' + _json_text(country)
         if subdivision:
-            parts += [',"subdivision":', _json_text(subdivision)]
-        if self.geoip_build is not None:
-            parts += [',"geoip":', str(self.geoip_build)]
-        parts += [',"source_file":', self.source_json, ',"source_line":', str(line)]
+            place += ',"subdivision":' + _json_text(subdivision)
         rest = text[1:].lstrip()
-        parts.append(rest if rest.startswith("}") else "," + rest)
-        return "o" + oid, "".join(parts)
+        return "o" + oid, "".join(
+            (
+                '{"_id":{"$oid":"',
+                oid,
+                '"}',
+                time_date,
+                place,
+                self.geoip_json,
+                self.source_tail,
+                str(line),
+                rest if rest.startswith("}") else "," + rest,
+            )
+        )
 
     def flush(self) -> None:
         if not self.batch:
@@ -358,9 +377,16 @@ class _Loader:
         self.writer.put((self.batch, self.counted, self.lines, self.maybe_lists))
         self.batch, self.counted, self.lines, self.maybe_lists = [], [], [], []
         self.batch_bytes = 0
+        self.count_stored()
+
+    def count_stored(self) -> None:
+        """Count the owned events of the batches the writer has stored (on the reading thread: the
+        writer thread keeps to the store, whose work runs without the GIL)."""
+        while self.stored:
+            self.count_owned(self.stored.popleft())
 
     def _write(self, item: tuple[list[Any], list[Counted], list[int], list[dict[str, Any]]]) -> None:
-        """On the writer thread: store one batch, then count the events this file owns."""
+        """On the writer thread: store one batch, then hand the events this file owns to `count_stored`."""
         batch, counted, lines, maybe_lists = item
         if self.encoded:
             result = self.store.insert_encoded(self.database, COLLECTION, batch, maybe_lists)
@@ -371,7 +397,7 @@ class _Loader:
             foreign = self._not_owned(batch, lines, result.duplicate_at)
             counted = [c for position, c in enumerate(counted) if position not in foreign]
         self.owned += len(counted)
-        self.count_owned(counted)
+        self.stored.append(counted)
 
     def _not_owned(self, batch: list[Any], lines: list[int], positions: tuple[int, ...]) -> set[int]:
         """The positions of duplicates this file must not count (one query, for those ids only):
@@ -404,9 +430,35 @@ class _Loader:
         """Write what is left and wait for the writer; raises what a write raised."""
         self.flush()
         self.writer.close()
+        self.count_stored()
 
     def abandon(self) -> None:
         self.writer.close(raise_error=False)
+
+
+# A block of lines as the reading thread gets it: (number of its first line, the lines, the
+# too-long lines before it as (line number, length, first bytes), bytes of the file read so far).
+Block = tuple[int, list[bytes], list[tuple[int, int, bytes]], int]
+
+
+def _hashed_blocks(path: Path, max_line: int, digest: Any) -> Iterator[Block]:
+    """The file's blocks of lines, each added to the content digest (of the lines that are not too
+    long, LF-terminated). Run by `read_ahead` on its own thread: decompression and hashing release
+    the GIL, so they overlap the parsing. Too-long lines are handed over with the next block, so
+    that they are rejected in line order on the reading thread."""
+    long_lines: list[tuple[int, int, bytes]] = []
+    position = [0]
+    try:
+        for first, lines in iter_line_blocks(path, position, max_line, lambda *line: long_lines.append(line)):
+            digest.update(b"\n".join(lines) + b"\n")
+            yield first, lines, long_lines[:], position[0]
+            long_lines.clear()
+    except TruncatedInput:
+        if long_lines:
+            yield 0, [], long_lines[:], position[0]
+        raise
+    if long_lines:
+        yield 0, [], long_lines[:], position[0]
 
 
 def _too_long_rejecter(ctx: Context, limit: int) -> Callable[[int, int, bytes], None]:

@@ -294,7 +294,7 @@ class InsertResult:
     duplicate_at: tuple[int, ...] = ()
 
 
-def _never(doc: Document) -> bool:
+def never_lists(doc: Document) -> bool:
     return False
 
 
@@ -321,10 +321,14 @@ class DocumentStore(ABC):
         `maybe_lists`: the documents of the batch for which `may_hold_lists` is true."""
         raise NotImplementedError(f"{type(self).__name__} takes documents, not encoded text")
 
-    def may_hold_lists(self, db: str, coll: str) -> Callable[[Document], bool]:
+    def may_hold_lists(
+        self, db: str, coll: str, own_fields: frozenset[str] = frozenset()
+    ) -> Callable[[Document], bool]:
         """For `insert_encoded`: which documents may make one of the collection's indexes
-        multikey (the store keeps track; MongoDB does it itself, so here: none)."""
-        return _never
+        multikey (the store keeps track; MongoDB does it itself, so here: none). `own_fields`:
+        top-level fields the caller sets itself, never to a list, so no index under them is
+        checked; `never_lists` is returned when nothing is left to check."""
+        return never_lists
 
     @abstractmethod
     def insert_many(self, db: str, coll: str, docs: Iterable[Document]) -> InsertResult:

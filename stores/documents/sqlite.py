@@ -45,6 +45,7 @@ from stores.documents.base import (
     default_index_name,
     encode,
     id_key,
+    never_lists,
     project,
 )
 from stores.documents.filters import (
@@ -126,8 +127,14 @@ class SqliteDocumentStore(DocumentStore):
 
     def _connect(self, path: Path, db: str, read_only: bool) -> sqlite3.Connection:
         with _translated(db, None):
+            # The writer caches no statement: a cached statement keeps the copies of its last
+            # parameters, which for the many-row INSERTs of `_insert_chunks` is megabytes each.
             conn = sqlite3.connect(
-                path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
+                path,
+                timeout=self._busy_timeout,
+                isolation_level=None,
+                check_same_thread=False,
+                cached_statements=128 if read_only else 0,
             )
             try:
                 if read_only:
@@ -268,13 +275,19 @@ class SqliteDocumentStore(DocumentStore):
             self._note_lists(conn, coll, maybe_lists)
             return _insert_rows(conn, coll, list(rows))
 
-    def may_hold_lists(self, db: str, coll: str) -> Callable[[Document], bool]:
+    def may_hold_lists(
+        self, db: str, coll: str, own_fields: frozenset[str] = frozenset()
+    ) -> Callable[[Document], bool]:
         """A fast test, for a bulk loader to run on every document: may it hold a list on a path
-        of one of the collection's indexes not yet multikey? (Read once; indexes are made at start.)"""
+        of one of the collection's indexes not yet multikey? (Read once; indexes are made at start.)
+        Paths under `own_fields` are not checked (see `DocumentStore.may_hold_lists`)."""
         check_name(coll)
         with self._read(db, coll) as conn:
             indexes = [] if conn is None else self._indexes(conn, coll)
-        return _list_checker(tuple(sorted({p for ix in indexes if not ix.multikey for p, _ in ix.keys})))
+        paths = {
+            p for ix in indexes if not ix.multikey for p, _ in ix.keys if p.split(".")[0] not in own_fields
+        }
+        return _list_checker(tuple(sorted(paths))) if paths else never_lists
 
     def insert_many(self, db: str, coll: str, docs: Iterable[Document]) -> InsertResult:
         check_database_name(db)
@@ -487,11 +500,11 @@ def _list_checker(paths: tuple[str, ...]) -> Callable[[Document], bool]:
 def _insert_rows(conn: sqlite3.Connection, coll: str, rows: list[tuple[str, str]]) -> InsertResult:
     """Insert (id, doc) rows, skipping ids already stored; report where the skipped ones were.
 
-    The common case (no duplicate) is one executemany. Only when some were skipped is it undone
-    and done again knowing which ids exist (sqlite3's executemany returns no RETURNING rows)."""
-    insert = f"INSERT INTO {_q(coll)} (id, doc) VALUES (?, ?) ON CONFLICT (id) DO NOTHING"
+    The common case (no duplicate) is one pass of multi-row INSERTs. Only when some were skipped
+    is it undone and done again knowing which ids exist (an INSERT returns no RETURNING rows to
+    a statement that is not read row by row)."""
     conn.execute("SAVEPOINT insert_rows")
-    inserted = conn.executemany(insert, rows).rowcount
+    inserted = _insert_chunks(conn, coll, rows)
     if inserted == len(rows):
         conn.execute("RELEASE insert_rows")
         return InsertResult(inserted, 0)
@@ -507,8 +520,28 @@ def _insert_rows(conn: sqlite3.Connection, coll: str, rows: list[tuple[str, str]
         else:
             seen.add(row[0])
             fresh.append(row)
-    conn.executemany(insert, fresh)
+    _insert_chunks(conn, coll, fresh)
     return InsertResult(len(fresh), len(duplicate_at), tuple(duplicate_at))
+
+
+# Rows per INSERT statement. `executemany` runs one sqlite3_step per row and takes the GIL back
+# after each: on a writer thread beside a busy parsing thread every row then waits for the GIL (up
+# to a switch interval), which made the writes several times slower than SQLite's own work. One
+# statement of many rows is one step: the whole chunk is written without the GIL.
+_CHUNK_ROWS = 16383
+
+
+def _insert_chunks(conn: sqlite3.Connection, coll: str, rows: Sequence[tuple[str, str]]) -> int:
+    """INSERT ... VALUES (?, ?), (?, ?), ... ON CONFLICT (id) DO NOTHING, a chunk at a time;
+    returns how many rows were inserted."""
+    per = min(_CHUNK_ROWS, conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // 2)
+    inserted = 0
+    for start in range(0, len(rows), per):
+        chunk = rows[start : start + per]
+        marks = ",".join(["(?,?)"] * len(chunk))
+        sql = f"INSERT INTO {_q(coll)} (id, doc) VALUES {marks} ON CONFLICT (id) DO NOTHING"
+        inserted += conn.execute(sql, [value for row in chunk for value in row]).rowcount
+    return inserted
 
 
 def _has_table(conn: sqlite3.Connection, coll: str) -> bool:
