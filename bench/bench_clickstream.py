@@ -64,6 +64,7 @@ LABELS = {
     "ceiling-gzip": "`gzip.open` + `json.loads`",
     "read": "`iter_line_blocks` only (decompress and split lines)",
     "sqlite": "Clickstream -> sqlite (embedded)",
+    "sqlite-serial": "the same, writes in line (`ingest` - store writes = the reading side alone)",
     "mongo": "Clickstream -> mongo (FerretDB)",
 }
 
@@ -253,6 +254,7 @@ class Ingests:
         geoip: str | None = None,
         profile: Path | None = None,
         discard: bool = False,
+        serial: bool = False,
     ) -> dict[str, Any]:
         self.count += 1
         prefix = f"bc{self.token}{self.count}"
@@ -272,6 +274,7 @@ class Ingests:
             "indexes": indexes,
             "profile": profile and str(profile),
             "discard": discard,
+            "serial": serial,
         }
         cpu_before = process_cpu(self.pid) if backend == "mongo" else None
         try:
@@ -290,12 +293,14 @@ class Ingests:
             raise RuntimeError(f"ingest of {file} into {backend} did not complete: {result}")
         return result
 
-    def measure(self, backend: str, file: Path, events: int, repeat: int) -> Measurement:
-        results = [self.once(backend, file) for _ in range(repeat)]
+    def measure(
+        self, backend: str, file: Path, events: int, repeat: int, serial: bool = False
+    ) -> Measurement:
+        results = [self.once(backend, file, serial=serial) for _ in range(repeat)]
         for r in results:
             if r["documents"] != events:
                 raise RuntimeError(f"{backend}: {r['documents']:,} documents stored, {events:,} expected")
-        return _combine(backend, events, results)
+        return _combine(backend + ("-serial" if serial else ""), events, results)
 
 
 def _combine(what: str, events: int, results: list[dict[str, Any]]) -> Measurement:
@@ -541,7 +546,15 @@ def markdown(
         "| CPU s (child) | server CPU s | peak RSS MiB | RSS before MiB |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    order = {"reference": 0, "ceiling": 1, "ceiling-gzip": 2, "read": 3, "sqlite": 4, "mongo": 5}
+    order = {
+        "reference": 0,
+        "ceiling": 1,
+        "ceiling-gzip": 2,
+        "read": 3,
+        "sqlite": 4,
+        "sqlite-serial": 5,
+        "mongo": 6,
+    }
     for m in sorted(measurements, key=lambda m: (-m.events, order[m.what])):
         base = references.get(m.events)
         ratio = f"{base.wall_seconds / m.wall_seconds:.2f}" if base else ""
@@ -610,6 +623,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--date", default=DEFAULT_DATE)
     parser.add_argument("--no-quarter", action="store_true", help="skip the quarter-size runs")
     parser.add_argument("--profile", action="store_true", help="also profile a SQLite ingest")
+    parser.add_argument(
+        "--serial",
+        action="store_true",
+        help="also a SQLite ingest whose writes run in line, to time the store and the reading side apart",
+    )
     parser.add_argument("--profile-events", type=int, default=100_000)
     parser.add_argument(
         "--only-profile", action="store_true", help="the profile only (SQLite), no other measurement"
@@ -680,6 +698,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                   f"peak RSS {m.peak_rss_mib:,.1f} MiB (ingest {m.ingest_seconds:.1f} s, "
                   f"store writes {m.insert_seconds:.1f} s); ours/reference {ref.wall_seconds / m.wall_seconds:.2f}",
                   flush=True)  # fmt: skip
+        if args.serial and "sqlite" in backends:
+            n = args.events
+            m = ingests.measure("sqlite", files[n], n, args.repeat, serial=True)
+            measurements.append(m)
+            writes, ingest = m.insert_seconds or 0.0, m.ingest_seconds or 0.0
+            print(f"{'sqlite serial':>13} {n:>9,}: {m.wall_seconds:8.1f} s; store writes alone "
+                  f"{writes:.1f} s, reading side alone {ingest - writes:.1f} s", flush=True)  # fmt: skip
         if args.profile:
             profile_result = profile(ingests, files[args.profile_events], args.profile_events, work)
             print(f"profile: {work / 'profile-sqlite.txt'}", flush=True)

@@ -21,7 +21,9 @@ Modes:
   transaction), the document store's writes within it (`insert_many`, `insert_encoded`: on the
   service's writer thread, if it has one, so they overlap the parsing) and how long the reading
   thread waited to hand a batch to that writer. With `"indexes": false` the service creates none of
-  its secondary indexes (to measure their cost), with `"discard": true` the store's writes do
+  its secondary indexes (to measure their cost), with `"serial": true` the writer thread is bypassed
+  (each batch is written by the reading thread, so the store's time and the reading side's are
+  apart), with `"discard": true` the store's writes do
   nothing (the reading side's own speed); with `"profile"` the run is cProfile'd and the
   statistics dumped there, the writer thread's in `<profile>.thread-N`.
 
@@ -219,6 +221,8 @@ def _ingest(spec: dict[str, Any]) -> tuple[dict[str, Any], Callable[[], dict[str
                 setattr(store_class, method, _discard)
             _timed(store_class, method, insert_seconds)
     writer = getattr(clickstream, "_Writer", None)  # batches written on a thread of their own
+    if writer is not None and spec.get("serial"):  # each batch written in line, nothing overlaps
+        writer.put = lambda self, item: self._process(item)
     if writer is not None:
         _timed(writer, "put", wait_seconds)  # the reading thread waiting for the writer
         if spec.get("profile"):

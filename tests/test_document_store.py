@@ -541,6 +541,34 @@ def test_encoded_documents_with_a_list_on_an_indexed_path_are_found_by_element(
     assert again == InsertResult(1, 1, (0,)), "the positions of the ids already stored are reported"
 
 
+def test_encoded_batches_larger_than_one_insert_statement_report_every_duplicate(
+    sqlite_store: SqliteDocumentStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from stores.documents import sqlite as sqlite_module
+    from stores.documents.base import encode, id_key
+
+    monkeypatch.setattr(sqlite_module, "_CHUNK_ROWS", 3)  # several statements per batch
+    db = "chunks"
+    first = [(id_key(n), encode({"_id": n, "n": n})) for n in range(7)]
+    assert sqlite_store.insert_encoded(db, "c", first) == InsertResult(7, 0)
+    # stored ids at positions 1, 4 and 8 (in other statements), and a repeat within the batch (6)
+    again = [(id_key(n), encode({"_id": n, "n": n})) for n in (10, 3, 11, 12, 5, 13, 10, 14, 0, 15)]
+    assert sqlite_store.insert_encoded(db, "c", again) == InsertResult(6, 4, (1, 4, 6, 8))
+    assert sorted(ids(sqlite_store.find(db, "c"))) == [*range(7), 10, 11, 12, 13, 14, 15]
+
+
+def test_fields_the_loader_sets_itself_are_not_checked_for_lists(sqlite_store: SqliteDocumentStore) -> None:
+    from stores.documents.base import never_lists
+
+    db = "own"
+    sqlite_store.create_index(db, "c", [("source_file", 1)])
+    assert sqlite_store.may_hold_lists(db, "c", frozenset({"source_file"})) is never_lists
+    sqlite_store.create_index(db, "c", [("context.course_id", 1)])
+    maybe = sqlite_store.may_hold_lists(db, "c", frozenset({"source_file"}))
+    assert maybe({"source_file": ["x"], "context": {"course_id": "a"}}) is False
+    assert maybe({"context": {"course_id": ["a", "b"]}}) is True
+
+
 def test_delete_many_deletes_matches_and_counts_them(store: DocumentStore, db: str) -> None:
     store.insert_many(db, "c", events())
     assert store.delete_many(db, "c", {"tags": "a"}) == 2

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import TypeVar, cast
 
 T = TypeVar("T")
@@ -22,7 +22,7 @@ class _Failed:
         self.error = error
 
 
-def read_ahead(items: Iterator[T], depth: int = 2, name: str = "read-ahead") -> Iterator[T]:
+def read_ahead(items: Iterator[T], depth: int = 2, name: str = "read-ahead") -> Generator[T, None, None]:
     """Yield what `items` yields, produced on a thread up to `depth` items ahead (so memory holds
     at most `depth` + 2 items). Closing the generator early stops the producer and waits for it."""
     slots: queue.Queue[object] = queue.Queue(maxsize=depth)
