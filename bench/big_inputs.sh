@@ -30,8 +30,9 @@ echo "# big inputs: $(date -u +%FT%TZ), commit $(git rev-parse --short HEAD 2>/d
 for busy in "" "--busy-core"; do
   echo
   echo "## tracking log -> embedded store ${busy:-(quiet)}"
+  # quiet: also the same ingest with its writes in line (--serial), to time the store and the reading side apart
   "$py" -m bench.bench_clickstream --events "$EVENTS" --backends sqlite --no-quarter --repeat "$REPEAT" \
-    --work-dir "$WORK/clickstream${busy:+-busy}" $busy
+    --work-dir "$WORK/clickstream${busy:+-busy}" ${busy:---serial}
   echo
   echo "## tracking log -> MongoDB-wire server ${busy:-(quiet)}"
   "$py" -m bench.bench_mongo --events "$MONGO_EVENTS" --mongo-url "$MONGO_URL" --repeat "$REPEAT" \
