@@ -40,7 +40,7 @@ def test_the_producer_runs_at_most_depth_items_ahead() -> None:
 
     reader = read_ahead(items(), depth=2)
     assert next(reader) == 0
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 30
     while len(made) < 4 and time.monotonic() < deadline:
         time.sleep(0.01)
     time.sleep(0.2)  # time enough to run further ahead, if it could
