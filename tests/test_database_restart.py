@@ -260,3 +260,46 @@ def test_ferretdb_restarted_in_the_middle_of_a_run_then_every_file_is_done_once(
             proc.wait()
     log = (run.state / "logs" / "ingestor.log").read_text(errors="replace")
     assert "a store does not answer" in log, "said in the log"
+
+
+def test_a_document_store_that_stops_answering_gives_a_transient_error_not_a_hang(mongo_url, unique_name):
+    """A server that keeps its connections open but answers nothing (here: FerretDB stopped with
+    SIGSTOP) ends the operation with a transient error after the socket timeout; pymongo's own
+    default would wait forever. The same store works again once the server answers."""
+    from core.errors import TransientError
+    from stores.documents import MongoDocumentStore
+
+    pid = _pid_listening_on(_port(mongo_url, 27017))
+    store = MongoDocumentStore(mongo_url, socket_timeout_ms=2000)
+    db = unique_name + "hang"
+    try:
+        store.insert_many(db, "c", [{"_id": 1}, {"_id": 2}])
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            started = time.monotonic()
+            with pytest.raises(TransientError, match="server unavailable"):
+                store.count(db, "c")
+            assert time.monotonic() - started < 60
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        wait_for(lambda: _answers(_port(mongo_url, 27017)), timeout=60, what="FerretDB to answer again")
+        assert store.count(db, "c") == 2
+    finally:
+        drop_database(store, db)
+        store.close()
+
+
+def test_a_socket_timeout_in_the_url_wins_over_the_default(mongo_url):
+    from stores.documents import MongoDocumentStore
+
+    separator = "&" if "?" in mongo_url else "?"
+    store = MongoDocumentStore(mongo_url + separator + "socketTimeoutMS=1234")
+    try:
+        assert store.client.options.pool_options.socket_timeout == 1.234
+    finally:
+        store.close()
+    store = MongoDocumentStore(mongo_url)
+    try:
+        assert store.client.options.pool_options.socket_timeout == 600
+    finally:
+        store.close()

@@ -122,20 +122,31 @@ def _copy_over(source: Collection[Document], target: Collection[Document]) -> No
     source.drop()
 
 
+# How long one operation may wait for the server's reply (pymongo waits forever by default): a
+# server that accepts a connection and never answers must not hold the daemon. Generous, since a
+# delete of a large file's events or an index build can take minutes; `socketTimeoutMS` in
+# MONGO_URL sets another. A timeout is a NetworkTimeout, a transient error: the file is retried.
+SOCKET_TIMEOUT_MS = 600_000
+
+
 class MongoDocumentStore(DocumentStore):
     """Documents in MongoDB (or a MongoDB-wire server) at `url`."""
 
-    def __init__(self, url: str, server_selection_timeout_ms: int = 5000) -> None:
+    def __init__(
+        self, url: str, server_selection_timeout_ms: int = 5000, socket_timeout_ms: int = SOCKET_TIMEOUT_MS
+    ) -> None:
         self._url = url
         self._timeout_ms = server_selection_timeout_ms
+        self._socket_timeout_ms = socket_timeout_ms
         self._lock = threading.Lock()
         self._client: MongoClient[Document] | None = self._connect()
 
     def _connect(self) -> MongoClient[Document]:
         try:
-            client: MongoClient[Document] = MongoClient(
-                self._url, serverSelectionTimeoutMS=self._timeout_ms, tz_aware=False
-            )
+            options: dict[str, Any] = {"serverSelectionTimeoutMS": self._timeout_ms, "tz_aware": False}
+            if "sockettimeoutms" not in self._url.lower():  # the URL's own setting wins
+                options["socketTimeoutMS"] = self._socket_timeout_ms
+            client: MongoClient[Document] = MongoClient(self._url, **options)
         except (ConfigurationError, ValueError, TypeError) as exc:
             raise ConfigError([f"document store URL {redact_url(self._url)}: {exc}"]) from exc
         if not client.write_concern.acknowledged:
