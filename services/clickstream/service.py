@@ -31,7 +31,6 @@ from core.errors import Interrupted
 from services.clickstream import aggregates, derived_counts
 from services.clickstream.events import aggregate_problem, course_of, event_name, parse_with_text, user_of
 from stores.documents.base import encode as encode_document
-from stores.documents.base import never_lists
 from utils.delivered import is_delivered
 from utils.geoip import GeoIP
 from utils.lines import TruncatedInput, iter_line_blocks
@@ -251,7 +250,6 @@ class _Loader:
         self.lines: list[int] = []
         self.maybe_lists: list[dict[str, Any]] = []
         self.may_hold_lists = self.store.may_hold_lists(database, COLLECTION, ALWAYS_ADDED)
-        self.lists_possible = self.may_hold_lists is not never_lists
         # What follows `source_file` in every stored text of this file (geoip is per file too).
         self.geoip_json = "" if self.geoip_build is None else f',"geoip":{self.geoip_build}'
         self.source_tail = f',"source_file":{self.source_json},"source_line":'
@@ -343,7 +341,7 @@ class _Loader:
     ) -> tuple[str, str]:
         """(id key, stored text): the line's own JSON with the added fields spliced in front."""
         oid = digest.hex()
-        if self.lists_possible and self.may_hold_lists(event):
+        if self.may_hold_lists(event):
             self.maybe_lists.append(event)
         if text is None or not ADDED.isdisjoint(event):
             self._complete(event, when, country, subdivision, line)
