@@ -4,6 +4,7 @@ store and on the MongoDB-wire server (FerretDB)."""
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import os
 from datetime import datetime
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import netaddr
 import pytest
+from bson import ObjectId
 from mmdb_writer import MMDBWriter
 
 from core import states
@@ -549,3 +551,45 @@ def test_values_a_fast_parser_could_read_otherwise_are_stored_as_json_reads_them
                 )  # Int64 on mongo
     assert stored[7]["host"] == "b"
     assert stored[1]["big"] == 2**63 - 1 and stored[1]["id_text"] == "1234567890123456789012"
+
+
+def test_event_ids_start_with_the_event_time_and_untimed_ones_are_the_lines_digest(env):
+    lines = [event(n) for n in range(20)] + [event(20, time="not a time")]
+    (env.logs / "uqx-edx-events-2015-05-30.log").write_bytes(log_text(lines))
+    assert env.run() == 0
+    docs = env.events()
+    assert len(docs) == 21
+    for doc in docs:
+        if doc["time_date"] is None:
+            raw = json.dumps(lines[20]).encode()
+            assert doc["_id"] == ObjectId(hashlib.blake2b(raw, digest_size=12).digest())
+        else:
+            made = doc["_id"].generation_time.replace(tzinfo=None)
+            assert made == doc["time_date"].replace(microsecond=0), "the id's time is the event's"
+
+
+def test_a_store_loaded_with_digest_ids_keeps_them_so_lines_delivered_again_are_not_stored_twice(env):
+    """A collection loaded before time-first ids keeps the digest form (services/clickstream/ids.py)."""
+    lines = [json.dumps(event(n)).encode() for n in range(10)]
+    env.docs.insert_many(
+        env.db,
+        "clickstream",
+        [
+            {
+                "_id": ObjectId(hashlib.blake2b(raw, digest_size=12).digest()),
+                **json.loads(raw),
+                "time_date": datetime.fromisoformat(json.loads(raw)["time"][:-6]),
+                "source_file": "/an/older/delivery/uqx-edx-events-2015-05-30.log",
+                "source_line": n + 1,
+            }
+            for n, raw in enumerate(lines)
+        ],
+    )
+    more = [json.dumps(event(n, username="newcomer")).encode() for n in range(5)]
+    (env.logs / "uqx-edx-events-2015-05-30.log").write_bytes(b"\n".join(lines + more) + b"\n")
+    assert env.run() == 0
+    docs = env.events()
+    assert len(docs) == 15, "the ten lines stored before are not stored again"
+    assert {d["_id"] for d in docs if d["username"] == "newcomer"} == {
+        ObjectId(hashlib.blake2b(raw, digest_size=12).digest()) for raw in more
+    }

@@ -1,8 +1,8 @@
 """One tracking-log line -> one document, or the reason it is rejected.
 
 What is kept: every field of the event as in the file (`event` stays a string where it is one).
-What is added: `_id` (an ObjectId made of the first 12 bytes of the line's blake2b digest, so the
-same line loaded twice is the same document), `time_date` (UTC datetime from `time`), `country` and
+What is added: `_id` (made from the line itself, see `ids.py`, so that the same line loaded twice
+is the same document), `time_date` (UTC datetime from `time`), `country` and
 `subdivision` (GeoIP), `geoip` (the build time of the GeoIP database used, so that a newer one can
 be applied later), `source_file` and `source_line`.
 

@@ -30,6 +30,7 @@ from base_service import Context, Entry, IngestResult, Service
 from core.errors import Interrupted
 from services.clickstream import aggregates, derived_counts
 from services.clickstream.events import aggregate_problem, course_of, event_name, parse_with_text, user_of
+from services.clickstream.ids import collection_uses_time_ids, content_id
 from stores.documents.base import encode as encode_document
 from utils.delivered import is_delivered
 from utils.geoip import GeoIP
@@ -250,6 +251,7 @@ class _Loader:
         self.lines: list[int] = []
         self.maybe_lists: list[dict[str, Any]] = []
         self.may_hold_lists = self.store.may_hold_lists(database, COLLECTION, ALWAYS_ADDED)
+        self.time_first = collection_uses_time_ids(self.store, database, COLLECTION)  # see ids.py
         # What follows `source_file` in every stored text of this file (geoip is per file too).
         self.geoip_json = "" if self.geoip_build is None else f',"geoip":{self.geoip_build}'
         self.source_tail = f',"source_file":{self.source_json},"source_line":'
@@ -270,6 +272,7 @@ class _Loader:
         assert rejects is not None
         lookup = self.geoip.lookup if self.geoip else None
         counted, numbers = self.counted, self.lines
+        time_first = self.time_first
         for index, raw in enumerate(lines):
             event, reason, text = parse_with_text(raw)
             if event is None:
@@ -295,7 +298,7 @@ class _Loader:
                     country, subdivision = found
             elif ip == "" or ip == "::1":
                 country = ""
-            digest = hashlib.blake2b(raw, digest_size=12).digest()
+            digest = content_id(raw, when, time_first)
             if self.encoded:
                 try:
                     self.batch.append(self._encoded(event, text, digest, when, country, subdivision, line))

@@ -1,0 +1,65 @@
+"""The `_id` of a tracking-log event: made from the line itself, so that a line loaded twice is the
+same document (exactly once across retries and re-deliveries).
+
+Two forms, chosen once per collection (`collection_uses_time_ids`):
+
+* **time-first** (collections created since this form exists): the 4 bytes of an ObjectId's
+  timestamp are the event's own time in seconds (as MongoDB's own ObjectIds are), the 8 others the
+  line's blake2b digest. A day's log is in time order, so its inserts land at the right-hand end of
+  the `_id` index instead of at random places: the index pages a batch dirties (and a SQLite
+  store writes twice, through its write-ahead log) are a handful instead of all of them. Two distinct
+  lines of the same second share an `_id` with a chance of 2**-64 per pair.
+* **digest** (collections loaded before): the first 12 bytes of the line's blake2b digest. Such a
+  collection keeps this form, so that a line delivered again finds the document it already made.
+
+An event without a time, or with one outside what 4 bytes of seconds hold (1970-2106), gets the
+digest form in both, so the form of a collection is read from a document with such a time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timedelta
+from typing import Any
+
+from bson import ObjectId
+
+from stores.documents.base import DocumentStore
+
+EPOCH = datetime(1970, 1, 1)
+END = EPOCH + timedelta(seconds=2**32)  # 2106-02-07T06:28:16: the first second 4 bytes cannot hold
+_SECOND = timedelta(seconds=1)
+
+
+def content_id(raw: bytes, when: datetime | None, time_first: bool) -> bytes:
+    """The 12 bytes of the `_id` of the event of line `raw` (without its LF), whose time is `when`."""
+    if time_first and when is not None and EPOCH <= when < END:
+        seconds: int = (when - EPOCH) // _SECOND
+        return seconds.to_bytes(4, "big") + hashlib.blake2b(raw, digest_size=8).digest()
+    return hashlib.blake2b(raw, digest_size=12).digest()
+
+
+def is_time_first(doc: dict[str, Any]) -> bool | None:
+    """Whether a stored event's `_id` has the time-first form; None if its time cannot tell."""
+    when, oid = doc.get("time_date"), doc.get("_id")
+    if not isinstance(when, datetime) or not isinstance(oid, ObjectId):
+        return None
+    when = when.replace(tzinfo=None)  # pymongo may hand back an aware UTC datetime
+    if not EPOCH <= when < END:
+        return None
+    return int.from_bytes(oid.binary[:4], "big") == (when - EPOCH) // _SECOND
+
+
+def collection_uses_time_ids(store: DocumentStore, db: str, coll: str) -> bool:
+    """The `_id` form of the events in `db.coll`: time-first unless it holds digest-form events.
+
+    Decided by one stored event with a time in 1970-2106 (a digest-form `_id` starts with the time
+    by a chance of 2**-32); an empty collection, or one without such an event, takes time-first.
+    """
+    after = EPOCH - timedelta(milliseconds=1)  # the filters know $gt and $lt (stored times are in ms)
+    # Only an event of the last millisecond before 1970 matches and cannot tell: ten are plenty.
+    found = store.find(
+        db, coll, {"time_date": {"$gt": after, "$lt": END}}, {"_id": 1, "time_date": 1}, limit=10
+    )
+    forms = (is_time_first(doc) for doc in found)
+    return next((form for form in forms if form is not None), True)
