@@ -21,8 +21,8 @@ Modes:
   transaction), the document store's writes within it (`insert_many`, `insert_encoded`: on the
   service's writer thread, if it has one, so they overlap the parsing) and how long the reading
   thread waited to hand a batch to that writer. With `"indexes": false` the service creates none of
-  its secondary indexes (to measure their cost), with `"serial": true` the writer thread is bypassed
-  (each batch is written by the reading thread, so the store's time and the reading side's are
+  its secondary indexes (to measure their cost), with `"serial": true` the reading thread waits
+  for each batch to be written before it reads on (so the store's time and the reading side's are
   apart), with `"discard": true` the store's writes do
   nothing (the reading side's own speed); with `"profile"` the run is cProfile'd and the
   statistics dumped there, the writer thread's in `<profile>.thread-N`.
@@ -39,6 +39,7 @@ import logging
 import os
 import resource
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -221,8 +222,8 @@ def _ingest(spec: dict[str, Any]) -> tuple[dict[str, Any], Callable[[], dict[str
                 setattr(store_class, method, _discard)
             _timed(store_class, method, insert_seconds)
     writer = getattr(clickstream, "_Writer", None)  # batches written on a thread of their own
-    if writer is not None and spec.get("serial"):  # each batch written in line, nothing overlaps
-        writer.put = lambda self, item: self._process(item)
+    if writer is not None and spec.get("serial"):  # each batch written before the next is read
+        _serialize(writer)
     if writer is not None:
         _timed(writer, "put", wait_seconds)  # the reading thread waiting for the writer
         if spec.get("profile"):
@@ -240,6 +241,30 @@ def _ingest(spec: dict[str, Any]) -> tuple[dict[str, Any], Callable[[], dict[str
         }
 
     return {"placed": str(placed), "settings": settings}, body
+
+
+def _serialize(writer: Any) -> None:
+    """Make the reading thread wait for each batch to be written (on the writer thread, so in the
+    same grouped transactions as the threaded ingest): nothing overlaps."""
+    init, put = writer.__init__, writer.put
+
+    def serial_init(self: Any, process: Any, *args: Any) -> None:
+        written = threading.Semaphore(0)
+
+        def process_then_signal(item: Any) -> None:
+            try:
+                process(item)
+            finally:
+                written.release()
+
+        init(self, process_then_signal, *args)
+        self.written = written
+
+    def serial_put(self: Any, item: Any) -> None:
+        put(self, item)
+        self.written.acquire()
+
+    writer.__init__, writer.put = serial_init, serial_put
 
 
 def _after_ingest(result: dict[str, Any], settings: Any) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from bson import ObjectId
 
+import stores.documents.sqlite as sqlite_module
 from core.errors import BadDataError, ConfigError, TerminalError, TransientError, UnsafeNameError
 from stores.documents import (
     DocumentStore,
@@ -362,6 +363,54 @@ def test_threads_writing_one_database_at_once_lose_nothing(store: DocumentStore,
     assert results == [InsertResult(1000, 0)] * 4
     assert store.count(db, "c") == 4000
     assert sorted(d["w"] for d in store.find(db, "c", {"w": 3})) == [3] * 1000
+
+
+def test_grouped_writes_keep_every_call_and_a_failed_call_leaves_nothing(
+    sqlite_store: SqliteDocumentStore,
+) -> None:
+    sqlite_store.create_index("g", "c", [("k", 1)], unique=True)
+    with sqlite_store.grouped_writes("g"):
+        assert sqlite_store.insert_many("g", "c", [{"_id": i, "k": i} for i in range(100)]).inserted == 100
+        with pytest.raises(TerminalError):  # a unique-index violation: the whole call fails
+            sqlite_store.insert_many("g", "c", [{"_id": "a", "k": "a"}, {"_id": "b", "k": 5}])
+        assert sqlite_store.insert_many("g", "c", [{"_id": 100, "k": 100}]).inserted == 1
+        assert sqlite_store.update_fields("g", "c", [(100, {"seen": True})]) == 1
+    assert sqlite_store.count("g", "c") == 101, "the calls before and after the failed one are kept"
+    assert sqlite_store.find_one("g", "c", {"_id": "a"}) is None
+    assert sqlite_store.find_one("g", "c", {"_id": 100}) == {"_id": 100, "k": 100, "seen": True}
+
+
+def test_a_write_of_another_thread_during_grouped_writes_commits_and_keeps_both(
+    sqlite_store: SqliteDocumentStore,
+) -> None:
+    with sqlite_store.grouped_writes("g"):
+        sqlite_store.insert_many("g", "c", [{"_id": i} for i in range(10)])
+        with ThreadPoolExecutor(max_workers=1) as pool:  # ends the group's open transaction first
+            assert pool.submit(sqlite_store.insert_many, "g", "c", [{"_id": "other"}]).result().inserted == 1
+        other = SqliteDocumentStore(sqlite_store.root)  # another process's view: the group committed
+        try:
+            assert other.count("g", "c") == 11
+        finally:
+            other.close()
+        sqlite_store.insert_many("g", "c", [{"_id": 10}])
+    assert sqlite_store.count("g", "c") == 12
+
+
+def test_grouped_writes_commit_as_they_add_up_and_at_the_end(
+    sqlite_store: SqliteDocumentStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite_module, "_GROUP_BYTES", 2000)
+    other = SqliteDocumentStore(sqlite_store.root)
+    try:
+        with sqlite_store.grouped_writes("g"):
+            sqlite_store.insert_many("g", "c", [{"_id": i, "pad": "x" * 100} for i in range(5)])
+            assert other.count("g", "c") == 0, "not committed yet: 600 bytes of 2000"
+            sqlite_store.insert_many("g", "c", [{"_id": i, "pad": "x" * 100} for i in range(5, 20)])
+            assert other.count("g", "c") == 20, "committed once 2000 bytes were written"
+            sqlite_store.insert_many("g", "c", [{"_id": 20}])
+        assert other.count("g", "c") == 21, "committed at the end of the block"
+    finally:
+        other.close()
 
 
 # Random documents and filters, answered by MongoDB (FerretDB) and by SQLite with and without

@@ -15,6 +15,7 @@ import math
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
@@ -329,6 +330,16 @@ class DocumentStore(ABC):
         top-level fields the caller sets itself, never to a list, so no index under them is
         checked; `never_lists` is returned when nothing is left to check."""
         return never_lists
+
+    @contextmanager
+    def grouped_writes(self, db: str) -> Iterator[None]:
+        """For a bulk loader: inside the block, the calling thread's writes to `db` may share
+        transactions, committed once they add up to a few tens of MiB and when the block ends
+        (or when another thread writes to `db`). Each call stays as atomic as outside the block
+        (on SQLite one that fails leaves nothing), and the ones before a failed one stay. What the block wrote may be invisible to readers
+        (and lost in a crash) until it ends: a loader must not rely on it being durable before.
+        The default (MongoDB: no transactions) changes nothing."""
+        yield
 
     @abstractmethod
     def insert_many(self, db: str, coll: str, docs: Iterable[Document]) -> InsertResult:

@@ -7,7 +7,7 @@ SQLite index on `json_extract(doc, '$."a"."b"')` and remembers whether its field
 (MongoDB's "multikey"). `filters.to_sql` turns filters into SQL that uses those indexes.
 
 Each database file has one writer connection, used under a lock (every write call is one
-transaction), and a few read-only connections lent to one read at a time: a streaming `find` keeps
+transaction, or a savepoint of the longer transactions of `grouped_writes`), and a few read-only connections lent to one read at a time: a streaming `find` keeps
 its own snapshot while the same thread writes (the backfill pattern) or reads elsewhere, which a
 single shared connection could not promise. All are opened lazily, in WAL mode with
 synchronous=NORMAL and a busy timeout.
@@ -66,6 +66,13 @@ _META_DDL = (
     "PRIMARY KEY (coll, name))"
 )
 _FETCH = 500
+# `grouped_writes` commits once its calls have written this many bytes of documents. Each commit
+# writes every page it changed to the log again: the primary key's pages (content ids land at random
+# places) are most of them, so a batch of ~7,000 events per commit wrote the index several times
+# over. Holding the write lock this long (a few seconds of loading) is well within the busy timeout
+# of another process's writer.
+_GROUP_BYTES = 48 << 20
+_CHECKPOINT_PAGES = 16384  # 64 MiB of 4 KiB pages
 _IDLE_READERS = 4  # reader connections kept open per database between reads
 
 
@@ -102,6 +109,11 @@ class _Handle:
         self.lock = threading.RLock()  # serializes use of the writer across threads
         self.idle_readers: list[sqlite3.Connection] = []
         self.closed = False
+        # `grouped_writes`: the thread whose writes share transactions, whether one is open, and
+        # how many bytes of documents it holds.
+        self.group_owner: int | None = None
+        self.group_open = False
+        self.group_bytes = 0
 
 
 class _Index(NamedTuple):
@@ -144,6 +156,11 @@ class SqliteDocumentStore(DocumentStore):
                     # Bulk loads touch the primary key's B-tree (content ids: random places): a
                     # 32 MiB page cache (instead of 2 MiB) keeps its hot pages; more only grows RSS.
                     conn.execute("PRAGMA cache_size = -32768")
+                    # Checkpoint every 64 MiB of log instead of 4 MiB: an index page that several
+                    # commits rewrite (the primary key's, at random places) is copied into the
+                    # database once per checkpoint, and each checkpoint waits for an fsync.
+                    conn.execute(f"PRAGMA wal_autocheckpoint = {_CHECKPOINT_PAGES}")
+                    conn.execute(f"PRAGMA journal_size_limit = {_CHECKPOINT_PAGES * 4096}")
                     conn.execute(_META_DDL)
                 conn.execute("PRAGMA synchronous = NORMAL")
             except sqlite3.Error:
@@ -166,20 +183,63 @@ class SqliteDocumentStore(DocumentStore):
             return handle
 
     @contextmanager
-    def _write(self, db: str, coll: str) -> Iterator[sqlite3.Connection]:
-        """One write transaction (BEGIN IMMEDIATE ... COMMIT), rolled back on any error."""
+    def _write(self, db: str, coll: str, size: int = 0) -> Iterator[sqlite3.Connection]:
+        """One write transaction (BEGIN IMMEDIATE ... COMMIT), rolled back on any error.
+
+        Within the `grouped_writes` of this thread: a savepoint in the group's transaction, which
+        commits once `size` (the bytes of documents written) adds up to `_GROUP_BYTES`."""
         handle = self._open(db)
         assert handle is not None
         conn = handle.writer
         with handle.lock, _translated(db, coll):
-            conn.execute("BEGIN IMMEDIATE")
+            grouped = handle.group_owner == threading.get_ident()
+            if handle.group_open and not grouped:
+                _end_group(handle)  # another thread writes: commit the group's whole calls first
+            if grouped:
+                if not handle.group_open:
+                    conn.execute("BEGIN IMMEDIATE")
+                    handle.group_open = True
+                conn.execute("SAVEPOINT grouped_write")
+            else:
+                conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
             except BaseException:
-                if conn.in_transaction:
+                if grouped and conn.in_transaction:
+                    conn.execute("ROLLBACK TO grouped_write")
+                    conn.execute("RELEASE grouped_write")
+                elif grouped:  # SQLite ended the transaction itself: the group's calls went with it
+                    handle.group_open, handle.group_bytes = False, 0
+                elif conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
-            conn.execute("COMMIT")
+            if not grouped:
+                conn.execute("COMMIT")
+                return
+            conn.execute("RELEASE grouped_write")
+            handle.group_bytes += size
+            if handle.group_bytes >= _GROUP_BYTES:
+                _end_group(handle)
+
+    @contextmanager
+    def grouped_writes(self, db: str) -> Iterator[None]:
+        """See `DocumentStore.grouped_writes`. If SQLite itself aborts the transaction (an I/O
+        error, a full disk), the calls of the group since its last commit are lost with the one
+        that failed: the caller that gets such an error must start its load again (the Clickstream
+        loader fails the file, which is retried)."""
+        handle = self._open(db)
+        assert handle is not None
+        with handle.lock:
+            mine = handle.group_owner is None  # a second loader of this database is not grouped
+            if mine:
+                handle.group_owner = threading.get_ident()
+        try:
+            yield
+        finally:
+            if mine:
+                with handle.lock, _translated(db, None):
+                    handle.group_owner = None
+                    _end_group(handle)
 
     @contextmanager
     def _read(self, db: str, coll: str | None) -> Iterator[sqlite3.Connection | None]:
@@ -270,10 +330,11 @@ class SqliteDocumentStore(DocumentStore):
         check_name(coll)
         if not rows:
             return InsertResult(0, 0)
-        with self._write(db, coll) as conn:
+        rows = list(rows)
+        with self._write(db, coll, sum(len(doc) for _, doc in rows)) as conn:
             _create_table(conn, coll)
             self._note_lists(conn, coll, maybe_lists)
-            return _insert_rows(conn, coll, list(rows))
+            return _insert_rows(conn, coll, rows)
 
     def may_hold_lists(
         self, db: str, coll: str, own_fields: frozenset[str] = frozenset()
@@ -309,7 +370,7 @@ class SqliteDocumentStore(DocumentStore):
             raise BadDataError(f"{db}.{coll}: cannot store document: {exc}") from exc
         if not rows:
             return InsertResult(0, 0)
-        with self._write(db, coll) as conn:
+        with self._write(db, coll, sum(len(doc) for _, doc in rows)) as conn:
             _create_table(conn, coll)
             self._note_lists(conn, coll, with_lists)
             return _insert_rows(conn, coll, rows)
@@ -542,6 +603,20 @@ def _insert_chunks(conn: sqlite3.Connection, coll: str, rows: Sequence[tuple[str
         sql = f"INSERT INTO {_q(coll)} (id, doc) VALUES {marks} ON CONFLICT (id) DO NOTHING"
         inserted += conn.execute(sql, [value for row in chunk for value in row]).rowcount
     return inserted
+
+
+def _end_group(handle: _Handle) -> None:
+    """Commit the open transaction of `grouped_writes`, if any (under `handle.lock`)."""
+    if not handle.group_open:
+        return
+    handle.group_open, handle.group_bytes = False, 0
+    conn = handle.writer
+    try:
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
 
 
 def _has_table(conn: sqlite3.Connection, coll: str) -> bool:
