@@ -409,6 +409,12 @@ def test_grouped_writes_commit_as_they_add_up_and_at_the_end(
             assert other.count("g", "c") == 20, "committed once 2000 bytes were written"
             sqlite_store.insert_many("g", "c", [{"_id": 20}])
         assert other.count("g", "c") == 21, "committed at the end of the block"
+        monkeypatch.setattr(sqlite_module, "_GROUP_CALLS", 3)
+        with sqlite_store.grouped_writes("g"):
+            for n in range(3):
+                assert other.count("g", "c") == 21
+                sqlite_store.insert_many("g", "c", [{"_id": f"small{n}"}])
+            assert other.count("g", "c") == 24, "committed after three calls, however small"
     finally:
         other.close()
 

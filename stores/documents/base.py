@@ -334,7 +334,7 @@ class DocumentStore(ABC):
     @contextmanager
     def grouped_writes(self, db: str) -> Iterator[None]:
         """For a bulk loader: inside the block, the calling thread's writes to `db` may share
-        transactions, committed once they add up to a few tens of MiB and when the block ends
+        transactions, committed every few calls or tens of MiB, and when the block ends
         (or when another thread writes to `db`). Each call stays as atomic as outside the block
         (on SQLite one that fails leaves nothing), and the ones before a failed one stay. What the block wrote may be invisible to readers
         (and lost in a crash) until it ends: a loader must not rely on it being durable before.

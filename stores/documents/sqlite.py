@@ -66,12 +66,14 @@ _META_DDL = (
     "PRIMARY KEY (coll, name))"
 )
 _FETCH = 500
-# `grouped_writes` commits once its calls have written this many bytes of documents. Each commit
+# `grouped_writes` commits once its calls have written this many bytes of documents, or after this
+# many calls (a loader of small batches still commits as it goes). Each commit
 # writes every page it changed to the log again: the primary key's pages (content ids land at random
 # places) are most of them, so a batch of ~7,000 events per commit wrote the index several times
 # over. Holding the write lock this long (a few seconds of loading) is well within the busy timeout
 # of another process's writer.
 _GROUP_BYTES = 48 << 20
+_GROUP_CALLS = 6
 _CHECKPOINT_PAGES = 16384  # 64 MiB of 4 KiB pages
 _IDLE_READERS = 4  # reader connections kept open per database between reads
 
@@ -114,6 +116,7 @@ class _Handle:
         self.group_owner: int | None = None
         self.group_open = False
         self.group_bytes = 0
+        self.group_calls = 0
 
 
 class _Index(NamedTuple):
@@ -187,7 +190,8 @@ class SqliteDocumentStore(DocumentStore):
         """One write transaction (BEGIN IMMEDIATE ... COMMIT), rolled back on any error.
 
         Within the `grouped_writes` of this thread: a savepoint in the group's transaction, which
-        commits once `size` (the bytes of documents written) adds up to `_GROUP_BYTES`."""
+        commits once `size` (the bytes of documents written) adds up to `_GROUP_BYTES`, or after
+        `_GROUP_CALLS` calls."""
         handle = self._open(db)
         assert handle is not None
         conn = handle.writer
@@ -209,7 +213,7 @@ class SqliteDocumentStore(DocumentStore):
                     conn.execute("ROLLBACK TO grouped_write")
                     conn.execute("RELEASE grouped_write")
                 elif grouped:  # SQLite ended the transaction itself: the group's calls went with it
-                    handle.group_open, handle.group_bytes = False, 0
+                    handle.group_open, handle.group_bytes, handle.group_calls = False, 0, 0
                 elif conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
@@ -218,7 +222,8 @@ class SqliteDocumentStore(DocumentStore):
                 return
             conn.execute("RELEASE grouped_write")
             handle.group_bytes += size
-            if handle.group_bytes >= _GROUP_BYTES:
+            handle.group_calls += 1
+            if handle.group_bytes >= _GROUP_BYTES or handle.group_calls >= _GROUP_CALLS:
                 _end_group(handle)
 
     @contextmanager
@@ -609,7 +614,7 @@ def _end_group(handle: _Handle) -> None:
     """Commit the open transaction of `grouped_writes`, if any (under `handle.lock`)."""
     if not handle.group_open:
         return
-    handle.group_open, handle.group_bytes = False, 0
+    handle.group_open, handle.group_bytes, handle.group_calls = False, 0, 0
     conn = handle.writer
     try:
         conn.execute("COMMIT")
