@@ -29,12 +29,14 @@ from stores.documents.base import DocumentStore
 EPOCH = datetime(1970, 1, 1)
 END = EPOCH + timedelta(seconds=2**32)  # 2106-02-07T06:28:16: the first second 4 bytes cannot hold
 _SECOND = timedelta(seconds=1)
+_EPOCH_DAY = EPOCH.toordinal()
 
 
 def content_id(raw: bytes, when: datetime | None, time_first: bool) -> bytes:
     """The 12 bytes of the `_id` of the event of line `raw` (without its LF), whose time is `when`."""
     if time_first and when is not None and EPOCH <= when < END:
-        seconds: int = (when - EPOCH) // _SECOND
+        # = (when - EPOCH) // 1 s, without the two timedelta objects (half the time)
+        seconds = (when.toordinal() - _EPOCH_DAY) * 86400 + when.hour * 3600 + when.minute * 60 + when.second
         return seconds.to_bytes(4, "big") + hashlib.blake2b(raw, digest_size=8).digest()
     return hashlib.blake2b(raw, digest_size=12).digest()
 
