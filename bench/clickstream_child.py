@@ -262,7 +262,9 @@ def _serialize(writer: Any) -> None:
 
     def serial_put(self: Any, item: Any) -> None:
         put(self, item)
-        self.written.acquire()
+        while not self.written.acquire(timeout=0.5):  # a failed write may leave `item` untaken
+            if self.error is not None:
+                raise self.error
 
     writer.__init__, writer.put = serial_init, serial_put
 

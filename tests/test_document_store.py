@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 from bson import ObjectId
@@ -394,6 +395,46 @@ def test_a_write_of_another_thread_during_grouped_writes_commits_and_keeps_both(
             other.close()
         sqlite_store.insert_many("g", "c", [{"_id": 10}])
     assert sqlite_store.count("g", "c") == 12
+
+
+class CommitFailsOnce:
+    """The store's real writer connection, whose next COMMIT fails as on a full disk (armed by
+    `fail`): a fault injected in front of the real database, not a stand-in for it."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self.fail = False
+
+    def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
+        if self.fail and sql == "COMMIT":
+            self.fail = False
+            raise sqlite3.OperationalError("database or disk is full")
+        return self.conn.execute(sql, *args)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.conn, name)
+
+
+def test_a_group_lost_when_another_threads_write_commits_it_fails_its_owner_too(
+    sqlite_store: SqliteDocumentStore,
+) -> None:
+    sqlite_store.insert_many("g", "c", [{"_id": "before"}])
+    handle = sqlite_store._handles["g"]
+    real = handle.writer
+    handle.writer = failing = CommitFailsOnce(real)  # type: ignore[assignment]
+    try:
+        with pytest.raises(TerminalError, match="lost"), sqlite_store.grouped_writes("g"):
+            sqlite_store.insert_many("g", "c", [{"_id": i} for i in range(10)])
+            failing.fail = True
+            with (
+                ThreadPoolExecutor(max_workers=1) as pool,
+                pytest.raises(TerminalError, match="disk is full"),
+            ):
+                pool.submit(sqlite_store.insert_many, "g", "c", [{"_id": "other"}]).result()
+            sqlite_store.insert_many("g", "c", [{"_id": 10}])  # the owner learns its writes were lost
+    finally:
+        handle.writer = real
+    assert sorted(d["_id"] for d in sqlite_store.find("g", "c")) == ["before"]
 
 
 def test_grouped_writes_commit_as_they_add_up_and_at_the_end(

@@ -5,15 +5,20 @@ Two forms, chosen once per collection (`collection_uses_time_ids`):
 
 * **time-first** (collections created since this form exists): the 4 bytes of an ObjectId's
   timestamp are the event's own time in seconds (as MongoDB's own ObjectIds are), the 8 others the
-  line's blake2b digest. A day's log is in time order, so its inserts land at the right-hand end of
-  the `_id` index instead of at random places: the index pages a batch dirties (and a SQLite
-  store writes twice, through its write-ahead log) are a handful instead of all of them. Two distinct
-  lines of the same second share an `_id` with a chance of 2**-64 per pair.
+  line's blake2b digest. A day's events (in whatever order the file has them) then land in the
+  day's own part of the `_id` index, at its end, instead of all over it: the index pages a daily
+  load dirties (and a SQLite store writes twice, through its write-ahead log) are that part's, not
+  those of every day stored before (`bench/bench_store_growth.py`). Two distinct lines of the same
+  second share an `_id` with a chance of 2**-64 per pair.
 * **digest** (collections loaded before): the first 12 bytes of the line's blake2b digest. Such a
   collection keeps this form, so that a line delivered again finds the document it already made.
 
 An event without a time, or with one outside what 4 bytes of seconds hold (1970-2106), gets the
 digest form in both, so the form of a collection is read from a document with such a time.
+
+A collection must not be loaded by daemons of both kinds (an older version beside or after a newer
+one): each would store the lines it loads in its own form, and a line delivered again could then be
+stored twice. Upgrade every daemon of a store together, and do not roll back past this form.
 """
 
 from __future__ import annotations
@@ -58,10 +63,8 @@ def collection_uses_time_ids(store: DocumentStore, db: str, coll: str) -> bool:
     Decided by one stored event with a time in 1970-2106 (a digest-form `_id` starts with the time
     by a chance of 2**-32); an empty collection, or one without such an event, takes time-first.
     """
-    after = EPOCH - timedelta(milliseconds=1)  # the filters know $gt and $lt (stored times are in ms)
-    # Only an event of the last millisecond before 1970 matches and cannot tell: ten are plenty.
-    found = store.find(
-        db, coll, {"time_date": {"$gt": after, "$lt": END}}, {"_id": 1, "time_date": 1}, limit=10
+    after = EPOCH - timedelta(milliseconds=1)  # the filters know $gt and $lt; times are in ms
+    found = list(
+        store.find(db, coll, {"time_date": {"$gt": after, "$lt": END}}, {"_id": 1, "time_date": 1}, limit=1)
     )
-    forms = (is_time_first(doc) for doc in found)
-    return next((form for form in forms if form is not None), True)
+    return not found or is_time_first(found[0]) is not False

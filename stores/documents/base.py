@@ -334,11 +334,14 @@ class DocumentStore(ABC):
     @contextmanager
     def grouped_writes(self, db: str) -> Iterator[None]:
         """For a bulk loader: inside the block, the calling thread's writes to `db` may share
-        transactions, committed every few calls or tens of MiB, and when the block ends
-        (or when another thread writes to `db`). Each call stays as atomic as outside the block
-        (on SQLite one that fails leaves nothing), and the ones before a failed one stay. What the block wrote may be invisible to readers
-        (and lost in a crash) until it ends: a loader must not rely on it being durable before.
-        The default (MongoDB: no transactions) changes nothing."""
+        transactions, committed every few calls, seconds or tens of MiB, when the block ends, and
+        when another thread writes to `db`. Each call stays as atomic as outside the block (on
+        SQLite one that fails leaves nothing) and the calls before a failed one stay, unless the
+        shared transaction itself is lost (an I/O error, a full disk): then every later write of
+        the block and its end raise TerminalError, and the load must start again. What the block
+        wrote may be invisible to readers, and lost in a crash, until it is committed: a loader
+        must not rely on it before the block ends. The default (MongoDB: no transactions) changes
+        nothing."""
         yield
 
     @abstractmethod

@@ -19,6 +19,7 @@ import json
 import os
 import sqlite3
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -67,13 +68,16 @@ _META_DDL = (
 )
 _FETCH = 500
 # `grouped_writes` commits once its calls have written this many bytes of documents, or after this
-# many calls (a loader of small batches still commits as it goes). Each commit
-# writes every page it changed to the log again: the primary key's pages (content ids land at random
-# places) are most of them, so a batch of ~7,000 events per commit wrote the index several times
-# over. Holding the write lock this long (a few seconds of loading) is well within the busy timeout
-# of another process's writer.
+# many calls (a loader of small batches still commits as it goes). Each commit writes every page it
+# changed to the log again: the primary key's pages are most of them (a tracking log is not in time
+# order, so its content ids land all over the day's part of the key), and a commit per batch of
+# ~7,000 events wrote that part of the index once per batch.
 _GROUP_BYTES = 48 << 20
 _GROUP_CALLS = 6
+# ... or this long after it began, so that another process's writer (30 s busy timeout) waits a few
+# seconds at most while the loader is busy. (A loader that stalls between two calls keeps the lock
+# for the stall: that writer may then time out and retry later.)
+_GROUP_SECONDS = 5.0
 _CHECKPOINT_PAGES = 16384  # 64 MiB of 4 KiB pages
 _IDLE_READERS = 4  # reader connections kept open per database between reads
 
@@ -111,12 +115,20 @@ class _Handle:
         self.lock = threading.RLock()  # serializes use of the writer across threads
         self.idle_readers: list[sqlite3.Connection] = []
         self.closed = False
-        # `grouped_writes`: the thread whose writes share transactions, whether one is open, and
-        # how many bytes of documents it holds.
-        self.group_owner: int | None = None
-        self.group_open = False
-        self.group_bytes = 0
-        self.group_calls = 0
+        self.group: _Group | None = None  # the `grouped_writes` in progress, if any
+
+
+class _Group:
+    """The writes of one thread's `grouped_writes`: its transaction (open or not), what its calls
+    wrote since the last commit, and why those were lost, if they were."""
+
+    def __init__(self, owner: int) -> None:
+        self.owner = owner  # thread ident
+        self.open = False
+        self.began = 0.0
+        self.bytes = 0
+        self.calls = 0
+        self.lost = ""
 
 
 class _Index(NamedTuple):
@@ -160,7 +172,7 @@ class SqliteDocumentStore(DocumentStore):
                     # 32 MiB page cache (instead of 2 MiB) keeps its hot pages; more only grows RSS.
                     conn.execute("PRAGMA cache_size = -32768")
                     # Checkpoint every 64 MiB of log instead of 4 MiB: an index page that several
-                    # commits rewrite (the primary key's, at random places) is copied into the
+                    # commits rewrite (the primary key's, see `_GROUP_BYTES`) is copied into the
                     # database once per checkpoint, and each checkpoint waits for an fsync.
                     conn.execute(f"PRAGMA wal_autocheckpoint = {_CHECKPOINT_PAGES}")
                     conn.execute(f"PRAGMA journal_size_limit = {_CHECKPOINT_PAGES * 4096}")
@@ -190,61 +202,83 @@ class SqliteDocumentStore(DocumentStore):
         """One write transaction (BEGIN IMMEDIATE ... COMMIT), rolled back on any error.
 
         Within the `grouped_writes` of this thread: a savepoint in the group's transaction, which
-        commits once `size` (the bytes of documents written) adds up to `_GROUP_BYTES`, or after
-        `_GROUP_CALLS` calls."""
+        commits once `size` (the bytes of documents written) adds up to `_GROUP_BYTES`, after
+        `_GROUP_CALLS` calls, or `_GROUP_SECONDS` after it began."""
         handle = self._open(db)
         assert handle is not None
         conn = handle.writer
         with handle.lock, _translated(db, coll):
-            grouped = handle.group_owner == threading.get_ident()
-            if handle.group_open and not grouped:
-                _end_group(handle)  # another thread writes: commit the group's whole calls first
-            if grouped:
-                if not handle.group_open:
+            group = handle.group
+            mine = group is not None and group.owner == threading.get_ident()
+            if group is not None and not mine:
+                _commit_group(handle)  # another thread writes: commit the group's whole calls first
+            if group is not None and mine:
+                if group.lost:
+                    raise TerminalError(
+                        f"sqlite document store {db}: the writes grouped since the last commit were "
+                        f"lost ({group.lost}); the load must start again"
+                    )
+                if not group.open:
                     conn.execute("BEGIN IMMEDIATE")
-                    handle.group_open = True
+                    group.open, group.began = True, time.monotonic()
                 conn.execute("SAVEPOINT grouped_write")
             else:
                 conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
             except BaseException:
-                if grouped and conn.in_transaction:
-                    conn.execute("ROLLBACK TO grouped_write")
-                    conn.execute("RELEASE grouped_write")
-                elif grouped:  # SQLite ended the transaction itself: the group's calls went with it
-                    handle.group_open, handle.group_bytes, handle.group_calls = False, 0, 0
+                if group is not None and mine:
+                    _undo_grouped_call(handle, group)
                 elif conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
-            if not grouped:
+            if group is None or not mine:
                 conn.execute("COMMIT")
                 return
             conn.execute("RELEASE grouped_write")
-            handle.group_bytes += size
-            handle.group_calls += 1
-            if handle.group_bytes >= _GROUP_BYTES or handle.group_calls >= _GROUP_CALLS:
-                _end_group(handle)
+            group.bytes += size
+            group.calls += 1
+            if (
+                group.bytes >= _GROUP_BYTES
+                or group.calls >= _GROUP_CALLS
+                or time.monotonic() - group.began >= _GROUP_SECONDS
+            ):
+                _commit_group(handle)
 
     @contextmanager
     def grouped_writes(self, db: str) -> Iterator[None]:
-        """See `DocumentStore.grouped_writes`. If SQLite itself aborts the transaction (an I/O
-        error, a full disk), the calls of the group since its last commit are lost with the one
-        that failed: the caller that gets such an error must start its load again (the Clickstream
-        loader fails the file, which is retried)."""
+        """See `DocumentStore.grouped_writes`. If the group's transaction is lost (SQLite aborts
+        it on an I/O error or a full disk; its commit fails, also when another thread's write
+        commits it), every later write of the block and the block's end raise TerminalError: the
+        caller must start its load again (the Clickstream loader fails the file, which is retried).
+        """
         handle = self._open(db)
         assert handle is not None
         with handle.lock:
-            mine = handle.group_owner is None  # a second loader of this database is not grouped
-            if mine:
-                handle.group_owner = threading.get_ident()
+            group = _Group(threading.get_ident()) if handle.group is None else None
+            if group is not None:  # a second loader of this database at once is not grouped
+                handle.group = group
+        if group is None:
+            yield
+            return
+        finished = False
         try:
             yield
+            finished = True
         finally:
-            if mine:
-                with handle.lock, _translated(db, None):
-                    handle.group_owner = None
-                    _end_group(handle)
+            with handle.lock, _translated(db, None):
+                try:
+                    _commit_group(handle)
+                except BaseException:
+                    if finished:
+                        raise
+                finally:
+                    handle.group = None
+                if finished and group.lost:
+                    raise TerminalError(
+                        f"sqlite document store {db}: the writes grouped since the last commit were "
+                        f"lost ({group.lost}); the load must start again"
+                    )
 
     @contextmanager
     def _read(self, db: str, coll: str | None) -> Iterator[sqlite3.Connection | None]:
@@ -610,18 +644,38 @@ def _insert_chunks(conn: sqlite3.Connection, coll: str, rows: Sequence[tuple[str
     return inserted
 
 
-def _end_group(handle: _Handle) -> None:
-    """Commit the open transaction of `grouped_writes`, if any (under `handle.lock`)."""
-    if not handle.group_open:
+def _commit_group(handle: _Handle) -> None:
+    """Commit the open transaction of `grouped_writes`, if any (under `handle.lock`); if that
+    fails, the group's calls since its last commit are lost, and it says so to its owner."""
+    group = handle.group
+    if group is None or not group.open:
         return
-    handle.group_open, handle.group_bytes, handle.group_calls = False, 0, 0
+    group.open, group.bytes, group.calls = False, 0, 0
     conn = handle.writer
     try:
         conn.execute("COMMIT")
-    except BaseException:
+    except BaseException as exc:
+        group.lost = f"commit failed: {exc}"
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
+
+
+def _undo_grouped_call(handle: _Handle, group: _Group) -> None:
+    """Undo a failed call of a group (under `handle.lock`): back to its savepoint, or, if SQLite
+    ended the transaction or cannot go back, the whole group since its last commit."""
+    conn = handle.writer
+    if conn.in_transaction:
+        try:
+            conn.execute("ROLLBACK TO grouped_write")
+            conn.execute("RELEASE grouped_write")
+            return
+        except sqlite3.Error:
+            pass
+    group.lost = "a failed write ended the transaction"
+    group.open, group.bytes, group.calls = False, 0, 0
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")
 
 
 def _has_table(conn: sqlite3.Connection, coll: str) -> bool:
