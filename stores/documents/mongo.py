@@ -74,10 +74,30 @@ def _translated(db: str, coll: str | None = None) -> Iterator[None]:
         yield
     except (AutoReconnect, ServerSelectionTimeoutError, NetworkTimeout, ConnectionFailure) as exc:
         raise TransientError(f"mongodb {where}: server unavailable: {exc}") from exc
+    except OperationFailure as exc:
+        if _server_going_away(exc):
+            raise TransientError(f"mongodb {where}: server stopping or stepping down: {exc}") from exc
+        raise TerminalError(f"mongodb {where}: {exc}") from exc
     except (InvalidDocument, OverflowError, UnicodeEncodeError) as exc:
         raise BadDataError(f"mongodb {where}: cannot store document: {exc}") from exc
     except (PyMongoError, BSONError) as exc:
         raise TerminalError(f"mongodb {where}: {exc}") from exc
+
+
+# Server errors that mean the server is shutting down, stepping down or unreachable, not that the
+# request is wrong: MongoDB's HostUnreachable, HostNotFound, NetworkTimeout, ShutdownInProgress,
+# PrimarySteppedDown, SocketException, NotWritablePrimary, InterruptedAtShutdown,
+# InterruptedDueToReplStateChange, NotPrimaryNoSecondaryOk, NotPrimaryOrSecondary.
+_GOING_AWAY_CODES = frozenset({6, 7, 89, 91, 189, 9001, 10107, 11600, 11602, 13435, 13436})
+
+
+def _server_going_away(exc: OperationFailure) -> bool:
+    """True for a reply saying the server is going away (a later retry may succeed). FerretDB answers the
+    requests in flight when it stops with InternalError "context canceled" (found by the
+    FerretDB-restart test: the log then failed for good instead of waiting for the store)."""
+    if exc.code in _GOING_AWAY_CODES or exc.has_error_label("RetryableWriteError"):
+        return True
+    return exc.code == 1 and "context canceled" in str(exc)
 
 
 def _is_id_clash(error: Mapping[str, Any]) -> bool | None:
