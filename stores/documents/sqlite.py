@@ -7,9 +7,10 @@ SQLite index on `json_extract(doc, '$."a"."b"')` and remembers whether its field
 (MongoDB's "multikey"). `filters.to_sql` turns filters into SQL that uses those indexes.
 
 Each database file has one writer connection, used under a lock (every write call is one
-transaction, or a savepoint of the longer transactions of `grouped_writes`), and a few read-only connections lent to one read at a time: a streaming `find` keeps
-its own snapshot while the same thread writes (the backfill pattern) or reads elsewhere, which a
-single shared connection could not promise. All are opened lazily, in WAL mode with
+transaction, or a savepoint of the longer transactions of `grouped_writes`), and a few read-only
+connections lent to one read at a time: a streaming `find` keeps its own snapshot while the same
+thread writes (the backfill pattern) or reads elsewhere, which a single shared connection could not
+promise. All are opened lazily, in WAL mode with
 synchronous=NORMAL and a busy timeout.
 """
 
@@ -208,16 +209,14 @@ class SqliteDocumentStore(DocumentStore):
         assert handle is not None
         conn = handle.writer
         with handle.lock, _translated(db, coll):
-            group = handle.group
-            mine = group is not None and group.owner == threading.get_ident()
-            if group is not None and not mine:
+            group = (
+                handle.group if handle.group and handle.group.owner == threading.get_ident() else None
+            )  # ours
+            if handle.group is not None and group is None:
                 _commit_group(handle)  # another thread writes: commit the group's whole calls first
-            if group is not None and mine:
+            if group is not None:
                 if group.lost:
-                    raise TerminalError(
-                        f"sqlite document store {db}: the writes grouped since the last commit were "
-                        f"lost ({group.lost}); the load must start again"
-                    )
+                    raise _lost(db, group)
                 if not group.open:
                     conn.execute("BEGIN IMMEDIATE")
                     group.open, group.began = True, time.monotonic()
@@ -227,12 +226,12 @@ class SqliteDocumentStore(DocumentStore):
             try:
                 yield conn
             except BaseException:
-                if group is not None and mine:
+                if group is not None:
                     _undo_grouped_call(handle, group)
                 elif conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
-            if group is None or not mine:
+            if group is None:
                 conn.execute("COMMIT")
                 return
             conn.execute("RELEASE grouped_write")
@@ -275,10 +274,7 @@ class SqliteDocumentStore(DocumentStore):
                 finally:
                     handle.group = None
                 if finished and group.lost:
-                    raise TerminalError(
-                        f"sqlite document store {db}: the writes grouped since the last commit were "
-                        f"lost ({group.lost}); the load must start again"
-                    )
+                    raise _lost(db, group)
 
     @contextmanager
     def _read(self, db: str, coll: str | None) -> Iterator[sqlite3.Connection | None]:
@@ -659,6 +655,13 @@ def _commit_group(handle: _Handle) -> None:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
+
+
+def _lost(db: str, group: _Group) -> TerminalError:
+    return TerminalError(
+        f"sqlite document store {db}: the writes grouped since the last commit were lost "
+        f"({group.lost}); the load must start again"
+    )
 
 
 def _undo_grouped_call(handle: _Handle, group: _Group) -> None:
