@@ -209,9 +209,8 @@ class SqliteDocumentStore(DocumentStore):
         assert handle is not None
         conn = handle.writer
         with handle.lock, _translated(db, coll):
-            group = (
-                handle.group if handle.group and handle.group.owner == threading.get_ident() else None
-            )  # ours
+            ident = threading.get_ident()
+            group = handle.group if handle.group and handle.group.owner == ident else None  # this thread's
             if handle.group is not None and group is None:
                 _commit_group(handle)  # another thread writes: commit the group's whole calls first
             if group is not None:
