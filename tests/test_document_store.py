@@ -437,6 +437,32 @@ def test_a_group_lost_when_another_threads_write_commits_it_fails_its_owner_too(
     assert sorted(d["_id"] for d in sqlite_store.find("g", "c")) == ["before"]
 
 
+def test_a_new_embedded_database_has_large_pages_and_an_old_one_keeps_its_own(
+    sqlite_store: SqliteDocumentStore, state_dir: Path
+) -> None:
+    """New files get 32 KiB pages (bulk loads write 8 times fewer log frames); a file made with
+    SQLite's 4 KiB pages before still opens, reads and writes, and checkpoints at the same log size."""
+    sqlite_store.insert_many("fresh", "c", [{"_id": 1, "a": "x"}])
+    old_path = sqlite_store.path_for("old")
+    old_path.parent.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(old_path) as made_before:
+        made_before.execute("PRAGMA journal_mode = WAL")  # what an older version did: 4 KiB pages
+    made_before.close()
+    sqlite_store.insert_many("old", "c", [{"_id": 1, "a": "y"}])
+    assert [d["a"] for d in sqlite_store.find("old", "c")] == ["y"]
+    sizes = {}
+    for name in ("fresh", "old"):
+        with sqlite3.connect(sqlite_store.path_for(name)) as conn:
+            sizes[name] = conn.execute("PRAGMA page_size").fetchone()[0]
+        conn.close()
+        writer = sqlite_store._open(name)
+        assert writer is not None
+        with writer.lock:
+            pages = writer.writer.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
+        assert pages * sizes[name] == sqlite_module._CHECKPOINT_BYTES
+    assert sizes == {"fresh": 32768, "old": 4096}
+
+
 def test_grouped_writes_commit_as_they_add_up_and_at_the_end(
     sqlite_store: SqliteDocumentStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
