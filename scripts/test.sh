@@ -20,6 +20,8 @@ bash scripts/install_chromium.sh
 # tests on the shared MariaDB/FerretDB servers (several load the sample into the same databases);
 # last, one at a time, those that stop or restart a server or time themselves (`serial`). pytest's 5 ("no test
 # selected", e.g. with -k) is not a failure.
+# Where setup.sh could build native/eventscan, its tests must run, not skip.
+if command -v cargo >/dev/null 2>&1 || [ -x "$HOME/.cargo/bin/cargo" ]; then export OPTIMUS_REQUIRE_NATIVE=1; fi
 jobs="${PYTEST_JOBS:-2}"
 status=0
 "$py" -m pytest -q -p no:cacheprovider -n "$jobs" -m "not serial and not mysql and not mongo and not quarantine" "$@" || status=$?

@@ -14,6 +14,8 @@ from typing import Any
 from services.clickstream import course_events, enrolments
 from stores.sql.base import Cursor
 
+ENROLMENT = "edx.course.enrollment."  # the prefix of the enrolment events
+
 SqlWrites = Callable[[Cursor, Callable[[str, str], str]], None]
 
 
@@ -38,7 +40,7 @@ class DerivedCounts:
         username: str,
         when: datetime | None,
     ) -> None:
-        if name.startswith("edx.course.enrollment."):
+        if name.startswith(ENROLMENT):
             self.enrolments.note(event, name, course, user_id, username, when)
 
     def add(
@@ -51,7 +53,7 @@ class DerivedCounts:
         country: str | None,
     ) -> None:
         self.event_types.add(course, when, name)
-        if name.startswith("edx.course.enrollment."):
+        if name.startswith(ENROLMENT):
             self.enrolments.add(name, course, user_id, username, when, country)
 
     def writer(self, source: str, first: SqlWrites | None = None) -> SqlWrites:

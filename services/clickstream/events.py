@@ -14,8 +14,10 @@ event's own `_id` (2012-era logs) is kept as `mongoid`.
 from __future__ import annotations
 
 import json
+import os
 import re
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
 
 import orjson
 from bson import ObjectId
@@ -53,6 +55,25 @@ def _int64(text: str) -> int:
 
 
 _decoder = json.JSONDecoder(parse_int=_int64)
+
+
+def _native_scanner() -> Callable[[bytes], tuple[dict[str, Any], str] | None] | None:
+    """`eventscan.scan` (native/eventscan), if it is installed and not turned off."""
+    if os.environ.get("OPTIMUS_NATIVE_SCAN", "1") == "0":
+        return None
+    try:
+        from eventscan import scan  # type: ignore[import-not-found, unused-ignore]
+    except ImportError:
+        return None
+    return cast(Callable[[bytes], tuple[dict[str, Any], str] | None], scan)
+
+
+# The compiled first pass of a line, where it is built: `scan(raw)` gives `(fields, text)` for a
+# line whose document is the line as written (what `parse_with_text` gives as `text`), where
+# `fields` is the event restricted to `time`, `username`, `ip`, `event_type`, `name`, `page` and
+# `context`'s `user_id`, `course_id`, `path`; None for every other line, which `parse_with_text`
+# then reads. Without it the loader gives the same documents, at about half the speed.
+native_scan = _native_scanner()
 
 
 def parse(raw: bytes) -> tuple[dict[str, Any] | None, str]:

@@ -29,10 +29,12 @@ from bson import ObjectId
 
 from base_service import Context, Entry, IngestResult, Service
 from core.errors import Interrupted
-from services.clickstream import aggregates, derived_counts
+from services.clickstream import aggregates, derived_counts, events
+from services.clickstream.derived_counts import ENROLMENT
 from services.clickstream.events import aggregate_problem, course_of, event_name, parse_with_text, user_of
 from services.clickstream.ids import collection_uses_time_ids, content_id
 from stores.documents.base import encode as encode_document
+from stores.documents.base import never_lists
 from utils.delivered import is_delivered
 from utils.geoip import GeoIP
 from utils.lines import TruncatedInput, iter_line_blocks
@@ -261,6 +263,10 @@ class _Loader:
         self.lines: list[int] = []
         self.maybe_lists: list[dict[str, Any]] = []
         self.may_hold_lists = self.store.may_hold_lists(database, COLLECTION, ALWAYS_ADDED)
+        # The compiled first pass (events.native_scan) gives only the fields the loader reads, so
+        # it serves where the stored text is the line's own and no index needs the whole event.
+        lists_free = self.may_hold_lists is never_lists
+        self.scan = events.native_scan if self.encoded and lists_free else None
         self.time_first = collection_uses_time_ids(self.store, database, COLLECTION)  # see ids.py
         # What follows `source_file` in every stored text of this file (geoip is per file too).
         self.geoip_json = "" if self.geoip_build is None else f',"geoip":{self.geoip_build}'
@@ -286,11 +292,17 @@ class _Loader:
         lookup = self.geoip.lookup if self.geoip else None
         counted, numbers = self.counted, self.lines
         time_first = self.time_first
+        scan = self.scan
         for index, raw in enumerate(lines):
-            event, reason, text = parse_with_text(raw)
-            if event is None:
-                rejects.add(first + index, reason, raw)
-                continue
+            scanned = scan(raw) if scan is not None else None
+            # An enrolment event is read whole: `derived.note` keeps more of it than `scan` gives.
+            if scanned is None or event_name(scanned[0]).startswith(ENROLMENT):
+                event, reason, text = parse_with_text(raw)
+                if event is None:
+                    rejects.add(first + index, reason, raw)
+                    continue
+            else:
+                event, text = scanned
             line = first + index
             try:
                 when = parse_event_time(event.get("time"))

@@ -1,0 +1,3 @@
+from typing import Any
+
+def scan(raw: bytes) -> tuple[dict[str, Any], str] | None: ...

@@ -1,0 +1,322 @@
+//! The common case of `services/clickstream/events.parse_with_text`, compiled: one pass over a
+//! tracking-log line that checks it can be stored exactly as it is written and picks out the few
+//! fields the loader reads (`time`, `username`, `ip`, `event_type`, `name`, `page` and
+//! `context.user_id`, `context.course_id`, `context.path`).
+//!
+//! `scan(line)` returns `(fields, text)` only for a line whose event the Python parser would read
+//! as an object stored as-is (no key to map, no `_id`, no field the loader adds, nothing deep or
+//! suspect), where `fields` is that event restricted to those names (same values, same nesting)
+//! and `text` the line as `str` (without a final CR). For any other line it returns None and the
+//! caller runs the Python parser, which gives the document or the reason the line is rejected.
+//! So it declines whenever it is not sure: a duplicate of a picked field, a picked field of
+//! another type than a string, null (or an integer for `context.user_id`), any `.` or `$` in a
+//! key, a 19-digit run, a `\u` escape of a surrogate or NUL, more than 100 `{` and `[`.
+
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyString};
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use std::borrow::Cow;
+use std::fmt;
+
+/// MongoDB's nesting limit; a line with more brackets than this is left to Python.
+const MAX_BRACKETS: usize = 100;
+/// Fields the loader adds: a line that has one at the top is re-encoded by Python.
+const ADDED: [&str; 7] = [
+    "_id",
+    "time_date",
+    "country",
+    "subdivision",
+    "geoip",
+    "source_file",
+    "source_line",
+];
+const PICKED: [&str; 6] = ["time", "username", "ip", "event_type", "name", "page"];
+const CONTEXT_PICKED: [&str; 3] = ["user_id", "course_id", "path"];
+
+#[derive(Clone)]
+enum Val {
+    Null,
+    Str(String),
+    Int(i64),
+}
+
+enum Context {
+    Absent,
+    Null,
+    Map([Option<Val>; 3]),
+}
+
+fn decline<E: de::Error>() -> E {
+    E::custom("left to the Python parser")
+}
+
+/// Any value, walked to check the keys of every object in it.
+struct Walk;
+
+impl<'de> DeserializeSeed<'de> for Walk {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Walk {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element_seed(Walk)?.is_some() {}
+        Ok(())
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while map.next_key_seed(Key)?.is_some() {
+            map.next_value_seed(Walk)?;
+        }
+        Ok(())
+    }
+}
+
+/// A key, refused if MongoDB could not store it as it is (any `.` or `$`: Python maps those).
+struct Key;
+
+impl<'de> DeserializeSeed<'de> for Key {
+    type Value = Cow<'de, str>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Key {
+    type Value = Cow<'de, str>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a key")
+    }
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        if v.contains(['.', '$']) {
+            return Err(decline());
+        }
+        Ok(Cow::Borrowed(v))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        if v.contains(['.', '$']) {
+            return Err(decline());
+        }
+        Ok(Cow::Owned(v.to_owned()))
+    }
+}
+
+/// A picked field: a string or null, or also an integer where `int` is set.
+struct Pick {
+    int: bool,
+}
+
+impl<'de> DeserializeSeed<'de> for Pick {
+    type Value = Val;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Val, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Pick {
+    type Value = Val;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a string or null")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Val, E> {
+        Ok(Val::Str(v.to_owned()))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Val, E> {
+        Ok(Val::Null)
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Val, E> {
+        if self.int {
+            Ok(Val::Int(v))
+        } else {
+            Err(decline())
+        }
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Val, E> {
+        match i64::try_from(v) {
+            Ok(v) if self.int => Ok(Val::Int(v)),
+            _ => Err(decline()),
+        }
+    }
+}
+
+/// `context`: null, or an object whose picked fields are kept.
+struct ContextSeed;
+
+impl<'de> DeserializeSeed<'de> for ContextSeed {
+    type Value = Context;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Context, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ContextSeed {
+    type Value = Context;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an object or null")
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Context, E> {
+        Ok(Context::Null)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Context, A::Error> {
+        let mut picked: [Option<Val>; 3] = [None, None, None];
+        while let Some(key) = map.next_key_seed(Key)? {
+            match CONTEXT_PICKED.iter().position(|name| *name == key) {
+                Some(at) => {
+                    if picked[at].is_some() {
+                        return Err(decline());
+                    }
+                    picked[at] = Some(map.next_value_seed(Pick { int: at == 0 })?);
+                }
+                None => map.next_value_seed(Walk)?,
+            }
+        }
+        Ok(Context::Map(picked))
+    }
+}
+
+/// The event: the top-level object.
+struct Event;
+
+struct Fields {
+    picked: [Option<Val>; 6],
+    context: Context,
+}
+
+impl<'de> Visitor<'de> for Event {
+    type Value = Fields;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Fields, A::Error> {
+        let mut fields = Fields { picked: Default::default(), context: Context::Absent };
+        while let Some(key) = map.next_key_seed(Key)? {
+            if let Some(at) = PICKED.iter().position(|name| *name == key) {
+                if fields.picked[at].is_some() {
+                    return Err(decline());
+                }
+                fields.picked[at] = Some(map.next_value_seed(Pick { int: false })?);
+            } else if key == "context" {
+                if !matches!(fields.context, Context::Absent) {
+                    return Err(decline());
+                }
+                fields.context = map.next_value_seed(ContextSeed)?;
+            } else if ADDED.contains(&key.as_ref()) {
+                return Err(decline());
+            } else {
+                map.next_value_seed(Walk)?;
+            }
+        }
+        Ok(fields)
+    }
+}
+
+/// The byte tests Python makes before its parse, each a reason to leave the line to it.
+fn suspect(body: &[u8]) -> bool {
+    let mut brackets = 0usize;
+    let mut digits = 0usize;
+    for (at, &b) in body.iter().enumerate() {
+        if b.is_ascii_digit() {
+            digits += 1;
+            if digits >= 19 {
+                return true; // orjson and json read such integers differently
+            }
+            continue;
+        }
+        digits = 0;
+        match b {
+            b'{' | b'[' => {
+                brackets += 1;
+                if brackets > MAX_BRACKETS {
+                    return true;
+                }
+            }
+            b'\\' if body.get(at + 1) == Some(&b'u') => {
+                // `\u` then D8-DF (a surrogate) or 0000 (NUL), as `events._SUSPECT`
+                let rest = &body[at + 2..];
+                let surrogate = rest.len() >= 2
+                    && (rest[0] == b'd' || rest[0] == b'D')
+                    && matches!(rest[1], b'8' | b'9' | b'a'..=b'f' | b'A'..=b'F');
+                if surrogate || rest.starts_with(b"0000") {
+                    return true;
+                }
+            }
+            _ => {}
+        }
+    }
+    false
+}
+
+fn to_py<'py>(py: Python<'py>, value: &Val) -> PyResult<PyObject> {
+    Ok(match value {
+        Val::Null => py.None(),
+        Val::Str(s) => PyString::new(py, s).into_any().unbind(),
+        Val::Int(i) => i.into_pyobject(py)?.into_any().unbind(),
+    })
+}
+
+/// `(fields, text)` of a line stored as it is written, or None (see the module's comment).
+#[pyfunction]
+fn scan<'py>(py: Python<'py>, raw: &[u8]) -> PyResult<Option<(Bound<'py, PyDict>, Bound<'py, PyString>)>> {
+    let body = raw.strip_suffix(b"\r").unwrap_or(raw);
+    if body.first() != Some(&b'{') || suspect(body) {
+        return Ok(None);
+    }
+    let Ok(text) = std::str::from_utf8(body) else {
+        return Ok(None);
+    };
+    let mut reader = serde_json::Deserializer::from_str(text);
+    let Ok(fields) = reader.deserialize_map(Event) else {
+        return Ok(None);
+    };
+    if reader.end().is_err() {
+        return Ok(None);
+    }
+    let event = PyDict::new(py);
+    for (name, value) in PICKED.iter().zip(fields.picked.iter()) {
+        if let Some(value) = value {
+            event.set_item(*name, to_py(py, value)?)?;
+        }
+    }
+    match &fields.context {
+        Context::Absent => {}
+        Context::Null => event.set_item("context", py.None())?,
+        Context::Map(picked) => {
+            let context = PyDict::new(py);
+            for (name, value) in CONTEXT_PICKED.iter().zip(picked.iter()) {
+                if let Some(value) = value {
+                    context.set_item(*name, to_py(py, value)?)?;
+                }
+            }
+            event.set_item("context", context)?;
+        }
+    }
+    Ok(Some((event, PyString::new(py, text))))
+}
+
+#[pymodule]
+fn eventscan(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(scan, m)?)
+}

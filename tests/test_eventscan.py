@@ -1,0 +1,231 @@
+"""The compiled first pass of a tracking-log line (native/eventscan) against the Python parser.
+
+`scan` may decline any line (the Python parser then reads it); a line it takes must give exactly
+what `parse_with_text` gives: the same text stored, the same values of the fields it picks. And a
+whole ingest with it must store, reject and count exactly what one without it does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench.generate_logs import write_log
+from core.daemon import Daemon
+from services.clickstream import events
+from services.clickstream.events import parse_with_text
+from stores.sql import open_sql_store
+from tests.packages import make_package, settings_for
+
+try:
+    from eventscan import scan  # type: ignore[import-not-found, unused-ignore]
+except ImportError:  # not built: scripts/test.sh builds it and sets OPTIMUS_REQUIRE_NATIVE
+    if os.environ.get("OPTIMUS_REQUIRE_NATIVE") == "1":
+        raise
+    pytest.skip("native/eventscan is not built", allow_module_level=True)
+
+PICKED = ("time", "username", "ip", "event_type", "name", "page")
+CONTEXT_PICKED = ("user_id", "course_id", "path")
+
+TYPICAL = {
+    "username": "anna",
+    "event_type": "play_video",
+    "event_source": "browser",
+    "event": '{"id": "v1", "currentTime": 12.5}',
+    "context": {"course_id": "course-v1:UQx+X+1T", "user_id": 42, "org_id": "UQx", "path": "/event"},
+    "time": "2015-05-30T10:00:01.000001+00:00",
+    "ip": "1.2.3.4",
+    "agent": "Mozilla/5.0 (caf\u00e9)",
+    "host": "courses.edx.org",
+    "page": None,
+}
+
+EDGES = [
+    b'{"a": 1}',
+    b"{}",
+    b"{ }",
+    b'{"a": 1}\r',
+    b'{"a": 1}  ',
+    b'{"a": 1} x',
+    b'{"a": NaN}',
+    b'{"a": Infinity}',
+    b'{"a": 1e400}',
+    b'{"a": 12345678901234567890}',
+    b'{"a": "1234567890123456789"}',
+    b'{"a": 123456789012345678}',
+    b'{"a.b": 1}',
+    b'{"$set": 1}',
+    b'{"x": {"$oid": "0123456789abcdef01234567"}}',
+    b'{"x": [1, {"a.b": 2}]}',
+    b'{"x": [{"a.b": 2}]}',
+    b'{"_id": {"$oid": "0123456789abcdef01234567"}}',
+    b'{"time_date": 1}',
+    b'{"country": "NZ"}',
+    b'{"source_line": 3}',
+    b'{"username": "a", "username": "b"}',
+    b'{"context": {"user_id": 1}, "context": {"user_id": 2}}',
+    b'{"context": {"user_id": 1, "user_id": 2}}',
+    b'{"context": null}',
+    b'{"context": "x"}',
+    b'{"context": {"user_id": "17"}}',
+    b'{"context": {"user_id": 1.5}}',
+    b'{"context": {"user_id": true}}',
+    b'{"context": {"user_id": -9223372036854775808}}',
+    b'{"context": {"user_id": 9223372036854775807}}',
+    b'{"username": 5}',
+    b'{"username": ["a"]}',
+    b'{"time": 1432980001}',
+    b'{"ip": {"v": 4}}',
+    b'{"event_type": "edx.course.enrollment.activated", "event": {"user_id": 1}}',
+    b'{"a": "\\ud83d\\ude00"}',
+    b'{"a": "\\ud83d"}',
+    b'{"a": "\\u0000"}',
+    b'{"a\\u0000": 1}',
+    b'{"a": "\\u00e9\\\\u"}',
+    b'{"a": "caf\xc3\xa9"}',
+    b'{"a": "caf\xe9"}',
+    b'{"a": "tab\there"}',
+    b'{"a": ' + b"[" * 100 + b"]" * 100 + b"}",
+    b'{"a": ' + b"[" * 99 + b"]" * 99 + b"}",
+    b"[1, 2]",
+    b'"a"',
+    b"",
+    b"   ",
+    b"# comment",
+    b'2015-05-30 host: {"a": 1}',
+    b'{"a": 1',
+    b'{"a": tru}',
+    b'{"a": 01}',
+    b'{"a": -}',
+    b'{"a": 1,}',
+    b'{"a" 1}',
+]
+
+
+def restricted(event: dict[str, Any]) -> dict[str, Any]:
+    """The event as `scan` gives it: only the picked fields, and `context`'s picked fields."""
+    out = {key: event[key] for key in PICKED if key in event}
+    if "context" in event:
+        context = event["context"]
+        out["context"] = (
+            {key: context[key] for key in CONTEXT_PICKED if key in context}
+            if isinstance(context, dict)
+            else context
+        )
+    return out
+
+
+def same_as_python(raw: bytes) -> bool:
+    """Asserts that a line `scan` takes is one `parse_with_text` stores as it is; True if taken."""
+    scanned = scan(raw)
+    if scanned is None:
+        return False
+    fields, text = scanned
+    event, reason, python_text = parse_with_text(raw)
+    assert reason == "", raw
+    assert event is not None and python_text == text, raw
+    expected = restricted(event)
+    assert fields == expected, raw
+    # the same types too (1 == 1.0 == True in Python)
+    assert [type(v) for v in fields.values()] == [type(v) for v in expected.values()], raw
+    if isinstance(fields.get("context"), dict):
+        assert [type(v) for v in fields["context"].values()] == [
+            type(v) for v in expected["context"].values()
+        ]
+    return True
+
+
+def test_every_edge_line_is_declined_or_read_as_python_reads_it() -> None:
+    taken = [raw for raw in EDGES if same_as_python(raw)]
+    assert same_as_python(json.dumps(TYPICAL).encode())
+    # what it must leave to Python: every line Python maps, re-encodes or rejects
+    for raw in EDGES:
+        _, reason, text = parse_with_text(raw)
+        if reason or text is None:
+            assert raw not in taken, raw
+    assert b'{"a": 1}\r' in taken and b'{"context": {"user_id": "17"}}' in taken
+
+
+def test_random_variations_of_real_events_are_declined_or_read_as_python_reads_them() -> None:
+    rng = random.Random(7)
+    pieces = [
+        ".",
+        "$",
+        "\\u0000",
+        "\\ud800",
+        "\\u00e9",
+        "1234567890",
+        "[",
+        "{",
+        "}",
+        '"',
+        ",",
+        ":",
+        "\\",
+        " ",
+        "\r",
+    ]
+    base = json.dumps(TYPICAL)
+    taken = 0
+    for _ in range(20000):
+        text = base
+        for _ in range(rng.randrange(1, 4)):
+            at = rng.randrange(len(text) + 1)
+            text = text[:at] + rng.choice(pieces) + text[at:]
+        taken += same_as_python(text.encode("utf-8", "surrogatepass"))
+    assert taken > 2000  # many variations are still plain events
+
+
+def test_the_benchmark_generators_lines_are_almost_all_taken(tmp_path: Path) -> None:
+    log = tmp_path / "generated-2024-01-06.log"
+    write_log(log, 3000, seed=3, bad_every=300)
+    lines = log.read_bytes().split(b"\n")[:-1]
+    taken = sum(same_as_python(raw) for raw in lines)
+    assert taken >= 0.9 * 3000
+
+
+def _ingest(data: Path, state: Path, unique_name: str) -> tuple[list[tuple[str, str]], list[Any], list[str]]:
+    settings = settings_for(
+        data,
+        state,
+        CLICKSTREAM_HOLD_NEWEST="0",
+        DOCUMENT_DB_PREFIX=unique_name,
+        TRACKING_DATABASE=f"api_{unique_name}",
+        SERVICES="Clickstream",
+    )
+    assert Daemon(settings, foreground=False).run(once=True) == 0
+    with sqlite3.connect(state / "documents" / f"{unique_name}logs.sqlite") as conn:
+        stored = sorted(conn.execute("SELECT id, doc FROM clickstream"))
+    conn.close()
+    days = sorted(
+        tuple(row)
+        for row in open_sql_store("sqlite", state).query(
+            "Person_Course",
+            "SELECT course_id, user_id, username, day, nevents, countries FROM person_course_day",
+        )
+    )
+    rejects = sorted(p.read_text("utf-8", "replace") for p in (state / "rejects").rglob("*") if p.is_file())
+    return stored, days, rejects
+
+
+def test_an_ingest_with_the_native_pass_stores_rejects_and_counts_what_one_without_it_does(
+    tmp_path: Path, unique_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = make_package(tmp_path / "data")
+    logs = (data / "clickstream_logs" / "latest").resolve()
+    write_log(logs / "uqx-edx-events-2015-06-01.log.gz", 4000, seed=5, bad_every=400)
+    with (logs / "uqx-edx-events-2015-05-31.log").open("wb") as out:
+        out.write(b"\n".join(EDGES) + b"\n" + json.dumps(TYPICAL).encode() + b"\n")
+    with_native = _ingest(data, tmp_path / "with", unique_name)
+    monkeypatch.setattr(events, "native_scan", None)
+    without = _ingest(data, tmp_path / "without", unique_name)
+    stored, days, rejects = with_native
+    assert len(stored) > 4000 and days and len(rejects) >= 1
+    assert any(b"mongoid" in doc.encode() for _, doc in stored)  # an `_id` line, mapped by Python
+    assert with_native == without
