@@ -17,6 +17,7 @@ from mmdb_writer import MMDBWriter
 
 from core import states
 from core.daemon import Daemon
+from services.clickstream.events import parse
 from services.clickstream.service import log_date
 from stores.documents import SqliteDocumentStore, open_document_store
 from stores.sql import open_sql_store
@@ -149,6 +150,22 @@ def test_keys_with_dollar_or_dot_are_mapped(env):
     assert env.run() == 0
     (doc,) = env.events()
     assert doc["event"] == {"_set": 1, "a-b": {"c-d": 2}} and doc["x-y"] == "z"
+
+
+def test_keys_with_dollar_or_dot_in_lists_are_mapped_after_any_element(env):
+    """A dict after a number or a string in a list is mapped too: a MongoDB-wire server that
+    refuses such keys (FerretDB) would otherwise fail the whole file on one line."""
+    lines = [event(1, event={"answers": [1, {"a.b": 2}], "tags": ["x", {"$c": 3}]})]
+    (env.logs / "uqx-edx-events-2015-05-30.log").write_bytes(log_text(lines))
+    assert env.run() == 0
+    (doc,) = env.events()
+    assert doc["event"] == {"answers": [1, {"a-b": 2}], "tags": ["x", {"_c": 3}]}
+
+
+def test_keys_in_lists_of_lists_are_mapped():
+    """(FerretDB stores no list in a list, so this one is checked on the parser alone.)"""
+    parsed, reason = parse(b'{"grid": [[{"$c": 3}], [1, [{"d.e": 4}]]]}')
+    assert reason == "" and parsed == {"grid": [[{"_c": 3}], [1, [{"d-e": 4}]]]}
 
 
 def test_bad_lines_are_rejected_with_their_line_numbers_and_the_rest_loads(env):

@@ -151,19 +151,21 @@ def _fast_decode(body: bytes) -> tuple[dict[str, Any] | None, bytes]:
 def _needs_mapping(event: dict[str, Any]) -> bool:
     """True if a key at any depth starts with `$` or holds a `.`.
 
-    Each dict's keys are checked in one joined string (C speed); only dict values are descended."""
-    stack = [event]
+    Each dict's keys are checked in one joined string (C speed); only dicts and lists are descended,
+    every element of a list (a dict after a number, `[1, {"a.b": 2}]`, is checked too)."""
+    stack: list[Any] = [event]
     while stack:
         current = stack.pop()
+        if type(current) is list:
+            stack.extend(v for v in current if type(v) is dict or type(v) is list)
+            continue
         keys = "\x00" + "\x00".join(current)
         if "." in keys or "\x00$" in keys:
             return True
         for value in current.values():
             kind = type(value)
-            if kind is dict:
+            if kind is dict or (kind is list and value):
                 stack.append(value)
-            elif kind is list and value and type(value[0]) is dict:
-                stack.extend(v for v in value if type(v) is dict)
     return False
 
 
