@@ -25,6 +25,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import orjson
 from bson import ObjectId
 
 from base_service import Context, Entry, IngestResult, Service
@@ -263,10 +264,12 @@ class _Loader:
         self.lines: list[int] = []
         self.maybe_lists: list[dict[str, Any]] = []
         self.may_hold_lists = self.store.may_hold_lists(database, COLLECTION, ALWAYS_ADDED)
-        # The compiled first pass (events.native_scan) gives only the fields the loader reads, so
-        # it serves where the stored text is the line's own and no index needs the whole event.
-        lists_free = self.may_hold_lists is never_lists
-        self.scan = events.native_scan if self.encoded and lists_free else None
+        # The compiled first pass (events.native_scan) gives only the fields the loader reads. That
+        # is enough where the stored text is the line's own and no index needs the whole event;
+        # elsewhere (MongoDB, an index that may become multikey) a line it takes is read whole by
+        # orjson, which is then all `parse_with_text` would do with it.
+        self.scan = events.native_scan
+        self.whole = not (self.encoded and self.may_hold_lists is never_lists)
         self.time_first = collection_uses_time_ids(self.store, database, COLLECTION)  # see ids.py
         # What follows `source_file` in every stored text of this file (geoip is per file too).
         self.geoip_json = "" if self.geoip_build is None else f',"geoip":{self.geoip_build}'
@@ -292,15 +295,20 @@ class _Loader:
         lookup = self.geoip.lookup if self.geoip else None
         counted, numbers = self.counted, self.lines
         time_first = self.time_first
-        scan = self.scan
+        scan, whole = self.scan, self.whole
         for index, raw in enumerate(lines):
             scanned = scan(raw) if scan is not None else None
-            # An enrolment event is read whole: `derived.note` keeps more of it than `scan` gives.
-            if scanned is None or event_name(scanned[0]).startswith(ENROLMENT):
+            if scanned is None:
                 event, reason, text = parse_with_text(raw)
                 if event is None:
                     rejects.add(first + index, reason, raw)
                     continue
+            elif whole:
+                text = scanned[1]
+                event = orjson.loads(text)
+            elif event_name(scanned[0]).startswith(ENROLMENT):
+                # read whole: `derived.note` keeps more of an enrolment event than `scan` gives
+                event, text = orjson.loads(scanned[1]), scanned[1]
             else:
                 event, text = scanned
             line = first + index
