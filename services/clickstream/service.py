@@ -298,17 +298,15 @@ class _Loader:
         scan, whole = self.scan, self.whole
         for index, raw in enumerate(lines):
             scanned = scan(raw) if scan is not None else None
+            if scanned is not None and (whole or event_name(scanned[0]).startswith(ENROLMENT)):
+                # read whole (an enrolment event too: `derived.note` keeps more of it than `scan`
+                # gives); by orjson, as `parse_with_text` would, unless orjson refuses it after all
+                scanned = _whole(scanned[1])
             if scanned is None:
                 event, reason, text = parse_with_text(raw)
                 if event is None:
                     rejects.add(first + index, reason, raw)
                     continue
-            elif whole:
-                text = scanned[1]
-                event = orjson.loads(text)
-            elif event_name(scanned[0]).startswith(ENROLMENT):
-                # read whole: `derived.note` keeps more of an enrolment event than `scan` gives
-                event, text = orjson.loads(scanned[1]), scanned[1]
             else:
                 event, text = scanned
             line = first + index
@@ -468,6 +466,14 @@ class _Loader:
 
     def abandon(self) -> None:
         self.writer.close(raise_error=False)
+
+
+def _whole(text: str) -> tuple[dict[str, Any], str] | None:
+    """(the whole event, its text) of a line `events.native_scan` took, or None if orjson refuses it."""
+    try:
+        return orjson.loads(text), text
+    except orjson.JSONDecodeError:
+        return None
 
 
 # A block of lines as the reading thread gets it: (number of its first line, the lines, the

@@ -10,7 +10,8 @@
 //! caller runs the Python parser, which gives the document or the reason the line is rejected.
 //! So it declines whenever it is not sure: a duplicate of a picked field, a picked field of
 //! another type than a string, null (or an integer for `context.user_id`), any `.` or `$` in a
-//! key, a 19-digit run, a `\u` escape of a surrogate or NUL, more than 100 `{` and `[`.
+//! key, a 19-digit run, a `\u` escape of a surrogate or NUL, more than 100 `{` and `[`, a number
+//! of magnitude 1e308 or more.
 
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
@@ -74,8 +75,14 @@ impl<'de> Visitor<'de> for Walk {
     fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
         Ok(())
     }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
-        Ok(())
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
+        // Near the largest double, where a reading that rounds otherwise than orjson's would make
+        // one parser see a finite number and the other infinity: leave it to Python.
+        if v.abs() < 1e308 {
+            Ok(())
+        } else {
+            Err(decline())
+        }
     }
     fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
         Ok(())
