@@ -14,6 +14,7 @@ NOT_RUNTIME = {"tests", "bench", "scripts", "examples", ".git"}
 
 def _runtime_imports() -> set[str]:
     local = {p.name for p in REPO.iterdir() if p.is_dir()} | {p.stem for p in REPO.glob("*.py")}
+    local |= {p.name for p in (REPO / "native").iterdir() if p.is_dir()}  # ours, built by setup.sh
     found = set()
     for path in REPO.rglob("*.py"):
         parts = path.relative_to(REPO).parts
