@@ -16,12 +16,17 @@ bash scripts/install_chromium.sh
 "$bin/ruff" check .
 "$bin/ruff" format --check .
 "$bin/mypy" .
+# Where setup.sh could build native/eventscan, its tests must run, not skip; and its Rust is linted.
+[ -x "$HOME/.cargo/bin/cargo" ] && PATH="$PATH:$HOME/.cargo/bin"
+if command -v cargo >/dev/null 2>&1; then
+  export OPTIMUS_REQUIRE_NATIVE=1
+  CACHE="${OPTIMUS_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/optimus-ingestor}"
+  (cd native/eventscan && cargo fmt --check && CARGO_TARGET_DIR="$CACHE/cargo-target" cargo clippy -q --release -- -D warnings)
+fi
 # Two workers for the tests that need no server (SQLite, files, processes); then, one at a time, the
 # tests on the shared MariaDB/FerretDB servers (several load the sample into the same databases);
 # last, one at a time, those that stop or restart a server or time themselves (`serial`). pytest's 5 ("no test
 # selected", e.g. with -k) is not a failure.
-# Where setup.sh could build native/eventscan, its tests must run, not skip.
-if command -v cargo >/dev/null 2>&1 || [ -x "$HOME/.cargo/bin/cargo" ]; then export OPTIMUS_REQUIRE_NATIVE=1; fi
 jobs="${PYTEST_JOBS:-2}"
 status=0
 "$py" -m pytest -q -p no:cacheprovider -n "$jobs" -m "not serial and not mysql and not mongo and not quarantine" "$@" || status=$?

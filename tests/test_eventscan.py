@@ -162,6 +162,21 @@ def test_every_edge_line_is_declined_or_read_as_python_reads_it() -> None:
     assert b'{"a": 1}\r' in taken and b'{"context": {"user_id": "17"}}' in taken
 
 
+def test_a_run_of_19_digits_is_found_wherever_it_starts() -> None:
+    """`scan` looks at every 19th byte for digits (any 19 in a row include one): runs of 18, 19 and
+    20 digits at every offset, in a string and as a number, against Python's own test."""
+    for offset in range(45):
+        for length in (18, 19, 20):
+            digits = b"7" * length
+            for raw in (
+                b'{"a": "' + b"x" * offset + digits + b'"}',
+                b'{"' + b"k" * offset + b'": ' + digits + b"}",
+            ):
+                long_run = events._LONG_DIGITS in raw.translate(events._DIGITS_ONLY)
+                assert long_run == (length >= 19)
+                assert (scan(raw) is None) if long_run else same_as_python(raw), raw
+
+
 def test_random_variations_of_real_events_are_declined_or_read_as_python_reads_them() -> None:
     rng = random.Random(7)
     pieces = [

@@ -13,6 +13,7 @@
 //! key, a 19-digit run, a `\u` escape of a surrogate or NUL, more than 100 `{` and `[`, a number
 //! of magnitude 1e308 or more.
 
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -218,7 +219,10 @@ impl<'de> Visitor<'de> for Event {
         f.write_str("an object")
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Fields, A::Error> {
-        let mut fields = Fields { picked: Default::default(), context: Context::Absent };
+        let mut fields = Fields {
+            picked: Default::default(),
+            context: Context::Absent,
+        };
         while let Some(key) = map.next_key_seed(Key)? {
             if let Some(at) = PICKED.iter().position(|name| *name == key) {
                 if fields.picked[at].is_some() {
@@ -240,38 +244,56 @@ impl<'de> Visitor<'de> for Event {
     }
 }
 
-/// The byte tests Python makes before its parse, each a reason to leave the line to it.
+/// The byte tests Python makes before its parse, each a reason to leave the line to it. Three
+/// simple passes (the compiler vectorizes the first) rather than one that branches on every byte.
 fn suspect(body: &[u8]) -> bool {
-    let mut brackets = 0usize;
-    let mut digits = 0usize;
-    for (at, &b) in body.iter().enumerate() {
-        if b.is_ascii_digit() {
-            digits += 1;
-            if digits >= 19 {
-                return true; // orjson and json read such integers differently
+    if body.iter().filter(|&&b| b == b'{' || b == b'[').count() > MAX_BRACKETS {
+        return true;
+    }
+    if has_long_digit_run(body) {
+        return true; // orjson and json read such integers differently
+    }
+    // `\u` then D8-DF (a surrogate) or 0000 (NUL), as `events._SUSPECT`
+    let mut at = 0;
+    while let Some(found) = body[at..].iter().position(|&b| b == b'\\') {
+        let rest = &body[at + found + 1..];
+        if rest.first() == Some(&b'u') {
+            let hex = &rest[1..];
+            let surrogate = hex.len() >= 2
+                && (hex[0] == b'd' || hex[0] == b'D')
+                && matches!(hex[1], b'8' | b'9' | b'a'..=b'f' | b'A'..=b'F');
+            if surrogate || hex.starts_with(b"0000") {
+                return true;
             }
+        }
+        at += found + 1;
+    }
+    false
+}
+
+/// Whether `body` has 19 ASCII digits in a row. Any 19 consecutive positions include one that is a
+/// multiple of 19, so only those are looked at, and the run around a digit found there measured.
+fn has_long_digit_run(body: &[u8]) -> bool {
+    const RUN: usize = 19;
+    let digit = |b: u8| b.wrapping_sub(b'0') < 10;
+    let mut at = 0;
+    while at < body.len() {
+        if !digit(body[at]) {
+            at += RUN;
             continue;
         }
-        digits = 0;
-        match b {
-            b'{' | b'[' => {
-                brackets += 1;
-                if brackets > MAX_BRACKETS {
-                    return true;
-                }
-            }
-            b'\\' if body.get(at + 1) == Some(&b'u') => {
-                // `\u` then D8-DF (a surrogate) or 0000 (NUL), as `events._SUSPECT`
-                let rest = &body[at + 2..];
-                let surrogate = rest.len() >= 2
-                    && (rest[0] == b'd' || rest[0] == b'D')
-                    && matches!(rest[1], b'8' | b'9' | b'a'..=b'f' | b'A'..=b'F');
-                if surrogate || rest.starts_with(b"0000") {
-                    return true;
-                }
-            }
-            _ => {}
+        let mut start = at;
+        while start > 0 && digit(body[start - 1]) {
+            start -= 1;
         }
+        let mut end = at + 1;
+        while end < body.len() && digit(body[end]) {
+            end += 1;
+        }
+        if end - start >= RUN {
+            return true;
+        }
+        at = end.div_ceil(RUN) * RUN; // the next multiple of 19 past the run
     }
     false
 }
@@ -286,7 +308,10 @@ fn to_py<'py>(py: Python<'py>, value: &Val) -> PyResult<PyObject> {
 
 /// `(fields, text)` of a line stored as it is written, or None (see the module's comment).
 #[pyfunction]
-fn scan<'py>(py: Python<'py>, raw: &[u8]) -> PyResult<Option<(Bound<'py, PyDict>, Bound<'py, PyString>)>> {
+fn scan<'py>(
+    py: Python<'py>,
+    raw: &[u8],
+) -> PyResult<Option<(Bound<'py, PyDict>, Bound<'py, PyString>)>> {
     let body = raw.strip_suffix(b"\r").unwrap_or(raw);
     if body.first() != Some(&b'{') || suspect(body) {
         return Ok(None);
@@ -301,23 +326,37 @@ fn scan<'py>(py: Python<'py>, raw: &[u8]) -> PyResult<Option<(Bound<'py, PyDict>
     if reader.end().is_err() {
         return Ok(None);
     }
+    // the keys as interned Python strings, made once (a new key string per call cost a hash each)
+    let names = [
+        intern!(py, "time"),
+        intern!(py, "username"),
+        intern!(py, "ip"),
+        intern!(py, "event_type"),
+        intern!(py, "name"),
+        intern!(py, "page"),
+    ];
+    let context_names = [
+        intern!(py, "user_id"),
+        intern!(py, "course_id"),
+        intern!(py, "path"),
+    ];
     let event = PyDict::new(py);
-    for (name, value) in PICKED.iter().zip(fields.picked.iter()) {
+    for (name, value) in names.iter().zip(fields.picked.iter()) {
         if let Some(value) = value {
-            event.set_item(*name, to_py(py, value)?)?;
+            event.set_item(name, to_py(py, value)?)?;
         }
     }
     match &fields.context {
         Context::Absent => {}
-        Context::Null => event.set_item("context", py.None())?,
+        Context::Null => event.set_item(intern!(py, "context"), py.None())?,
         Context::Map(picked) => {
             let context = PyDict::new(py);
-            for (name, value) in CONTEXT_PICKED.iter().zip(picked.iter()) {
+            for (name, value) in context_names.iter().zip(picked.iter()) {
                 if let Some(value) = value {
-                    context.set_item(*name, to_py(py, value)?)?;
+                    context.set_item(name, to_py(py, value)?)?;
                 }
             }
-            event.set_item("context", context)?;
+            event.set_item(intern!(py, "context"), context)?;
         }
     }
     Ok(Some((event, PyString::new(py, text))))
