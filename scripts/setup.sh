@@ -26,17 +26,25 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$sum" ]; then
   echo "$sum" > "$stamp"
 fi
 # The compiled first pass of tracking-log lines (native/eventscan), where cargo is found: without it
-# the loader gives the same documents from its Python parser, at about half the speed.
+# the loader gives the same documents from its Python parser, more slowly. Optional: a build that
+# fails (no cargo, an older one than Cargo.toml's rust-version, no linker, no registry) only says so,
+# and a build of older sources is removed rather than left in use.
 native="$here/native/eventscan"
 native_stamp="$VENV/.eventscan.sha256"
 native_sum="$(cd "$native" && cat Cargo.toml Cargo.lock pyproject.toml eventscan.pyi src/*.rs | sha256sum | cut -d' ' -f1)"
 if [ "$(cat "$native_stamp" 2>/dev/null)" != "$native_sum" ]; then
+  rm -f "$native_stamp"
+  "$VENV/bin/python" -m pip uninstall -y -q eventscan >/dev/null 2>&1 || true
   [ -x "$HOME/.cargo/bin/cargo" ] && PATH="$PATH:$HOME/.cargo/bin"  # rustup's place, if not on PATH
-  if command -v cargo >/dev/null 2>&1; then
-    CARGO_TARGET_DIR="$CACHE/cargo-target" "$VENV/bin/python" -m pip install -q --disable-pip-version-check "$native" >&2
-    echo "$native_sum" > "$native_stamp"
-  else
+  if ! command -v cargo >/dev/null 2>&1; then
     echo "setup: no cargo on PATH: native/eventscan not built; the loader uses its Python parser" >&2
+  else
+    echo "setup: building native/eventscan (once per change of its sources)" >&2
+    if CARGO_TARGET_DIR="$CACHE/cargo-target" "$VENV/bin/python" -m pip install -q --disable-pip-version-check "$native" >&2; then
+      echo "$native_sum" > "$native_stamp"
+    else
+      echo "setup: native/eventscan failed to build (see above); the loader uses its Python parser" >&2
+    fi
   fi
 fi
 echo "$VENV/bin/python"

@@ -72,7 +72,7 @@ def _native_scanner() -> Callable[[bytes], tuple[dict[str, Any], str] | None] | 
 # line whose document is the line as written (what `parse_with_text` gives as `text`), where
 # `fields` is the event restricted to `time`, `username`, `ip`, `event_type`, `name`, `page` and
 # `context`'s `user_id`, `course_id`, `path`; None for every other line, which `parse_with_text`
-# then reads. Without it the loader gives the same documents, at about half the speed.
+# then reads. Without it the loader gives the same documents, more slowly (bench/README.md).
 native_scan = _native_scanner()
 
 
