@@ -7,6 +7,7 @@ whole ingest with it must store, reject and count exactly what one without it do
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
@@ -133,10 +134,12 @@ def restricted(event: dict[str, Any]) -> dict[str, Any]:
 
 def same_as_python(raw: bytes) -> bool:
     """Asserts that a line `scan` takes is one `parse_with_text` stores as it is; True if taken."""
-    scanned = scan(raw)
+    size = 8 + 4 * (len(raw) % 2)  # both sizes the loader asks for
+    scanned = scan(raw, size)
     if scanned is None:
         return False
-    fields, text = scanned
+    fields, text, digest = scanned
+    assert digest == hashlib.blake2b(raw, digest_size=size).digest(), raw
     event, reason, python_text = parse_with_text(raw)
     assert reason == "", raw
     assert event is not None and python_text == text, raw
@@ -174,7 +177,22 @@ def test_a_run_of_19_digits_is_found_wherever_it_starts() -> None:
             ):
                 long_run = events._LONG_DIGITS in raw.translate(events._DIGITS_ONLY)
                 assert long_run == (length >= 19)
-                assert (scan(raw) is None) if long_run else same_as_python(raw), raw
+                assert (scan(raw, 8) is None) if long_run else same_as_python(raw), raw
+
+
+def test_the_digest_is_hashlibs_blake2b_of_the_whole_line_for_every_size_and_length() -> None:
+    """The content id (ids.py) takes its digest from `scan`: it must be hashlib's, bit for bit,
+    across BLAKE2b's 128-byte blocks and with a final CR (hashed, though not in the text)."""
+    rng = random.Random(11)
+    for length in [*range(0, 300), 1023, 1024, 1025, 4096, 100_000]:
+        raw = b'{"a": "' + bytes(rng.choice(b"abc xyz") for _ in range(length)) + b'"}'
+        for tail in (b"", b"\r"):
+            for size in (1, 8, 12, 32, 64):
+                scanned = scan(raw + tail, size)
+                assert scanned is not None
+                assert scanned[2] == hashlib.blake2b(raw + tail, digest_size=size).digest()
+    with pytest.raises(ValueError):
+        scan(b"{}", 65)
 
 
 def test_random_variations_of_real_events_are_declined_or_read_as_python_reads_them() -> None:

@@ -57,7 +57,10 @@ def _int64(text: str) -> int:
 _decoder = json.JSONDecoder(parse_int=_int64)
 
 
-def _native_scanner() -> Callable[[bytes], tuple[dict[str, Any], str] | None] | None:
+Scan = Callable[[bytes, int], tuple[dict[str, Any], str, bytes] | None]
+
+
+def _native_scanner() -> Scan | None:
     """`eventscan.scan` (native/eventscan), if it is installed and not turned off."""
     if os.environ.get("OPTIMUS_NATIVE_SCAN", "1") == "0":
         return None
@@ -65,14 +68,15 @@ def _native_scanner() -> Callable[[bytes], tuple[dict[str, Any], str] | None] | 
         from eventscan import scan  # type: ignore[import-not-found, unused-ignore]
     except ImportError:
         return None
-    return cast(Callable[[bytes], tuple[dict[str, Any], str] | None], scan)
+    return cast(Scan, scan)
 
 
-# The compiled first pass of a line, where it is built: `scan(raw)` gives `(fields, text)` for a
-# line whose document is the line as written (what `parse_with_text` gives as `text`), where
-# `fields` is the event restricted to `time`, `username`, `ip`, `event_type`, `name`, `page` and
-# `context`'s `user_id`, `course_id`, `path`; None for every other line, which `parse_with_text`
-# then reads. Without it the loader gives the same documents, more slowly (bench/README.md).
+# The compiled first pass of a line, where it is built: `scan(raw, size)` gives `(fields, text,
+# digest)` for a line whose document is the line as written (what `parse_with_text` gives as
+# `text`), where `fields` is the event restricted to `time`, `username`, `ip`, `event_type`, `name`,
+# `page` and `context`'s `user_id`, `course_id`, `path`, and `digest` is
+# `hashlib.blake2b(raw, digest_size=size).digest()`; None for every other line, which
+# `parse_with_text` then reads. Without it the loader gives the same documents, more slowly (bench/README.md).
 native_scan = _native_scanner()
 
 

@@ -37,12 +37,19 @@ _SECOND = timedelta(seconds=1)
 _EPOCH_DAY = EPOCH.toordinal()
 
 
-def content_id(raw: bytes, when: datetime | None, time_first: bool) -> bytes:
-    """The 12 bytes of the `_id` of the event of line `raw` (without its LF), whose time is `when`."""
+def content_id(raw: bytes, when: datetime | None, time_first: bool, hashed: bytes | None = None) -> bytes:
+    """The 12 bytes of the `_id` of the event of line `raw` (without its LF), whose time is `when`.
+
+    `hashed`, if given, is `raw`'s blake2b digest of 8 bytes if `time_first`, else of 12 (made by
+    native/eventscan in its pass over the line)."""
     if time_first and when is not None and EPOCH <= when < END:
         # = (when - EPOCH) // 1 s, without the two timedelta objects (half the time)
         seconds = (when.toordinal() - _EPOCH_DAY) * 86400 + when.hour * 3600 + when.minute * 60 + when.second
-        return seconds.to_bytes(4, "big") + hashlib.blake2b(raw, digest_size=8).digest()
+        if hashed is None:
+            hashed = hashlib.blake2b(raw, digest_size=8).digest()
+        return seconds.to_bytes(4, "big") + hashed
+    if hashed is not None and not time_first:
+        return hashed
     return hashlib.blake2b(raw, digest_size=12).digest()
 
 

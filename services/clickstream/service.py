@@ -296,19 +296,22 @@ class _Loader:
         counted, numbers = self.counted, self.lines
         time_first = self.time_first
         scan, whole = self.scan, self.whole
+        size = 8 if time_first else 12  # the digest `content_id` takes (ids.py)
+        text: str | None
         for index, raw in enumerate(lines):
-            scanned = scan(raw) if scan is not None else None
-            if scanned is not None and (whole or event_name(scanned[0]).startswith(ENROLMENT)):
-                # read whole (an enrolment event too: `derived.note` keeps more of it than `scan`
-                # gives); by orjson, as `parse_with_text` would, unless orjson refuses it after all
-                scanned = _whole(scanned[1])
-            if scanned is None:
+            scanned = scan(raw, size) if scan is not None else None
+            hashed = event = None
+            if scanned is not None:
+                fields, text, hashed = scanned
+                # read whole where the loader needs the whole event (an enrolment event too:
+                # `derived.note` keeps more of it than `scan` gives); by orjson, as
+                # `parse_with_text` would, unless orjson refuses it after all
+                event = _whole(text) if whole or event_name(fields).startswith(ENROLMENT) else fields
+            if event is None:
                 event, reason, text = parse_with_text(raw)
                 if event is None:
                     rejects.add(first + index, reason, raw)
                     continue
-            else:
-                event, text = scanned
             line = first + index
             try:
                 when = parse_event_time(event.get("time"))
@@ -329,7 +332,7 @@ class _Loader:
                     country, subdivision = found
             elif ip == "" or ip == "::1":
                 country = ""
-            digest = content_id(raw, when, time_first)
+            digest = content_id(raw, when, time_first, hashed)
             if self.encoded:
                 try:
                     self.batch.append(self._encoded(event, text, digest, when, country, subdivision, line))
@@ -468,12 +471,13 @@ class _Loader:
         self.writer.close(raise_error=False)
 
 
-def _whole(text: str) -> tuple[dict[str, Any], str] | None:
-    """(the whole event, its text) of a line `events.native_scan` took, or None if orjson refuses it."""
+def _whole(text: str) -> dict[str, Any] | None:
+    """The whole event of a line `events.native_scan` took, or None if orjson refuses it."""
     try:
-        return orjson.loads(text), text
+        event: dict[str, Any] = orjson.loads(text)
     except orjson.JSONDecodeError:
         return None
+    return event
 
 
 # A block of lines as the reading thread gets it: (number of its first line, the lines, the

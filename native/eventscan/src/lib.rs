@@ -3,19 +3,23 @@
 //! fields the loader reads (`time`, `username`, `ip`, `event_type`, `name`, `page` and
 //! `context.user_id`, `context.course_id`, `context.path`).
 //!
-//! `scan(line)` returns `(fields, text)` only for a line whose event the Python parser would read
-//! as an object stored as-is (no key to map, no `_id`, no field the loader adds, nothing deep or
-//! suspect), where `fields` is that event restricted to those names (same values, same nesting)
-//! and `text` the line as `str` (without a final CR). For any other line it returns None and the
-//! caller runs the Python parser, which gives the document or the reason the line is rejected.
-//! So it declines whenever it is not sure: a duplicate of a picked field, a picked field of
+//! `scan(line, digest_size)` returns `(fields, text, digest)` only for a line whose event the
+//! Python parser would read as an object stored as-is (no key to map, no `_id`, no field the loader
+//! adds, nothing deep or suspect), where `fields` is that event restricted to those names (same
+//! values, same nesting), `text` the line as `str` (without a final CR) and `digest` the BLAKE2b
+//! digest of `line` itself, CR included (the content id's, `services/clickstream/ids.py`). For any
+//! other line it returns None and the caller runs the Python parser, which gives the document or
+//! the reason the line is rejected. So it declines whenever it is not sure: a duplicate of a picked field, a picked field of
 //! another type than a string, null (or an integer for `context.user_id`), any `.` or `$` in a
 //! key, a 19-digit run, a `\u` escape of a surrogate or NUL, more than 100 `{` and `[`, a number
 //! of magnitude 1e308 or more.
 
+use blake2::digest::{Update, VariableOutput};
+use blake2::Blake2bVar;
+use pyo3::exceptions::PyValueError;
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyString};
+use pyo3::types::{PyBytes, PyDict, PyString};
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use std::borrow::Cow;
 use std::fmt;
@@ -306,12 +310,17 @@ fn to_py<'py>(py: Python<'py>, value: &Val) -> PyResult<PyObject> {
     })
 }
 
-/// `(fields, text)` of a line stored as it is written, or None (see the module's comment).
+/// What `scan` gives for a line it takes.
+type Scanned<'py> = (
+    Bound<'py, PyDict>,
+    Bound<'py, PyString>,
+    Bound<'py, PyBytes>,
+);
+
+/// `(fields, text, digest)` of a line stored as it is written, or None (see the module's comment);
+/// `digest` is `hashlib.blake2b(raw, digest_size=digest_size).digest()` (1 to 64 bytes).
 #[pyfunction]
-fn scan<'py>(
-    py: Python<'py>,
-    raw: &[u8],
-) -> PyResult<Option<(Bound<'py, PyDict>, Bound<'py, PyString>)>> {
+fn scan<'py>(py: Python<'py>, raw: &[u8], digest_size: usize) -> PyResult<Option<Scanned<'py>>> {
     let body = raw.strip_suffix(b"\r").unwrap_or(raw);
     if body.first() != Some(&b'{') || suspect(body) {
         return Ok(None);
@@ -359,7 +368,18 @@ fn scan<'py>(
             event.set_item(intern!(py, "context"), context)?;
         }
     }
-    Ok(Some((event, PyString::new(py, text))))
+    let mut hasher = Blake2bVar::new(digest_size)
+        .map_err(|_| PyValueError::new_err("digest_size must be 1 to 64"))?;
+    hasher.update(raw);
+    let mut digest = [0u8; 64];
+    hasher
+        .finalize_variable(&mut digest[..digest_size])
+        .map_err(|_| PyValueError::new_err("digest_size must be 1 to 64"))?;
+    Ok(Some((
+        event,
+        PyString::new(py, text),
+        PyBytes::new(py, &digest[..digest_size]),
+    )))
 }
 
 #[pymodule]
