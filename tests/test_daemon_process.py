@@ -329,7 +329,9 @@ def test_sigkill_half_way_through_a_large_tracking_log_then_restart_gives_the_sa
 def test_status_api_shows_a_tracking_logs_progress_then_its_counts(tmp_path):
     data = make_package(tmp_path / "data")
     logs = (data / "clickstream_logs" / "latest").resolve()
-    write_large_log(logs / "uqx-edx-events-2015-05-30.log.gz", 60_000)
+    # Large enough that the load lasts a few seconds of polling even on a fast path (60,000 events,
+    # enough before the compiled first pass, once loaded between two polls on a busy machine).
+    write_large_log(logs / "uqx-edx-events-2015-05-30.log.gz", 200_000)
     (logs / "uqx-edx-events-2015-05-31.log").write_bytes(
         b'{"username": "x", "time": "2015-05-31T00:00:00+00:00"}\nnot json\n'
     )
@@ -363,7 +365,7 @@ def test_status_api_shows_a_tracking_logs_progress_then_its_counts(tmp_path):
         final = wait_for(
             lambda: (s := clickstream()) and s["files"]["done"] == 2 and s, timeout=300, what="both logs done"
         )
-        assert (final["rows_loaded"], final["rows_rejected"], final["progress"]) == (60_001, 1, None)
+        assert (final["rows_loaded"], final["rows_rejected"], final["progress"]) == (200_001, 1, None)
         assert final["country"].startswith("off")
     finally:
         proc.send_signal(signal.SIGTERM)
