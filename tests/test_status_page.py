@@ -116,9 +116,10 @@ def test_status_page_shows_progress_then_every_file_done_a_failure_and_a_retry_t
 ) -> None:
     data = copy_sample(tmp_path / "data")
     logs = (data / "clickstream_logs" / "latest").resolve()
-    # Large enough that it is still being read several page refreshes after its first heartbeat,
-    # on a fast machine too (a loaded one only makes it longer).
-    write_large_log(logs / "uqx-edx-events-2015-05-29.log.gz", 150_000)
+    # Large enough that it is still being read several page refreshes (3 s) after its first
+    # heartbeat, on a fast machine too (a loaded one only makes it longer): since the compiled
+    # first pass 150,000 events could load within one refresh.
+    write_large_log(logs / "uqx-edx-events-2015-05-29.log.gz", 400_000)
     daemon = Daemon(
         data,
         tmp_path / "var",
@@ -130,7 +131,9 @@ def test_status_page_shows_progress_then_every_file_done_a_failure_and_a_retry_t
         assert driver.title == "Optimus Ingestor status"
 
         def progress_shown() -> object:
-            running = [s for s in page(driver)["services"] if s["progress"] is not None]
+            # Clickstream's: the sample's other services may show a progress of their own first
+            services = page(driver)["services"]
+            running = [s for s in services if s["name"] == "Clickstream" and s["progress"] is not None]
             return running[0] if running and running[0]["progress"] > 0 else False
 
         running = wait_for(progress_shown, timeout=300, what="a running file's progress bar on the page")
