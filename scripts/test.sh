@@ -16,14 +16,15 @@ bash scripts/install_chromium.sh
 "$bin/ruff" check .
 "$bin/ruff" format --check .
 "$bin/mypy" .
-# Where setup.sh built native/eventscan, its tests must run, not skip; its Rust is linted where
-# rustfmt and clippy are installed (rustup's default profile has both).
+# Where setup.sh built native/eventscan, its tests must run, not skip; its Rust is linted (and its
+# own unit tests run) where rustfmt and clippy are installed (rustup's default profile has both).
 if "$py" -c "import eventscan" 2>/dev/null; then export OPTIMUS_REQUIRE_NATIVE=1; fi
 [ -x "$HOME/.cargo/bin/cargo" ] && PATH="$PATH:$HOME/.cargo/bin"
 if cargo fmt --version >/dev/null 2>&1 && cargo clippy --version >/dev/null 2>&1; then
   CACHE="${OPTIMUS_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/optimus-ingestor}"
   (cd native/eventscan && cargo fmt --check &&
-    PYO3_PYTHON="$py" CARGO_TARGET_DIR="$CACHE/cargo-target" cargo clippy -q --release -- -D warnings)
+    PYO3_PYTHON="$py" CARGO_TARGET_DIR="$CACHE/cargo-target" cargo clippy -q --release --all-targets -- -D warnings &&
+    PYO3_PYTHON="$py" CARGO_TARGET_DIR="$CACHE/cargo-target" cargo test -q --release)
 fi
 # Two workers for the tests that need no server (SQLite, files, processes); then, one at a time, the
 # tests on the shared MariaDB/FerretDB servers (several load the sample into the same databases);

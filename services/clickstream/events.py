@@ -17,6 +17,7 @@ import json
 import os
 import re
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, cast
 
 import orjson
@@ -58,17 +59,20 @@ _decoder = json.JSONDecoder(parse_int=_int64)
 
 
 Scan = Callable[[bytes, int], tuple[dict[str, Any], str, bytes] | None]
+# (key, head, tail, time, course, user id, username, event name, ip) of a line, or None
+Prepared = tuple[str, str, str, datetime | None, str, int | None, str, str, str | None]
+Prepare = Callable[[list[bytes], int, bool, str], list[Prepared | None]]
 
 
-def _native_scanner() -> Scan | None:
-    """`eventscan.scan` (native/eventscan), if it is installed and not turned off."""
+def _native(name: str) -> Any:
+    """A function of `eventscan` (native/eventscan), if it is installed and not turned off."""
     if os.environ.get("OPTIMUS_NATIVE_SCAN", "1") == "0":
         return None
     try:
-        from eventscan import scan  # type: ignore[import-not-found, unused-ignore]
+        import eventscan  # type: ignore[import-not-found, unused-ignore]
     except ImportError:
         return None
-    return cast(Scan, scan)
+    return getattr(eventscan, name, None)
 
 
 # The compiled first pass of a line, where it is built: `scan(raw, size)` gives `(fields, text,
@@ -77,7 +81,15 @@ def _native_scanner() -> Scan | None:
 # `page` and `context`'s `user_id`, `course_id`, `path`, and `digest` is
 # `hashlib.blake2b(raw, digest_size=size).digest()`; None for every other line, which
 # `parse_with_text` then reads. Without it the loader gives the same documents, more slowly (bench/README.md).
-native_scan = _native_scanner()
+native_scan = cast(Scan | None, _native("scan"))
+
+# Its whole pass over a block of common lines, for the embedded store where the stored text is the
+# line's own: `prepare(lines, first, time_first, tail_prefix)` gives for each line None (left to the
+# per-line path) or `(key, head, tail, when, course, user_id, username, name, ip)`: the document's key
+# and its text `head + place + tail` (`place`: the country fields), and what `parse_event_time`,
+# `course_of`, `user_of`, `event_name` and `ip` give for the event; see native/eventscan/src/block.rs
+# for the lines it leaves to the per-line path.
+native_prepare = cast(Prepare | None, _native("prepare"))
 
 
 def parse(raw: bytes) -> tuple[dict[str, Any] | None, str]:

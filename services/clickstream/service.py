@@ -270,10 +270,14 @@ class _Loader:
         # orjson, which is then all `parse_with_text` would do with it.
         self.scan = events.native_scan
         self.whole = not (self.encoded and self.may_hold_lists is never_lists)
+        # Where the loader needs only those fields, the compiled pass also does the rest of its work
+        # on the common lines, a block at a time (`events.native_prepare`).
+        self.prepare = None if self.whole else events.native_prepare
         self.time_first = collection_uses_time_ids(self.store, database, COLLECTION)  # see ids.py
         # What follows `source_file` in every stored text of this file (geoip is per file too).
         self.geoip_json = "" if self.geoip_build is None else f',"geoip":{self.geoip_build}'
         self.source_tail = f',"source_file":{self.source_json},"source_line":'
+        self.tail_prefix = self.geoip_json + self.source_tail  # what `prepare` puts after the place
         self.days = aggregates.DayCounts()
         self.derived = derived_counts.DerivedCounts()
         self.digest = hashlib.blake2b(digest_size=32)
@@ -290,6 +294,42 @@ class _Loader:
 
     def add_lines(self, first: int, lines: list[bytes]) -> None:
         """Parse and batch a block of lines (the content digest is `_hashed_blocks`' work)."""
+        if self.prepare is None:
+            self._add_each(first, lines)
+            return
+        lookup = self.geoip.lookup if self.geoip else None
+        batch, counted, numbers = self.batch, self.counted, self.lines
+        for index, ready in enumerate(self.prepare(lines, first, self.time_first, self.tail_prefix)):
+            if ready is None:
+                self._add_each(first + index, lines[index : index + 1])
+                batch, counted, numbers = self.batch, self.counted, self.lines
+                continue
+            # what `_add_each` does with such a line, the rest done by `prepare`
+            key, head, tail, when, course, user_id, username, name, ip = ready
+            country = subdivision = None
+            if lookup is not None:
+                found = lookup(ip) if ip is not None else None
+                if found is not None:
+                    country, subdivision = found
+            elif ip == "" or ip == "::1":
+                country = ""
+            if country is None:
+                batch.append((key, head + tail))
+            else:
+                place = ',"country":' + _json_text(country)
+                if subdivision:
+                    place += ',"subdivision":' + _json_text(subdivision)
+                batch.append((key, head + place + tail))
+            counted.append((course, user_id, username, when, name, country, ip))
+            numbers.append(first + index)
+            self.events += 1
+            self.batch_bytes += len(lines[index])
+            if len(batch) >= self.batch_size or self.batch_bytes >= BATCH_BYTES:
+                self.flush()
+                batch, counted, numbers = self.batch, self.counted, self.lines
+
+    def _add_each(self, first: int, lines: list[bytes]) -> None:
+        """Parse and batch lines one at a time."""
         rejects = self.ctx.rejects
         assert rejects is not None
         lookup = self.geoip.lookup if self.geoip else None

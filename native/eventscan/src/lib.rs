@@ -22,6 +22,9 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString};
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use std::borrow::Cow;
+
+mod block;
+mod isotime;
 use std::fmt;
 
 /// MongoDB's nesting limit; a line with more brackets than this is left to Python.
@@ -40,13 +43,13 @@ const PICKED: [&str; 6] = ["time", "username", "ip", "event_type", "name", "page
 const CONTEXT_PICKED: [&str; 3] = ["user_id", "course_id", "path"];
 
 #[derive(Clone)]
-enum Val {
+pub(crate) enum Val {
     Null,
     Str(String),
     Int(i64),
 }
 
-enum Context {
+pub(crate) enum Context {
     Absent,
     Null,
     Map([Option<Val>; 3]),
@@ -212,9 +215,9 @@ impl<'de> Visitor<'de> for ContextSeed {
 /// The event: the top-level object.
 struct Event;
 
-struct Fields {
-    picked: [Option<Val>; 6],
-    context: Context,
+pub(crate) struct Fields {
+    pub(crate) picked: [Option<Val>; 6],
+    pub(crate) context: Context,
 }
 
 impl<'de> Visitor<'de> for Event {
@@ -249,30 +252,25 @@ impl<'de> Visitor<'de> for Event {
 }
 
 /// The byte tests Python makes before its parse, each a reason to leave the line to it. Three
-/// simple passes (the compiler vectorizes the first) rather than one that branches on every byte.
+/// simple passes rather than one that branches on every byte.
 fn suspect(body: &[u8]) -> bool {
-    if body.iter().filter(|&&b| b == b'{' || b == b'[').count() > MAX_BRACKETS {
+    if memchr::memchr2_iter(b'{', b'[', body)
+        .nth(MAX_BRACKETS)
+        .is_some()
+    {
         return true;
     }
     if has_long_digit_run(body) {
         return true; // orjson and json read such integers differently
     }
     // `\u` then D8-DF (a surrogate) or 0000 (NUL), as `events._SUSPECT`
-    let mut at = 0;
-    while let Some(found) = body[at..].iter().position(|&b| b == b'\\') {
-        let rest = &body[at + found + 1..];
-        if rest.first() == Some(&b'u') {
-            let hex = &rest[1..];
-            let surrogate = hex.len() >= 2
-                && (hex[0] == b'd' || hex[0] == b'D')
-                && matches!(hex[1], b'8' | b'9' | b'a'..=b'f' | b'A'..=b'F');
-            if surrogate || hex.starts_with(b"0000") {
-                return true;
-            }
-        }
-        at += found + 1;
-    }
-    false
+    memchr::memmem::find_iter(body, b"\\u").any(|at| {
+        let hex = &body[at + 2..];
+        let surrogate = hex.len() >= 2
+            && (hex[0] == b'd' || hex[0] == b'D')
+            && matches!(hex[1], b'8' | b'9' | b'a'..=b'f' | b'A'..=b'F');
+        surrogate || hex.starts_with(b"0000")
+    })
 }
 
 /// Whether `body` has 19 ASCII digits in a row. Any 19 consecutive positions include one that is a
@@ -302,6 +300,28 @@ fn has_long_digit_run(body: &[u8]) -> bool {
     false
 }
 
+/// The picked fields of a line stored as it is written, and its text (without a final CR); None
+/// for a line left to the Python parser (see the module's comment).
+pub(crate) fn read(raw: &[u8]) -> Option<(Fields, &str)> {
+    let body = raw.strip_suffix(b"\r").unwrap_or(raw);
+    if body.first() != Some(&b'{') || suspect(body) {
+        return None;
+    }
+    let text = std::str::from_utf8(body).ok()?;
+    let mut reader = serde_json::Deserializer::from_str(text);
+    let fields = reader.deserialize_map(Event).ok()?;
+    reader.end().ok()?;
+    Some((fields, text))
+}
+
+/// `hashlib.blake2b(raw, digest_size=N).digest()` for N = `out.len()` (1 to 64).
+pub(crate) fn blake2b(raw: &[u8], out: &mut [u8]) -> PyResult<()> {
+    let invalid = || PyValueError::new_err("digest_size must be 1 to 64");
+    let mut hasher = Blake2bVar::new(out.len()).map_err(|_| invalid())?;
+    hasher.update(raw);
+    hasher.finalize_variable(out).map_err(|_| invalid())
+}
+
 fn to_py<'py>(py: Python<'py>, value: &Val) -> PyResult<PyObject> {
     Ok(match value {
         Val::Null => py.None(),
@@ -321,20 +341,9 @@ type Scanned<'py> = (
 /// `digest` is `hashlib.blake2b(raw, digest_size=digest_size).digest()` (1 to 64 bytes).
 #[pyfunction]
 fn scan<'py>(py: Python<'py>, raw: &[u8], digest_size: usize) -> PyResult<Option<Scanned<'py>>> {
-    let body = raw.strip_suffix(b"\r").unwrap_or(raw);
-    if body.first() != Some(&b'{') || suspect(body) {
-        return Ok(None);
-    }
-    let Ok(text) = std::str::from_utf8(body) else {
+    let Some((fields, text)) = read(raw) else {
         return Ok(None);
     };
-    let mut reader = serde_json::Deserializer::from_str(text);
-    let Ok(fields) = reader.deserialize_map(Event) else {
-        return Ok(None);
-    };
-    if reader.end().is_err() {
-        return Ok(None);
-    }
     // the keys as interned Python strings, made once (a new key string per call cost a hash each)
     let names = [
         intern!(py, "time"),
@@ -368,13 +377,11 @@ fn scan<'py>(py: Python<'py>, raw: &[u8], digest_size: usize) -> PyResult<Option
             event.set_item(intern!(py, "context"), context)?;
         }
     }
-    let mut hasher = Blake2bVar::new(digest_size)
-        .map_err(|_| PyValueError::new_err("digest_size must be 1 to 64"))?;
-    hasher.update(raw);
+    if !(1..=64).contains(&digest_size) {
+        return Err(PyValueError::new_err("digest_size must be 1 to 64"));
+    }
     let mut digest = [0u8; 64];
-    hasher
-        .finalize_variable(&mut digest[..digest_size])
-        .map_err(|_| PyValueError::new_err("digest_size must be 1 to 64"))?;
+    blake2b(raw, &mut digest[..digest_size])?;
     Ok(Some((
         event,
         PyString::new(py, text),
@@ -384,5 +391,6 @@ fn scan<'py>(py: Python<'py>, raw: &[u8], digest_size: usize) -> PyResult<Option
 
 #[pymodule]
 fn eventscan(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_function(wrap_pyfunction!(scan, m)?)
+    m.add_function(wrap_pyfunction!(scan, m)?)?;
+    m.add_function(wrap_pyfunction!(block::prepare, m)?)
 }

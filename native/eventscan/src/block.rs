@@ -1,0 +1,226 @@
+//! `prepare`: the whole of the loader's work on a common line, for a block of lines, where the
+//! stored text is the line's own (the embedded store; `services/clickstream/service.py`).
+//!
+//! For each line that `read` takes and whose picked fields are all of the common kinds, it gives
+//! what the loader would compute in Python: the `_id` key and the stored text around the place
+//! fields (which need the GeoIP lookup, done in Python), the time, the course, the user, the event
+//! name and the ip. Every other line gives None and goes through the loader's per-line path, which
+//! decides it as before. Declined here besides what `read` declines:
+//!
+//! * a `time` of another form than `isotime` reads (a line without `time`, or with a null one, is
+//!   taken: it has no time);
+//! * no non-empty `context.course_id` (the course is then looked for in the page or path);
+//! * a string `context.user_id` of other than ASCII digits, or one beyond 64 bits;
+//! * a username whose last character is not printable ASCII (Python strips Unicode spaces there);
+//! * a username or course longer than 255 characters, a time before the year 1000 (rejected);
+//! * an enrolment event (the loader keeps more of it).
+
+use crate::isotime::{self, Time};
+use crate::{blake2b, read, Context, Fields, Val};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDateTime, PyList, PyString, PyTuple};
+use std::fmt::Write;
+
+/// The VARCHAR(255) of the per-day counts' `course_id` and `username` (`events.MAX_NAME`).
+const MAX_NAME: usize = 255;
+/// `derived_counts.ENROLMENT`.
+const ENROLMENT: &str = "edx.course.enrollment.";
+/// 2**32: the first second the 4 bytes of a time-first id cannot hold.
+const END_SECONDS: i64 = 1 << 32;
+
+struct Prepared {
+    key: String,
+    head: String,
+    tail: String,
+    when: Option<Time>,
+    course: String,
+    user_id: Option<i64>,
+    username: String,
+    name: String,
+    ip: Option<String>,
+}
+
+fn text_of(value: &Option<Val>) -> Option<&str> {
+    match value {
+        Some(Val::Str(s)) => Some(s),
+        _ => None,
+    }
+}
+
+/// `events.user_of`'s id, or Err where Python would read it otherwise than here.
+fn user_id_of(value: &Option<Val>) -> Result<Option<i64>, ()> {
+    match value {
+        Some(Val::Int(i)) => Ok(Some(*i)),
+        Some(Val::Str(s)) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => {
+            s.parse::<i64>().map(Some).map_err(|_| ())
+        }
+        Some(Val::Str(s)) if !s.is_ascii() => Err(()), // Unicode digits: Python reads them
+        _ => Ok(None),
+    }
+}
+
+fn prepare_line(
+    raw: &[u8],
+    line: u64,
+    time_first: bool,
+    tail_prefix: &str,
+) -> PyResult<Option<Prepared>> {
+    let Some((fields, text)) = read(raw) else {
+        return Ok(None);
+    };
+    let Fields { picked, context } = &fields;
+    let [time, username, ip, event_type, name, _page] = picked;
+    let when = match time {
+        None | Some(Val::Null) => None,
+        Some(Val::Str(value)) => match isotime::parse(value) {
+            Some(when) => Some(when),
+            None => return Ok(None),
+        },
+        Some(Val::Int(_)) => return Ok(None),
+    };
+    let Context::Map([user, course, _path]) = context else {
+        return Ok(None);
+    };
+    let course = match text_of(course) {
+        Some(course) if !course.is_empty() && course.chars().count() <= MAX_NAME => course,
+        _ => return Ok(None),
+    };
+    let Ok(user_id) = user_id_of(user) else {
+        return Ok(None);
+    };
+    let username = text_of(username).unwrap_or("");
+    if username.chars().count() > MAX_NAME {
+        return Ok(None);
+    }
+    if let Some(&last) = username.as_bytes().last() {
+        if !(0x21..=0x7e).contains(&last) {
+            return Ok(None);
+        }
+    }
+    let name = match (text_of(event_type), text_of(name)) {
+        (Some(kind), _) if !kind.is_empty() => kind,
+        (_, Some(name)) if !name.is_empty() => name,
+        _ => "",
+    };
+    if name.starts_with(ENROLMENT) {
+        return Ok(None);
+    }
+
+    // the content id (ids.content_id)
+    let mut id = [0u8; 12];
+    let seconds = when.map(|t| t.epoch_seconds());
+    match seconds {
+        Some(s) if time_first && (0..END_SECONDS).contains(&s) => {
+            id[..4].copy_from_slice(&(s as u32).to_be_bytes());
+            blake2b(raw, &mut id[4..])?;
+        }
+        _ => blake2b(raw, &mut id)?,
+    }
+    let mut hex = String::with_capacity(24);
+    for byte in id {
+        let _ = write!(hex, "{byte:02x}");
+    }
+    let mut head = String::with_capacity(90);
+    head.push_str("{\"_id\":{\"$oid\":\"");
+    head.push_str(&hex);
+    head.push_str("\"}");
+    match &when {
+        None => head.push_str(",\"time_date\":null"),
+        Some(t) => {
+            head.push_str(",\"time_date\":{\"$date\":\"");
+            head.push_str(&t.iso_millis());
+            head.push_str("Z\"}");
+        }
+    }
+    let rest = text[1..].trim_start_matches([' ', '\t', '\r', '\n']);
+    let mut tail = String::with_capacity(tail_prefix.len() + 21 + rest.len());
+    tail.push_str(tail_prefix);
+    let _ = write!(tail, "{line}");
+    if !rest.starts_with('}') {
+        tail.push(',');
+    }
+    tail.push_str(rest);
+    Ok(Some(Prepared {
+        key: format!("o{hex}"),
+        head,
+        tail,
+        when,
+        course: course.to_owned(),
+        user_id,
+        username: username.to_owned(),
+        name: name.to_owned(),
+        ip: text_of(ip).map(str::to_owned),
+    }))
+}
+
+/// For each of `lines` (numbered from `first`), None or `(key, head, tail, when, course,
+/// user_id, username, name, ip)`: the document's key is `key` and its stored text
+/// `head + place + tail`, where `place` is the `country` and `subdivision` fields (each
+/// `,"name":value`, or nothing) and `tail` starts with `tail_prefix` (what follows them up to
+/// `source_line`'s value). `time_first` is the collection's id form (`ids.py`).
+///
+/// The lines are read without the interpreter lock (the other threads of the ingest, which
+/// decompress and write, need it between their own calls); only the results are made with it.
+#[pyfunction]
+pub(crate) fn prepare<'py>(
+    py: Python<'py>,
+    lines: &Bound<'py, PyList>,
+    first: u64,
+    time_first: bool,
+    tail_prefix: &str,
+) -> PyResult<Bound<'py, PyList>> {
+    // the bytes objects stay referenced here while their contents are read without the lock
+    let owned: Vec<Bound<'py, PyBytes>> = lines
+        .iter()
+        .map(|item| item.downcast_into::<PyBytes>().map_err(PyErr::from))
+        .collect::<PyResult<_>>()?;
+    let raws: Vec<&[u8]> = owned.iter().map(|b| b.as_bytes()).collect();
+    let prepared = py.allow_threads(|| {
+        raws.iter()
+            .enumerate()
+            .map(|(index, raw)| prepare_line(raw, first + index as u64, time_first, tail_prefix))
+            .collect::<Vec<_>>()
+    });
+    let out = PyList::empty(py);
+    for p in prepared {
+        let Some(p) = p? else {
+            out.append(py.None())?;
+            continue;
+        };
+        out.append(to_python(py, p)?)?;
+    }
+    Ok(out)
+}
+
+fn to_python(py: Python<'_>, p: Prepared) -> PyResult<Bound<'_, PyTuple>> {
+    let when = match p.when {
+        None => py.None(),
+        Some(t) => PyDateTime::new(
+            py, t.year, t.month, t.day, t.hour, t.minute, t.second, t.micro, None,
+        )?
+        .into_any()
+        .unbind(),
+    };
+    let user_id = match p.user_id {
+        None => py.None(),
+        Some(i) => i.into_pyobject(py)?.into_any().unbind(),
+    };
+    let ip = match &p.ip {
+        None => py.None(),
+        Some(ip) => PyString::new(py, ip).into_any().unbind(),
+    };
+    PyTuple::new(
+        py,
+        [
+            PyString::new(py, &p.key).into_any().unbind(),
+            PyString::new(py, &p.head).into_any().unbind(),
+            PyString::new(py, &p.tail).into_any().unbind(),
+            when,
+            PyString::new(py, &p.course).into_any().unbind(),
+            user_id,
+            PyString::new(py, &p.username).into_any().unbind(),
+            PyString::new(py, &p.name).into_any().unbind(),
+            ip,
+        ],
+    )
+}

@@ -1,0 +1,263 @@
+"""The compiled pass over a block of lines (`eventscan.prepare`) against the loader's Python steps.
+
+`prepare` may leave any line to the per-line path; for a line it takes, every value it gives must
+be what the Python steps give: the `_id` key (`content_id`), the stored text (`_Loader._encoded`'s
+splice of the added fields into the line as written), the time (`parse_event_time`), the course
+(`course_of`), the user (`user_of`), the event name (`event_name`) and the ip. The whole-ingest
+comparison with and without the compiled pass is in test_eventscan.py.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import random
+from typing import Any
+
+import pytest
+
+from services.clickstream.derived_counts import ENROLMENT
+from services.clickstream.events import (
+    aggregate_problem,
+    course_of,
+    event_name,
+    parse_with_text,
+    user_of,
+)
+from services.clickstream.ids import content_id
+from utils.timeparse import TimeOutOfRange, parse_event_time
+
+try:
+    from eventscan import prepare  # type: ignore[import-not-found, unused-ignore]
+except ImportError:  # not built: scripts/test.sh builds it and sets OPTIMUS_REQUIRE_NATIVE
+    if os.environ.get("OPTIMUS_REQUIRE_NATIVE") == "1":
+        raise
+    pytest.skip("native/eventscan is not built", allow_module_level=True)
+
+TAIL = ',"geoip":1700000000,"source_file":"/data/x-2015-06-01.log.gz","source_line":'
+
+TIMES: list[Any] = [
+    "2015-05-30T10:00:01.000001+00:00",
+    "2015-05-30T10:00:01+00:00",
+    "2015-05-30T10:00:01.5Z",
+    "2015-05-30 10:00:01.123",
+    "2015-05-30T10:00:01.9999999+00:00",  # 7 digits: cut by Python's lenient pass
+    "2015-05-30T10:00:01+01:00",
+    "2015-05-30T10:00:01+0000",
+    "2015-05-30T10:00:01,5",
+    "2015-05-30x10:00:01",
+    "2015-05-30T10:00",
+    "2015-05-30",
+    "2016-02-29T23:59:59.999999Z",
+    "2015-02-29T00:00:00",
+    "2015-05-30T24:00:00",
+    "2015-05-30T10:60:00",
+    "2015-05-30T10:00:60",
+    "1969-12-31T23:59:59.999999+00:00",
+    "1970-01-01T00:00:00+00:00",
+    "2106-02-07T06:28:15.999999+00:00",
+    "2106-02-07T06:28:16+00:00",
+    "0999-12-31T23:59:59",
+    "1000-01-01T00:00:00",
+    "9999-12-31T23:59:59.999999Z",
+    "0001-01-01T00:00:00+05:00",
+    " 2015-05-30T10:00:01",
+    "2015-05-30T10:00:01 ",
+    "2015-05-30T10:00:01.+00:00",
+    "2015-05-30T10:00:01.12a",
+    "\u0662015-05-30T10:00:01",
+    "short",
+    "",
+    None,
+    "<absent>",
+]
+USER_IDS: list[Any] = [
+    42,
+    0,
+    -5,
+    2**63 - 1,
+    -(2**63),
+    "42",
+    "0042",
+    "",
+    "abc",
+    "4 2",
+    "\u0664\u0662",
+    "99999999999999999999",
+    "9223372036854775807",
+    "9223372036854775808",
+    None,
+    "<absent>",
+]
+USERNAMES: list[Any] = [
+    "anna",
+    "anna ",
+    " anna",
+    "anna\t",
+    "anna\u3000",
+    "anna\x1c",
+    "\u00e1nna",
+    "\u540d\u524d",
+    "a" * 255,
+    "a" * 256,
+    "\u00e9" * 255,
+    "",
+    None,
+    "<absent>",
+]
+COURSES: list[Any] = [
+    "course-v1:UQx+X+1T",
+    "UQx/X/2014",
+    "",
+    None,
+    "c" * 255,
+    "c" * 256,
+    "\u00e7" * 200,
+    "<absent>",
+]
+NAMES: list[tuple[Any, Any]] = [
+    ("play_video", "<absent>"),
+    ("", "edx.video.played"),
+    (None, "edx.video.played"),
+    ("<absent>", "edx.video.played"),
+    ("<absent>", "<absent>"),
+    ("", ""),
+    ("edx.course.enrollment.activated", "<absent>"),
+    ("/courses/course-v1:UQx+X+1T/courseware", "<absent>"),
+    ("edx.forum.thread.created", None),
+]
+IPS: list[Any] = ["1.2.3.4", "", "::1", None, "<absent>", "2001:db8::1"]
+PAGES: list[Any] = [None, "https://x/courses/course-v1:UQx+P+2T/about", "<absent>"]
+PATHS: list[Any] = ["/event", "/courses/UQx/Y/2015/xblock/", "<absent>"]
+
+
+def _put(target: dict[str, Any], key: str, value: Any) -> None:
+    if value != "<absent>":
+        target[key] = value
+
+
+def _pick(rng: random.Random, options: list[Any]) -> Any:
+    """The first (common) option half the time, else any."""
+    return options[0] if rng.random() < 0.5 else rng.choice(options)
+
+
+def _event(rng: random.Random) -> dict[str, Any]:
+    event: dict[str, Any] = {"agent": "Mozilla/5.0 (caf\u00e9)", "event": '{"id": "v1"}'}
+    kind, name = _pick(rng, NAMES)
+    for key, value in (
+        ("time", _pick(rng, TIMES)),
+        ("username", _pick(rng, USERNAMES)),
+        ("event_type", kind),
+        ("name", name),
+        ("ip", _pick(rng, IPS)),
+        ("page", _pick(rng, PAGES)),
+    ):
+        _put(event, key, value)
+    shape = rng.random()
+    if shape < 0.05:
+        event["context"] = None
+    elif shape < 0.1:
+        pass
+    else:
+        context: dict[str, Any] = {"org_id": "UQx"}
+        _put(context, "user_id", _pick(rng, USER_IDS))
+        _put(context, "course_id", _pick(rng, COURSES))
+        _put(context, "path", _pick(rng, PATHS))
+        event["context"] = context
+    keys = list(event)
+    rng.shuffle(keys)
+    return {key: event[key] for key in keys}
+
+
+def expected(raw: bytes, line: int, time_first: bool) -> tuple[Any, ...] | None:
+    """What the loader's Python steps make of a line it stores as written; None if it rejects the
+    line or stores it otherwise (such a line `prepare` must leave to the per-line path)."""
+    event, _, text = parse_with_text(raw)
+    if event is None or text is None:
+        return None
+    try:
+        when = parse_event_time(event.get("time"))
+    except TimeOutOfRange:
+        return None
+    user_id, username = user_of(event)
+    course = course_of(event)
+    if aggregate_problem(course, user_id, username, when):
+        return None
+    oid = content_id(raw, when, time_first).hex()
+    if when is None:
+        time_date = ',"time_date":null'
+    else:
+        time_date = f',"time_date":{{"$date":"{when.isoformat(timespec="milliseconds")}Z"}}'
+    rest = text[1:].lstrip()
+    head = '{"_id":{"$oid":"' + oid + '"}' + time_date
+    tail = TAIL + str(line) + (rest if rest.startswith("}") else "," + rest)
+    ip = event.get("ip")
+    return ("o" + oid, head, tail, when, course, user_id, username, event_name(event), ip)
+
+
+def check_block(lines: list[bytes], first: int, time_first: bool) -> int:
+    """Asserts that every line `prepare` takes is what the Python steps make of it; the number taken."""
+    got = prepare(lines, first, time_first, TAIL)
+    assert len(got) == len(lines)
+    taken = 0
+    for index, (raw, ready) in enumerate(zip(lines, got, strict=True)):
+        if ready is None:
+            continue
+        taken += 1
+        want = expected(raw, first + index, time_first)
+        assert ready == want, raw
+        assert [type(v) for v in ready] == [type(v) for v in want], raw
+        assert not ready[7].startswith(ENROLMENT)  # read whole by the per-line path
+        json.loads(ready[1] + ',"country":"AU"' + ready[2])  # the splice is JSON
+    return taken
+
+
+def test_random_events_are_left_to_python_or_given_as_python_gives_them() -> None:
+    rng = random.Random(3)
+    lines = [json.dumps(_event(rng), ensure_ascii=rng.random() < 0.5).encode() for _ in range(20000)]
+    taken = sum(
+        check_block(lines[start : start + 1000], 1 + start, time_first)
+        for start, time_first in zip(range(0, len(lines), 1000), itertools.cycle((True, False)))
+    )
+    assert taken > 3000
+
+
+def test_the_common_line_is_taken_and_a_whole_block_keeps_line_order() -> None:
+    common = {
+        "username": "anna",
+        "event_type": "play_video",
+        "ip": "1.2.3.4",
+        "context": {"course_id": "course-v1:UQx+X+1T", "user_id": 42},
+        "time": "2015-05-30T10:00:01.000001+00:00",
+        "event": "{}",
+    }
+    lines = [json.dumps({**common, "n": n}).encode() for n in range(50)]
+    lines[7] = b"not json"
+    lines[9] = b'{"a.b": 1}'
+    assert check_block(lines, 100, True) == 48
+    got = prepare(lines, 100, True, TAIL)
+    assert got[7] is None and got[9] is None
+    assert got[8] is not None and got[8][2].startswith(TAIL + "108,")
+
+
+def test_edge_lines_are_left_to_python_or_given_as_python_gives_them() -> None:
+    base = {"context": {"course_id": "c", "user_id": 1}, "username": "u"}
+    lines = [
+        b"{}",
+        b'{"context": {"course_id": "c"}}',
+        b'{ "context": {"course_id": "c"}, "username": "u"}\r',
+        b'{"context": {"course_id": "c"}}  ',
+        json.dumps({**base, "time": "2015-05-30T10:00:01Z", "x": 1.5e300}).encode(),
+        json.dumps({**base, "time_date": 1}).encode(),
+        json.dumps({**base, "_id": 1}).encode(),
+        json.dumps({**base, "time": 5}).encode(),
+        json.dumps({**base, "ip": 5}).encode(),
+        json.dumps({**base, "username": "\u00e9" * 256}).encode(),
+        b'{"context": {"course_id": "c", "user_id": 9223372036854775808}}',
+        b'{"context": {"course_id": "c", "user_id": 1.0}}',
+        b'{"context": {"course_id": "c"}, "username": "u", "username": "v"}',
+    ]
+    taken = check_block(lines, 1, True)
+    assert prepare(lines[2:3], 1, True, TAIL)[0] is not None  # a CR, and a space after the brace
+    assert taken >= 4
