@@ -7,7 +7,7 @@ person-course service never needs to scan the event store.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -17,6 +17,10 @@ from stores.sql.base import Cursor
 DATABASE = "Person_Course"
 TABLE = "person_course_day"
 MAX_IPS = 20
+
+# What the per-file accumulators see of one event: (course, user_id, username, UTC time, event
+# name, country, ip). Only the events the file owns (see `service._Loader.count_owned`) reach them.
+Counted = tuple[str, int | None, str, Any, str, str | None, Any]
 
 COLUMNS = (
     ("course_id", "VARCHAR(255) NOT NULL"),
@@ -81,40 +85,34 @@ class DayCounts:
     def __init__(self) -> None:
         self.days: dict[tuple[str, int | None, str, date], _Day] = {}
 
-    def add(
-        self,
-        course: str,
-        user_id: int | None,
-        username: str,
-        when: datetime | None,
-        name: str,
-        country: str | None,
-        ip: Any,
-    ) -> None:
-        if not course or when is None or (user_id is None and not username):
-            return
-        key = (course, user_id, username if user_id is None else "", when.date())
-        day = self.days.get(key)
-        if day is None:
-            day = self.days[key] = _Day(username)
-            day.first = day.last = when
-        else:
-            if not day.username:
-                day.username = username
-            if when < day.first:  # type: ignore[operator]
-                day.first = when
-            elif when > day.last:  # type: ignore[operator]
-                day.last = when
-        day.nevents += 1
-        counter = _COUNTERS.get(name)
-        if counter is not None:
-            setattr(day, counter, getattr(day, counter) + 1)
-        elif name.startswith("edx.forum."):
-            day.nforum += 1
-        if country:
-            day.countries.add(country)
-        if ip and type(ip) is str and len(day.ips) < MAX_IPS:
-            day.ips.add(ip)
+    def add_all(self, counted: Iterable[Counted]) -> None:
+        """Count events (one loop for a whole batch: a call per event cost as much as the counting)."""
+        days, counters = self.days, _COUNTERS
+        for course, user_id, username, when, name, country, ip in counted:
+            if not course or when is None or (user_id is None and not username):
+                continue
+            key = (course, user_id, username if user_id is None else "", when.date())
+            day = days.get(key)
+            if day is None:
+                day = days[key] = _Day(username)
+                day.first = day.last = when
+            else:
+                if not day.username:
+                    day.username = username
+                if when < day.first:
+                    day.first = when
+                elif when > day.last:
+                    day.last = when
+            day.nevents += 1
+            counter = counters.get(name)
+            if counter is not None:
+                setattr(day, counter, getattr(day, counter) + 1)
+            elif name.startswith("edx.forum."):
+                day.nforum += 1
+            if country:
+                day.countries.add(country)
+            if ip and type(ip) is str and len(day.ips) < MAX_IPS:
+                day.ips.add(ip)
 
     def rows(self, source: str) -> list[tuple[Any, ...]]:
         result = []

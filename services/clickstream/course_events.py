@@ -18,10 +18,11 @@ file's previous rows, as the per-day person counts are (aggregates.py).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
-from datetime import date, datetime
+from collections.abc import Callable, Iterable
+from datetime import date
 from typing import Any
 
+from services.clickstream.aggregates import Counted
 from stores.sql.base import Cursor
 
 DATABASE = "Person_Course"
@@ -60,12 +61,15 @@ class EventTypeCounts:
         self.counts: dict[tuple[str, date, str], int] = {}
         self.per_course: dict[str, int] = {}
 
-    def add(self, course: str, when: datetime | None, event_type: str) -> None:
-        if not course or when is None:
-            return
-        key = (course, when.date(), event_type[:MAX_EVENT_TYPE])
-        self.counts[key] = self.counts.get(key, 0) + 1
-        self.per_course[course] = self.per_course.get(course, 0) + 1
+    def add_all(self, counted: Iterable[Counted]) -> None:
+        """Count events, a batch at a time (see `DayCounts.add_all`)."""
+        counts, per_course = self.counts, self.per_course
+        for course, _, _, when, event_type, _, _ in counted:
+            if not course or when is None:
+                continue
+            key = (course, when.date(), event_type[:MAX_EVENT_TYPE])
+            counts[key] = counts.get(key, 0) + 1
+            per_course[course] = per_course.get(course, 0) + 1
 
     def writer(self, source: str) -> Callable[[Cursor, Callable[[str, str], str]], None]:
         """The completion transaction's SQL: replace this file's rows."""

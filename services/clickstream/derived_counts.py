@@ -7,11 +7,12 @@ course list (course_events.py), and the enrolment events (enrolments.py).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
 from services.clickstream import course_events, enrolments
+from services.clickstream.aggregates import Counted
 from stores.sql.base import Cursor
 
 ENROLMENT = "edx.course.enrollment."  # the prefix of the enrolment events
@@ -25,7 +26,7 @@ def create_statements(dialect: str) -> list[str]:
 
 class DerivedCounts:
     """Fed with `note` for each event read (it keeps what it needs of the rare enrolment events)
-    and with `add` for each event the file owns (after the batch is stored), where DayCounts is."""
+    and with `add_all` with the events the file owns (after the batch is stored), where DayCounts is."""
 
     def __init__(self) -> None:
         self.event_types = course_events.EventTypeCounts()
@@ -43,18 +44,11 @@ class DerivedCounts:
         if name.startswith(ENROLMENT):
             self.enrolments.note(event, name, course, user_id, username, when)
 
-    def add(
-        self,
-        course: str,
-        user_id: int | None,
-        username: str,
-        when: datetime | None,
-        name: str,
-        country: str | None,
-    ) -> None:
-        self.event_types.add(course, when, name)
-        if name.startswith(ENROLMENT):
-            self.enrolments.add(name, course, user_id, username, when, country)
+    def add_all(self, counted: Sequence[Counted]) -> None:
+        self.event_types.add_all(counted)
+        for course, user_id, username, when, name, country, _ in counted:
+            if name.startswith(ENROLMENT):
+                self.enrolments.add(name, course, user_id, username, when, country)
 
     def writer(self, source: str, first: SqlWrites | None = None) -> SqlWrites:
         """This file's SQL for the completion transaction, after `first` (the per-day counts)."""

@@ -31,6 +31,7 @@ from bson import ObjectId
 from base_service import Context, Entry, IngestResult, Service
 from core.errors import Interrupted
 from services.clickstream import aggregates, derived_counts, events
+from services.clickstream.aggregates import Counted
 from services.clickstream.derived_counts import ENROLMENT
 from services.clickstream.events import aggregate_problem, course_of, event_name, parse_with_text, user_of
 from services.clickstream.ids import collection_uses_time_ids, content_id
@@ -186,10 +187,6 @@ BATCH_BYTES = 8 << 20
 ADDED = frozenset(("_id", "time_date", "country", "subdivision", "geoip", "source_file", "source_line"))
 # The added fields every document gets (never a list): no index under them can become multikey.
 ALWAYS_ADDED = frozenset(("_id", "time_date", "source_file", "source_line"))
-
-# What the per-file accumulators see of one event: (course, user_id, username, UTC time, event
-# name, country, ip). Only the events the file owns (see `_Loader.count_owned`) reach them.
-Counted = tuple[str, int | None, str, Any, str, str | None, Any]
 
 
 class _Writer:
@@ -496,10 +493,8 @@ class _Loader:
 
     def count_owned(self, counted: list[Counted]) -> None:
         """The one hook of the per-file accumulators: called with the events this file owns."""
-        add_day, add_derived = self.days.add, self.derived.add
-        for course, user_id, username, when, name, country, ip in counted:
-            add_day(course, user_id, username, when, name, country, ip)
-            add_derived(course, user_id, username, when, name, country)
+        self.days.add_all(counted)
+        self.derived.add_all(counted)
 
     def finish(self) -> None:
         """Write what is left and wait for the writer; raises what a write raised."""
