@@ -197,20 +197,39 @@ def expected(raw: bytes, line: int, time_first: bool) -> tuple[Any, ...] | None:
 
 
 def check_block(lines: list[bytes], first: int, time_first: bool) -> int:
-    """Asserts that every line `prepare` takes is what the Python steps make of it; the number taken."""
-    got = prepare(lines, first, time_first, TAIL)
-    assert len(got) == len(lines)
-    taken = 0
-    for index, (raw, ready) in enumerate(zip(lines, got, strict=True)):
+    """Asserts that every line `prepare` takes is what the Python steps make of it, given in
+    `rest` while its ip has no place, in the batch rows once it has one; the number taken."""
+    rows, counted, numbers, size, rest = prepare(lines, first, time_first, TAIL, {})
+    assert rows == counted == numbers == [] and size == 0
+    assert [index for index, _ in rest] == list(range(len(lines)))
+    places: dict[str | None, tuple[str, str | None]] = {}
+    want_rows, want_counted, want_numbers, want_size, want_rest = [], [], [], 0, []
+    for index, ready in rest:
         if ready is None:
+            want_rest.append((index, None))
             continue
-        taken += 1
-        want = expected(raw, first + index, time_first)
-        assert ready == want, raw
-        assert [type(v) for v in ready] == [type(v) for v in want], raw
+        want = expected(lines[index], first + index, time_first)
+        assert ready == want, lines[index]
+        assert want is not None
+        assert [type(v) for v in ready] == [type(v) for v in want], lines[index]
         assert not ready[7].startswith(ENROLMENT)  # read whole by the per-line path
-        json.loads(ready[1] + ',"country":"AU"' + ready[2])  # the splice is JSON
-    return taken
+        key, head, tail, when, course, user_id, username, name, ip = want
+        country = None if ip is None else "AU" if len(ip) % 2 else ""
+        place = "" if country is None else f',"country":"{country}"'
+        places[ip] = (place, country)
+        want_rows.append((key, head + place + tail))
+        want_counted.append((course, user_id, username, when, name, country, ip))
+        want_numbers.append(first + index)
+        want_size += len(lines[index])
+        json.loads(head + place + tail)  # the splice is JSON
+    assert prepare(lines, first, time_first, TAIL, places) == (
+        want_rows,
+        want_counted,
+        want_numbers,
+        want_size,
+        want_rest,
+    )
+    return len(want_rows)
 
 
 def test_random_events_are_left_to_python_or_given_as_python_gives_them() -> None:
@@ -236,9 +255,10 @@ def test_the_common_line_is_taken_and_a_whole_block_keeps_line_order() -> None:
     lines[7] = b"not json"
     lines[9] = b'{"a.b": 1}'
     assert check_block(lines, 100, True) == 48
-    got = prepare(lines, 100, True, TAIL)
-    assert got[7] is None and got[9] is None
-    assert got[8] is not None and got[8][2].startswith(TAIL + "108,")
+    rows, _, numbers, _, rest = prepare(lines, 100, True, TAIL, {"1.2.3.4": ("", None)})
+    assert rest == [(7, None), (9, None)]
+    assert numbers == [100 + n for n in range(50) if n not in (7, 9)]
+    assert rows[7][1].endswith(TAIL + "108," + lines[8].decode()[1:])
 
 
 def test_edge_lines_are_left_to_python_or_given_as_python_gives_them() -> None:
@@ -259,5 +279,5 @@ def test_edge_lines_are_left_to_python_or_given_as_python_gives_them() -> None:
         b'{"context": {"course_id": "c"}, "username": "u", "username": "v"}',
     ]
     taken = check_block(lines, 1, True)
-    assert prepare(lines[2:3], 1, True, TAIL)[0] is not None  # a CR, and a space after the brace
+    assert prepare(lines[2:3], 1, True, TAIL, {})[4][0][1] is not None  # a CR, a space after the brace
     assert taken >= 4

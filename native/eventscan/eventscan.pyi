@@ -1,7 +1,16 @@
 from datetime import datetime
 from typing import Any
 
+# (key, head, tail, when, course, user_id, username, name, ip)
+Ready = tuple[str, str, str, datetime | None, str, int | None, str, str, str | None]
+# (course, user_id, username, when, name, country, ip)
+Counted = tuple[str, int | None, str, datetime | None, str, str | None, str | None]
+
 def scan(raw: bytes, digest_size: int) -> tuple[dict[str, Any], str, bytes] | None: ...
 def prepare(
-    lines: list[bytes], first: int, time_first: bool, tail_prefix: str
-) -> list[tuple[str, str, str, datetime | None, str, int | None, str, str, str | None] | None]: ...
+    lines: list[bytes],
+    first: int,
+    time_first: bool,
+    tail_prefix: str,
+    places: dict[str | None, tuple[str, str | None]],
+) -> tuple[list[tuple[str, str]], list[Counted], list[int], int, list[tuple[int, Ready | None]]]: ...

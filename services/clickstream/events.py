@@ -59,9 +59,12 @@ _decoder = json.JSONDecoder(parse_int=_int64)
 
 
 Scan = Callable[[bytes, int], tuple[dict[str, Any], str, bytes] | None]
-# (key, head, tail, time, course, user id, username, event name, ip) of a line, or None
-Prepared = tuple[str, str, str, datetime | None, str, int | None, str, str, str | None]
-Prepare = Callable[[list[bytes], int, bool, str], list[Prepared | None]]
+# (key, head, tail, time, course, user id, username, event name, ip) of a line
+Ready = tuple[str, str, str, datetime | None, str, int | None, str, str, str | None]
+# ip -> (the place fields' text, country)
+Places = dict[str | None, tuple[str, str | None]]
+Prepared = tuple[list[tuple[str, str]], list[Any], list[int], int, list[tuple[int, Ready | None]]]
+Prepare = Callable[[list[bytes], int, bool, str, Places], Prepared]
 
 
 def _native(name: str) -> Any:
@@ -83,12 +86,13 @@ def _native(name: str) -> Any:
 # `parse_with_text` then reads. Without it the loader gives the same documents, more slowly (bench/README.md).
 native_scan = cast(Scan | None, _native("scan"))
 
-# Its whole pass over a block of common lines, for the embedded store where the stored text is the
-# line's own: `prepare(lines, first, time_first, tail_prefix)` gives for each line None (left to the
-# per-line path) or `(key, head, tail, when, course, user_id, username, name, ip)`: the document's key
-# and its text `head + place + tail` (`place`: the country fields), and what `parse_event_time`,
-# `course_of`, `user_of`, `event_name` and `ip` give for the event; see native/eventscan/src/block.rs
-# for the lines it leaves to the per-line path.
+# Its whole pass over a block of lines, for the embedded store where the stored text is the line's
+# own: `prepare(lines, first, time_first, tail_prefix, places)` gives the batch rows, the counted
+# tuples and the line numbers of the common lines whose ip is in `places`, and for the others
+# `(index, ready)`: None (left to the per-line path) or the `Ready` pieces of a line whose ip is not
+# yet in `places`. What it computes is what `parse_event_time`, `course_of`, `user_of`,
+# `event_name` and `content_id` give; see native/eventscan/src/block.rs for the lines it leaves to
+# the per-line path.
 native_prepare = cast(Prepare | None, _native("prepare"))
 
 

@@ -184,6 +184,9 @@ class ClickstreamService(Service):
 # (one being built, two queued, one being written) hold a bounded amount whatever the lines' length.
 BATCH_BYTES = 8 << 20
 
+# At most so many ips' place fields are kept while a file is read (`_Loader.places`).
+MAX_PLACES = 100_000
+
 ADDED = frozenset(("_id", "time_date", "country", "subdivision", "geoip", "source_file", "source_line"))
 # The added fields every document gets (never a list): no index under them can become multikey.
 ALWAYS_ADDED = frozenset(("_id", "time_date", "source_file", "source_line"))
@@ -275,6 +278,7 @@ class _Loader:
         self.geoip_json = "" if self.geoip_build is None else f',"geoip":{self.geoip_build}'
         self.source_tail = f',"source_file":{self.source_json},"source_line":'
         self.tail_prefix = self.geoip_json + self.source_tail  # what `prepare` puts after the place
+        self.places: events.Places = {}  # the place fields of each ip seen (`_add_ready`)
         self.days = aggregates.DayCounts()
         self.derived = derived_counts.DerivedCounts()
         self.digest = hashlib.blake2b(digest_size=32)
@@ -294,36 +298,48 @@ class _Loader:
         if self.prepare is None:
             self._add_each(first, lines)
             return
-        lookup = self.geoip.lookup if self.geoip else None
-        batch, counted, numbers = self.batch, self.counted, self.lines
-        for index, ready in enumerate(self.prepare(lines, first, self.time_first, self.tail_prefix)):
-            if ready is None:
-                self._add_each(first + index, lines[index : index + 1])
-                batch, counted, numbers = self.batch, self.counted, self.lines
-                continue
-            # what `_add_each` does with such a line, the rest done by `prepare`
-            key, head, tail, when, course, user_id, username, name, ip = ready
-            country = subdivision = None
-            if lookup is not None:
-                found = lookup(ip) if ip is not None else None
-                if found is not None:
-                    country, subdivision = found
-            elif ip == "" or ip == "::1":
-                country = ""
-            if country is None:
-                batch.append((key, head + tail))
-            else:
-                place = ',"country":' + _json_text(country)
-                if subdivision:
-                    place += ',"subdivision":' + _json_text(subdivision)
-                batch.append((key, head + place + tail))
-            counted.append((course, user_id, username, when, name, country, ip))
-            numbers.append(first + index)
-            self.events += 1
-            self.batch_bytes += len(lines[index])
-            if len(batch) >= self.batch_size or self.batch_bytes >= BATCH_BYTES:
+        at = 0
+        while at < len(lines):
+            part = lines[at : at + max(self.batch_size - len(self.batch), 1)]
+            rows, counted, numbers, size, rest = self.prepare(
+                part, first + at, self.time_first, self.tail_prefix, self.places
+            )
+            self.batch.extend(rows)
+            self.counted.extend(counted)
+            self.lines.extend(numbers)
+            self.events += len(rows)
+            self.batch_bytes += size
+            for index, ready in rest:
+                if ready is None:
+                    self._add_each(first + at + index, part[index : index + 1])
+                else:
+                    self._add_ready(first + at + index, part[index], ready)
+            at += len(part)
+            if len(self.batch) >= self.batch_size or self.batch_bytes >= BATCH_BYTES:
                 self.flush()
-                batch, counted, numbers = self.batch, self.counted, self.lines
+
+    def _add_ready(self, line: int, raw: bytes, ready: events.Ready) -> None:
+        """Batch a line `prepare` made ready but for its place, whose ip is not yet in `places`:
+        what `_add_each` does with such a line, the rest done by `prepare`."""
+        key, head, tail, when, course, user_id, username, name, ip = ready
+        country = subdivision = None
+        if self.geoip:
+            found = self.geoip.lookup(ip) if ip is not None else None
+            if found is not None:
+                country, subdivision = found
+        elif ip == "" or ip == "::1":
+            country = ""
+        place = "" if country is None else ',"country":' + _json_text(country)
+        if subdivision:
+            place += ',"subdivision":' + _json_text(subdivision)
+        if len(self.places) >= MAX_PLACES:
+            self.places.clear()
+        self.places[ip] = (place, country)
+        self.batch.append((key, head + place + tail))
+        self.counted.append((course, user_id, username, when, name, country, ip))
+        self.lines.append(line)
+        self.events += 1
+        self.batch_bytes += len(raw)
 
     def _add_each(self, first: int, lines: list[bytes]) -> None:
         """Parse and batch lines one at a time."""

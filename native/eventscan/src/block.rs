@@ -18,7 +18,7 @@
 use crate::isotime::{self, Time};
 use crate::{blake2b, read, Context, Fields, Val};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDateTime, PyList, PyString, PyTuple};
+use pyo3::types::{PyBytes, PyDateTime, PyDict, PyList, PyString, PyTuple};
 use std::fmt::Write;
 
 /// The VARCHAR(255) of the per-day counts' `course_id` and `username` (`events.MAX_NAME`).
@@ -153,11 +153,19 @@ fn prepare_line(
     }))
 }
 
-/// For each of `lines` (numbered from `first`), None or `(key, head, tail, when, course,
-/// user_id, username, name, ip)`: the document's key is `key` and its stored text
-/// `head + place + tail`, where `place` is the `country` and `subdivision` fields (each
-/// `,"name":value`, or nothing) and `tail` starts with `tail_prefix` (what follows them up to
-/// `source_line`'s value). `time_first` is the collection's id form (`ids.py`).
+/// The lines of a block made ready for the loader's batch. Returns `(rows, counted, numbers,
+/// size, rest)`: for the lines taken whose ip is a key of `places` (the absent or null ip is the
+/// key None), `rows` holds `(key, text)` (the document's key and stored text), `counted` the
+/// per-file counts' tuple `(course, user_id, username, when, name, country, ip)`, `numbers` the
+/// line numbers (`first` is the first line's), `size` the bytes of those lines. `rest` lists
+/// `(index, ready)` for the other lines, in order: `ready` is None for a line left to the per-line
+/// path, else `(key, head, tail, when, course, user_id, username, name, ip)` for a line whose ip
+/// is not in `places`, whose text is `head + place + tail`.
+///
+/// `places` maps an ip to `(place, country)`: `place` is the text of the `country` and
+/// `subdivision` fields spliced after `time_date` (each `,"name":value`, or nothing) and
+/// `country` the per-file counts' value. `tail` starts with `tail_prefix`, what follows them up
+/// to `source_line`'s value. `time_first` is the collection's id form (`ids.py`).
 ///
 /// The lines are read without the interpreter lock (the other threads of the ingest, which
 /// decompress and write, need it between their own calls); only the results are made with it.
@@ -168,7 +176,8 @@ pub(crate) fn prepare<'py>(
     first: u64,
     time_first: bool,
     tail_prefix: &str,
-) -> PyResult<Bound<'py, PyList>> {
+    places: &Bound<'py, PyDict>,
+) -> PyResult<Bound<'py, PyTuple>> {
     // the bytes objects stay referenced here while their contents are read without the lock
     let owned: Vec<Bound<'py, PyBytes>> = lines
         .iter()
@@ -181,45 +190,92 @@ pub(crate) fn prepare<'py>(
             .map(|(index, raw)| prepare_line(raw, first + index as u64, time_first, tail_prefix))
             .collect::<Vec<_>>()
     });
-    let out = PyList::empty(py);
-    for p in prepared {
+    let rows = PyList::empty(py);
+    let counted = PyList::empty(py);
+    let numbers = PyList::empty(py);
+    let rest = PyList::empty(py);
+    let mut size = 0;
+    let mut text = String::new();
+    for (index, p) in prepared.into_iter().enumerate() {
         let Some(p) = p? else {
-            out.append(py.None())?;
+            rest.append((index, py.None()))?;
             continue;
         };
-        out.append(to_python(py, p)?)?;
+        let ip = match &p.ip {
+            None => py.None().into_bound(py),
+            Some(ip) => PyString::new(py, ip).into_any(),
+        };
+        let Some(place) = places.get_item(&ip)? else {
+            rest.append((index, to_python(py, p)?))?;
+            continue;
+        };
+        let (place, country): (Bound<'py, PyString>, Bound<'py, PyAny>) = place.extract()?;
+        text.clear();
+        text.push_str(&p.head);
+        text.push_str(place.to_str()?);
+        text.push_str(&p.tail);
+        rows.append((PyString::new(py, &p.key), PyString::new(py, &text)))?;
+        let row = PyTuple::new(
+            py,
+            [
+                PyString::new(py, &p.course).into_any(),
+                user_id_to_python(py, p.user_id)?,
+                PyString::new(py, &p.username).into_any(),
+                time_to_python(py, p.when)?,
+                PyString::new(py, &p.name).into_any(),
+                country,
+                ip,
+            ],
+        )?;
+        counted.append(row)?;
+        numbers.append(first + index as u64)?;
+        size += raws[index].len();
     }
-    Ok(out)
+    PyTuple::new(
+        py,
+        [
+            rows.into_any(),
+            counted.into_any(),
+            numbers.into_any(),
+            size.into_pyobject(py)?.into_any(),
+            rest.into_any(),
+        ],
+    )
 }
 
-fn to_python(py: Python<'_>, p: Prepared) -> PyResult<Bound<'_, PyTuple>> {
-    let when = match p.when {
-        None => py.None(),
+fn time_to_python(py: Python<'_>, when: Option<Time>) -> PyResult<Bound<'_, PyAny>> {
+    Ok(match when {
+        None => py.None().into_bound(py),
         Some(t) => PyDateTime::new(
             py, t.year, t.month, t.day, t.hour, t.minute, t.second, t.micro, None,
         )?
-        .into_any()
-        .unbind(),
-    };
-    let user_id = match p.user_id {
-        None => py.None(),
-        Some(i) => i.into_pyobject(py)?.into_any().unbind(),
-    };
+        .into_any(),
+    })
+}
+
+fn user_id_to_python(py: Python<'_>, user_id: Option<i64>) -> PyResult<Bound<'_, PyAny>> {
+    Ok(match user_id {
+        None => py.None().into_bound(py),
+        Some(i) => i.into_pyobject(py)?.into_any(),
+    })
+}
+
+fn to_python(py: Python<'_>, p: Prepared) -> PyResult<Bound<'_, PyTuple>> {
     let ip = match &p.ip {
-        None => py.None(),
-        Some(ip) => PyString::new(py, ip).into_any().unbind(),
+        None => py.None().into_bound(py),
+        Some(ip) => PyString::new(py, ip).into_any(),
     };
     PyTuple::new(
         py,
         [
-            PyString::new(py, &p.key).into_any().unbind(),
-            PyString::new(py, &p.head).into_any().unbind(),
-            PyString::new(py, &p.tail).into_any().unbind(),
-            when,
-            PyString::new(py, &p.course).into_any().unbind(),
-            user_id,
-            PyString::new(py, &p.username).into_any().unbind(),
-            PyString::new(py, &p.name).into_any().unbind(),
+            PyString::new(py, &p.key).into_any(),
+            PyString::new(py, &p.head).into_any(),
+            PyString::new(py, &p.tail).into_any(),
+            time_to_python(py, p.when)?,
+            PyString::new(py, &p.course).into_any(),
+            user_id_to_python(py, p.user_id)?,
+            PyString::new(py, &p.username).into_any(),
+            PyString::new(py, &p.name).into_any(),
             ip,
         ],
     )
