@@ -293,6 +293,7 @@ def test_an_ingest_with_the_native_pass_stores_rejects_and_counts_what_one_witho
     with_native = _ingest(data, tmp_path / "with", unique_name + "a", mongo_url)
     monkeypatch.setattr(events, "native_scan", None)
     monkeypatch.setattr(events, "native_prepare", None)
+    monkeypatch.setattr(events, "native_prepare_bson", None)
     without = _ingest(data, tmp_path / "without", unique_name + "b", mongo_url)
     stored, days, rejects = with_native
     assert len(stored) > 4000 and days and len(rejects) >= 1

@@ -15,7 +15,9 @@ import os
 import random
 from typing import Any
 
+import bson
 import pytest
+from bson import ObjectId
 
 from services.clickstream.derived_counts import ENROLMENT
 from services.clickstream.events import (
@@ -29,7 +31,7 @@ from services.clickstream.ids import content_id
 from utils.timeparse import TimeOutOfRange, parse_event_time
 
 try:
-    from eventscan import prepare  # type: ignore[import-not-found, unused-ignore]
+    from eventscan import prepare, prepare_bson  # type: ignore[import-not-found, unused-ignore]
 except ImportError:  # not built: scripts/test.sh builds it and sets OPTIMUS_REQUIRE_NATIVE
     if os.environ.get("OPTIMUS_REQUIRE_NATIVE") == "1":
         raise
@@ -202,7 +204,7 @@ def check_block(lines: list[bytes], first: int, time_first: bool) -> int:
     rows, counted, numbers, size, rest = prepare(lines, first, time_first, TAIL, {})
     assert rows == counted == numbers == [] and size == 0
     assert [index for index, _ in rest] == list(range(len(lines)))
-    places: dict[str | None, tuple[str, str | None]] = {}
+    places: dict[str | None, tuple[str, str | None, str | None]] = {}
     want_rows, want_counted, want_numbers, want_size, want_rest = [], [], [], 0, []
     for index, ready in rest:
         if ready is None:
@@ -216,7 +218,7 @@ def check_block(lines: list[bytes], first: int, time_first: bool) -> int:
         key, head, tail, when, course, user_id, username, name, ip = want
         country = None if ip is None else "AU" if len(ip) % 2 else ""
         place = "" if country is None else f',"country":"{country}"'
-        places[ip] = (place, country)
+        places[ip] = (place, country, None)
         want_rows.append((key, head + place + tail))
         want_counted.append((course, user_id, username, when, name, country, ip))
         want_numbers.append(first + index)
@@ -255,7 +257,7 @@ def test_the_common_line_is_taken_and_a_whole_block_keeps_line_order() -> None:
     lines[7] = b"not json"
     lines[9] = b'{"a.b": 1}'
     assert check_block(lines, 100, True) == 48
-    rows, _, numbers, _, rest = prepare(lines, 100, True, TAIL, {"1.2.3.4": ("", None)})
+    rows, _, numbers, _, rest = prepare(lines, 100, True, TAIL, {"1.2.3.4": ("", None, None)})
     assert rest == [(7, None), (9, None)]
     assert numbers == [100 + n for n in range(50) if n not in (7, 9)]
     assert rows[7][1].endswith(TAIL + "108," + lines[8].decode()[1:])
@@ -281,3 +283,113 @@ def test_edge_lines_are_left_to_python_or_given_as_python_gives_them() -> None:
     taken = check_block(lines, 1, True)
     assert prepare(lines[2:3], 1, True, TAIL, {})[4][0][1] is not None  # a CR, a space after the brace
     assert taken >= 4
+
+
+# -- prepare_bson: the BSON pymongo makes of the loader's dict -------------------------------------
+
+SOURCE = "/data/clickstream_logs/2015-06-01/x-2015-06-01.log.gz"
+NUMBERS = [0, 1, -1, 2**31 - 1, 2**31, -(2**31), -(2**31) - 1, 2**62, 10**17, -(10**17)]
+TEXTS = ["0.5", "1.0", "-2.5e-3", "1e2", "1E+2", "-0", "-0.0", "0.0", "5e-324", "1.7976931348623157e307"]
+
+
+def _value(rng: random.Random, depth: int = 0) -> Any:
+    kind = rng.randrange(8 if depth < 4 else 5)
+    if kind == 0:
+        return rng.choice(NUMBERS)
+    if kind == 1:
+        return rng.choice(["", "x", "caf\u00e9", "\u540d", "tab\there", '"quoted"', "a\\b"])
+    if kind == 2:
+        return rng.choice([True, False, None])
+    if kind in (3, 4):
+        return float(rng.choice(TEXTS))
+    if kind == 5:
+        return [_value(rng, depth + 1) for _ in range(rng.randrange(4))]
+    return {f"k{n}": _value(rng, depth + 1) for n in range(rng.randrange(4))}
+
+
+def _bson_line(rng: random.Random) -> bytes:
+    event = _event(rng)
+    event["event"] = _value(rng)
+    text = json.dumps(event, ensure_ascii=rng.random() < 0.5)
+    for number in TEXTS:  # numbers as written, not as Python writes them back
+        if rng.random() < 0.1:
+            text = text[:-1] + f', "n": {number}}}'
+    if rng.random() < 0.05:
+        text = text[:-1] + ', "agent": "twice"}'  # a key twice
+    return text.encode()
+
+
+def expected_bson(
+    raw: bytes, line: int, time_first: bool, geoip: int | None, place: tuple[str | None, str | None]
+) -> bytes | None:
+    """The BSON of the document the per-line path sends to MongoDB for a line (pymongo's
+    encoding of the loader's dict), or None where it rejects the line or maps it."""
+    event, _, text = parse_with_text(raw)
+    if event is None or text is None:
+        return None
+    try:
+        when = parse_event_time(event.get("time"))
+    except TimeOutOfRange:
+        return None
+    user_id, username = user_of(event)
+    if aggregate_problem(course_of(event), user_id, username, when):
+        return None
+    country, subdivision = place
+    event["time_date"] = when
+    if country is not None:
+        event["country"] = country
+    if subdivision:
+        event["subdivision"] = subdivision
+    if geoip is not None:
+        event["geoip"] = geoip
+    event["source_file"] = SOURCE
+    event["source_line"] = line
+    event["_id"] = ObjectId(content_id(raw, when, time_first))
+    return bson.encode(event)
+
+
+def test_prepare_bson_gives_what_pymongo_makes_of_the_per_line_paths_document() -> None:
+    rng = random.Random(5)
+    lines = [_bson_line(rng) for _ in range(6000)]
+    taken = 0
+    for start in range(0, len(lines), 500):
+        block = lines[start : start + 500]
+        time_first, geoip = start % 1000 == 0, (1700000000 if start % 1500 else None)
+        _, _, _, _, declined, missing = prepare_bson(block, start + 1, time_first, SOURCE, geoip, {})
+        ips = {ip for _, ip in missing}
+        places: dict[str | None, tuple[str, str | None, str | None]] = {
+            ip: ("", None if ip is None else "AU", "QLD" if ip and len(ip) % 2 else "") for ip in ips
+        }
+        docs, counted, numbers, size, declined_again, missing_again = prepare_bson(
+            block, start + 1, time_first, SOURCE, geoip, places
+        )
+        assert declined_again == declined and missing_again == []
+        assert numbers == [start + 1 + index for index, _ in missing]
+        assert size == sum(len(block[index]) for index, _ in missing)
+        for (index, ip), doc, row in zip(missing, docs, counted, strict=True):
+            raw = block[index]
+            assert doc == expected_bson(raw, start + 1 + index, time_first, geoip, places[ip][1:]), raw
+            assert row[5] == places[ip][1] and row[6] == ip
+        taken += len(docs)
+        for index in declined:
+            # what it leaves to the per-line path includes every line that path rejects or maps
+            assert index not in {i for i, _ in missing}
+    assert taken > 600
+
+
+def test_prepare_bson_leaves_negative_zero_and_repeated_keys_to_the_per_line_path() -> None:
+    base = '{"context": {"course_id": "c", "user_id": 1}, "username": "u", "time": "2015-05-30T10:00:01Z"'
+    lines = [
+        (base + ', "x": -0}').encode(),
+        (base + ', "x": -0.0}').encode(),
+        (base + ', "x": 0.0}').encode(),
+        (base + ', "x": {"a": 1, "a": 2}}').encode(),
+        (base + ', "x": [-1, 2147483648, 1.5]}').encode(),
+    ]
+    docs, _, numbers, _, declined, missing = prepare_bson(
+        lines, 1, True, SOURCE, None, {None: ("", None, None)}
+    )
+    assert declined == [0, 1, 3] and missing == []
+    assert numbers == [3, 5]
+    assert bson.decode(docs[1])["x"] == [-1, 2147483648, 1.5]
+    assert docs[0] == expected_bson(lines[2], 3, True, None, (None, None))

@@ -5,12 +5,13 @@ from typing import Any
 Ready = tuple[str, str, str, datetime | None, str, int | None, str, str, str | None]
 # (course, user_id, username, when, name, country, ip)
 Counted = tuple[str, int | None, str, datetime | None, str, str | None, str | None]
+# ip -> (place fields' text, country, subdivision)
+Places = dict[str | None, tuple[str, str | None, str | None]]
 
 def scan(raw: bytes, digest_size: int) -> tuple[dict[str, Any], str, bytes] | None: ...
 def prepare(
-    lines: list[bytes],
-    first: int,
-    time_first: bool,
-    tail_prefix: str,
-    places: dict[str | None, tuple[str, str | None]],
+    lines: list[bytes], first: int, time_first: bool, tail_prefix: str, places: Places
 ) -> tuple[list[tuple[str, str]], list[Counted], list[int], int, list[tuple[int, Ready | None]]]: ...
+def prepare_bson(
+    lines: list[bytes], first: int, time_first: bool, source_file: str, geoip: int | None, places: Places
+) -> tuple[list[bytes], list[Counted], list[int], int, list[int], list[tuple[int, str | None]]]: ...

@@ -61,10 +61,12 @@ _decoder = json.JSONDecoder(parse_int=_int64)
 Scan = Callable[[bytes, int], tuple[dict[str, Any], str, bytes] | None]
 # (key, head, tail, time, course, user id, username, event name, ip) of a line
 Ready = tuple[str, str, str, datetime | None, str, int | None, str, str, str | None]
-# ip -> (the place fields' text, country)
-Places = dict[str | None, tuple[str, str | None]]
+# ip -> (the place fields' text, country, subdivision)
+Places = dict[str | None, tuple[str, str | None, str | None]]
 Prepared = tuple[list[tuple[str, str]], list[Any], list[int], int, list[tuple[int, Ready | None]]]
 Prepare = Callable[[list[bytes], int, bool, str, Places], Prepared]
+PreparedBson = tuple[list[bytes], list[Any], list[int], int, list[int], list[tuple[int, str | None]]]
+PrepareBson = Callable[[list[bytes], int, bool, str, int | None, Places], PreparedBson]
 
 
 def _native(name: str) -> Any:
@@ -94,6 +96,13 @@ native_scan = cast(Scan | None, _native("scan"))
 # `event_name` and `content_id` give; see native/eventscan/src/block.rs for the lines it leaves to
 # the per-line path.
 native_prepare = cast(Prepare | None, _native("prepare"))
+
+# The same for MongoDB: `prepare_bson(lines, first, time_first, source_file, geoip, places)` gives
+# the BSON documents (what pymongo makes of the loader's dict, `_id` first), the counted tuples and
+# the line numbers of the common lines whose ip is in `places`, the indexes of the lines left to the
+# per-line path and `(index, ip)` of those whose ip is not yet in `places`; see
+# native/eventscan/src/bson.rs.
+native_prepare_bson = cast(PrepareBson | None, _native("prepare_bson"))
 
 
 def parse(raw: bytes) -> tuple[dict[str, Any] | None, str]:

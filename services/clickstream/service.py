@@ -27,6 +27,7 @@ from typing import Any
 
 import orjson
 from bson import ObjectId
+from bson.raw_bson import RawBSONDocument
 
 from base_service import Context, Entry, IngestResult, Service
 from core.errors import Interrupted
@@ -273,6 +274,8 @@ class _Loader:
         # Where the loader needs only those fields, the compiled pass also does the rest of its work
         # on the common lines, a block at a time (`events.native_prepare`).
         self.prepare = None if self.whole else events.native_prepare
+        # On MongoDB, it makes the BSON documents of the common lines (`events.native_prepare_bson`).
+        self.prepare_bson = None if self.encoded else events.native_prepare_bson
         self.time_first = collection_uses_time_ids(self.store, database, COLLECTION)  # see ids.py
         # What follows `source_file` in every stored text of this file (geoip is per file too).
         self.geoip_json = "" if self.geoip_build is None else f',"geoip":{self.geoip_build}'
@@ -295,6 +298,9 @@ class _Loader:
 
     def add_lines(self, first: int, lines: list[bytes]) -> None:
         """Parse and batch a block of lines (the content digest is `_hashed_blocks`' work)."""
+        if self.prepare_bson is not None:
+            self._add_bson(first, lines)
+            return
         if self.prepare is None:
             self._add_each(first, lines)
             return
@@ -318,10 +324,43 @@ class _Loader:
             if len(self.batch) >= self.batch_size or self.batch_bytes >= BATCH_BYTES:
                 self.flush()
 
-    def _add_ready(self, line: int, raw: bytes, ready: events.Ready) -> None:
-        """Batch a line `prepare` made ready but for its place, whose ip is not yet in `places`:
-        what `_add_each` does with such a line, the rest done by `prepare`."""
-        key, head, tail, when, course, user_id, username, name, ip = ready
+    def _add_bson(self, first: int, lines: list[bytes]) -> None:
+        """`add_lines` on MongoDB, where `prepare_bson` makes the documents of the common lines."""
+        assert self.prepare_bson is not None
+        at = 0
+        while at < len(lines):
+            part = lines[at : at + max(self.batch_size - len(self.batch), 1)]
+            start = first + at
+            docs, counted, numbers, size, declined, missing = self.prepare_bson(
+                part, start, self.time_first, self.source, self.geoip_build, self.places
+            )
+            for index, ip in missing:  # a new ip: its place, then the line again
+                self._place(ip)
+                more = self.prepare_bson(
+                    part[index : index + 1],
+                    start + index,
+                    self.time_first,
+                    self.source,
+                    self.geoip_build,
+                    self.places,
+                )
+                docs += more[0]
+                counted += more[1]
+                numbers += more[2]
+                size += more[3]
+            self.batch.extend(map(RawBSONDocument, docs))
+            self.counted.extend(counted)
+            self.lines.extend(numbers)
+            self.events += len(docs)
+            self.batch_bytes += size
+            for index in declined:
+                self._add_each(start + index, part[index : index + 1])
+            at += len(part)
+            if len(self.batch) >= self.batch_size or self.batch_bytes >= BATCH_BYTES:
+                self.flush()
+
+    def _place(self, ip: str | None) -> tuple[str, str | None, str | None]:
+        """The place fields of an ip (stored text, country, subdivision), kept in `places`."""
         country = subdivision = None
         if self.geoip:
             found = self.geoip.lookup(ip) if ip is not None else None
@@ -334,7 +373,14 @@ class _Loader:
             place += ',"subdivision":' + _json_text(subdivision)
         if len(self.places) >= MAX_PLACES:
             self.places.clear()
-        self.places[ip] = (place, country)
+        self.places[ip] = found_place = (place, country, subdivision)
+        return found_place
+
+    def _add_ready(self, line: int, raw: bytes, ready: events.Ready) -> None:
+        """Batch a line `prepare` made ready but for its place, whose ip is not yet in `places`:
+        what `_add_each` does with such a line, the rest done by `prepare`."""
+        key, head, tail, when, course, user_id, username, name, ip = ready
+        place, country, _ = self._place(ip)
         self.batch.append((key, head + place + tail))
         self.counted.append((course, user_id, username, when, name, country, ip))
         self.lines.append(line)

@@ -15,6 +15,7 @@ from typing import Any
 
 from bson import ObjectId
 from bson.errors import BSONError, InvalidDocument
+from bson.raw_bson import RawBSONDocument
 from pymongo import MongoClient, UpdateOne
 from pymongo.collection import Collection
 from pymongo.errors import (
@@ -111,7 +112,10 @@ def _is_id_clash(error: Mapping[str, Any]) -> bool | None:
 
 def _id_first(doc: Document) -> Document:
     """The document with `_id` first (a new ObjectId, set in the caller's dict, if it has none), as
-    MongoDB stores it: `insert_many` did this itself, an `insert` command does not."""
+    MongoDB stores it: `insert_many` did this itself, an `insert` command does not. A
+    `RawBSONDocument` is sent as it is: its maker put `_id` first (reading it would decode it)."""
+    if isinstance(doc, RawBSONDocument):
+        return doc
     if "_id" not in doc:
         if not isinstance(doc, dict):
             raise TerminalError(f"cannot give an _id to a {type(doc).__name__}")

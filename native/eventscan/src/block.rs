@@ -28,16 +28,23 @@ const ENROLMENT: &str = "edx.course.enrollment.";
 /// 2**32: the first second the 4 bytes of a time-first id cannot hold.
 const END_SECONDS: i64 = 1 << 32;
 
+/// What the loader computes from a common line, whatever the store.
+pub(crate) struct Common {
+    /// The content id's 12 bytes (`ids.content_id`).
+    pub(crate) id: [u8; 12],
+    pub(crate) when: Option<Time>,
+    pub(crate) course: String,
+    pub(crate) user_id: Option<i64>,
+    pub(crate) username: String,
+    pub(crate) name: String,
+    pub(crate) ip: Option<String>,
+}
+
 struct Prepared {
+    common: Common,
     key: String,
     head: String,
     tail: String,
-    when: Option<Time>,
-    course: String,
-    user_id: Option<i64>,
-    username: String,
-    name: String,
-    ip: Option<String>,
 }
 
 fn text_of(value: &Option<Val>) -> Option<&str> {
@@ -59,12 +66,9 @@ fn user_id_of(value: &Option<Val>) -> Result<Option<i64>, ()> {
     }
 }
 
-fn prepare_line(
-    raw: &[u8],
-    line: u64,
-    time_first: bool,
-    tail_prefix: &str,
-) -> PyResult<Option<Prepared>> {
+/// The common part of a line the loader can take whole here, and its text; None for a line left
+/// to the per-line path (see the module's comment).
+pub(crate) fn common(raw: &[u8], time_first: bool) -> PyResult<Option<(Common, &str)>> {
     let Some((fields, text)) = read(raw) else {
         return Ok(None);
     };
@@ -105,26 +109,45 @@ fn prepare_line(
     if name.starts_with(ENROLMENT) {
         return Ok(None);
     }
-
     // the content id (ids.content_id)
     let mut id = [0u8; 12];
-    let seconds = when.map(|t| t.epoch_seconds());
-    match seconds {
+    match when.map(|t| t.epoch_seconds()) {
         Some(s) if time_first && (0..END_SECONDS).contains(&s) => {
             id[..4].copy_from_slice(&(s as u32).to_be_bytes());
             blake2b(raw, &mut id[4..])?;
         }
         _ => blake2b(raw, &mut id)?,
     }
+    let common = Common {
+        id,
+        when,
+        course: course.to_owned(),
+        user_id,
+        username: username.to_owned(),
+        name: name.to_owned(),
+        ip: text_of(ip).map(str::to_owned),
+    };
+    Ok(Some((common, text)))
+}
+
+fn prepare_line(
+    raw: &[u8],
+    line: u64,
+    time_first: bool,
+    tail_prefix: &str,
+) -> PyResult<Option<Prepared>> {
+    let Some((common, text)) = common(raw, time_first)? else {
+        return Ok(None);
+    };
     let mut hex = String::with_capacity(24);
-    for byte in id {
+    for byte in common.id {
         let _ = write!(hex, "{byte:02x}");
     }
     let mut head = String::with_capacity(90);
     head.push_str("{\"_id\":{\"$oid\":\"");
     head.push_str(&hex);
     head.push_str("\"}");
-    match &when {
+    match &common.when {
         None => head.push_str(",\"time_date\":null"),
         Some(t) => {
             head.push_str(",\"time_date\":{\"$date\":\"");
@@ -141,15 +164,10 @@ fn prepare_line(
     }
     tail.push_str(rest);
     Ok(Some(Prepared {
+        common,
         key: format!("o{hex}"),
         head,
         tail,
-        when,
-        course: course.to_owned(),
-        user_id,
-        username: username.to_owned(),
-        name: name.to_owned(),
-        ip: text_of(ip).map(str::to_owned),
     }))
 }
 
@@ -162,9 +180,9 @@ fn prepare_line(
 /// path, else `(key, head, tail, when, course, user_id, username, name, ip)` for a line whose ip
 /// is not in `places`, whose text is `head + place + tail`.
 ///
-/// `places` maps an ip to `(place, country)`: `place` is the text of the `country` and
-/// `subdivision` fields spliced after `time_date` (each `,"name":value`, or nothing) and
-/// `country` the per-file counts' value. `tail` starts with `tail_prefix`, what follows them up
+/// `places` maps an ip to `(place, country, subdivision)`: `place` is the text of the `country`
+/// and `subdivision` fields spliced after `time_date` (each `,"name":value`, or nothing),
+/// `country` the per-file counts' value (and `subdivision` is for `prepare_bson`). `tail` starts with `tail_prefix`, what follows them up
 /// to `source_line`'s value. `time_first` is the collection's id form (`ids.py`).
 ///
 /// The lines are read without the interpreter lock (the other threads of the ingest, which
@@ -201,33 +219,19 @@ pub(crate) fn prepare<'py>(
             rest.append((index, py.None()))?;
             continue;
         };
-        let ip = match &p.ip {
-            None => py.None().into_bound(py),
-            Some(ip) => PyString::new(py, ip).into_any(),
-        };
+        let ip = ip_to_python(py, &p.common.ip);
         let Some(place) = places.get_item(&ip)? else {
             rest.append((index, to_python(py, p)?))?;
             continue;
         };
-        let (place, country): (Bound<'py, PyString>, Bound<'py, PyAny>) = place.extract()?;
+        let (place, country, _): (Bound<'py, PyString>, Bound<'py, PyAny>, Bound<'py, PyAny>) =
+            place.extract()?;
         text.clear();
         text.push_str(&p.head);
         text.push_str(place.to_str()?);
         text.push_str(&p.tail);
         rows.append((PyString::new(py, &p.key), PyString::new(py, &text)))?;
-        let row = PyTuple::new(
-            py,
-            [
-                PyString::new(py, &p.course).into_any(),
-                user_id_to_python(py, p.user_id)?,
-                PyString::new(py, &p.username).into_any(),
-                time_to_python(py, p.when)?,
-                PyString::new(py, &p.name).into_any(),
-                country,
-                ip,
-            ],
-        )?;
-        counted.append(row)?;
+        counted.append(counted_to_python(py, &p.common, country, ip)?)?;
         numbers.append(first + index as u64)?;
         size += raws[index].len();
     }
@@ -243,7 +247,7 @@ pub(crate) fn prepare<'py>(
     )
 }
 
-fn time_to_python(py: Python<'_>, when: Option<Time>) -> PyResult<Bound<'_, PyAny>> {
+pub(crate) fn time_to_python(py: Python<'_>, when: Option<Time>) -> PyResult<Bound<'_, PyAny>> {
     Ok(match when {
         None => py.None().into_bound(py),
         Some(t) => PyDateTime::new(
@@ -253,30 +257,58 @@ fn time_to_python(py: Python<'_>, when: Option<Time>) -> PyResult<Bound<'_, PyAn
     })
 }
 
-fn user_id_to_python(py: Python<'_>, user_id: Option<i64>) -> PyResult<Bound<'_, PyAny>> {
+pub(crate) fn user_id_to_python(
+    py: Python<'_>,
+    user_id: Option<i64>,
+) -> PyResult<Bound<'_, PyAny>> {
     Ok(match user_id {
         None => py.None().into_bound(py),
         Some(i) => i.into_pyobject(py)?.into_any(),
     })
 }
 
-fn to_python(py: Python<'_>, p: Prepared) -> PyResult<Bound<'_, PyTuple>> {
-    let ip = match &p.ip {
+pub(crate) fn ip_to_python<'py>(py: Python<'py>, ip: &Option<String>) -> Bound<'py, PyAny> {
+    match ip {
         None => py.None().into_bound(py),
         Some(ip) => PyString::new(py, ip).into_any(),
-    };
+    }
+}
+
+/// The per-file counts' tuple `(course, user_id, username, when, name, country, ip)`.
+pub(crate) fn counted_to_python<'py>(
+    py: Python<'py>,
+    c: &Common,
+    country: Bound<'py, PyAny>,
+    ip: Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyTuple>> {
+    PyTuple::new(
+        py,
+        [
+            PyString::new(py, &c.course).into_any(),
+            user_id_to_python(py, c.user_id)?,
+            PyString::new(py, &c.username).into_any(),
+            time_to_python(py, c.when)?,
+            PyString::new(py, &c.name).into_any(),
+            country,
+            ip,
+        ],
+    )
+}
+
+fn to_python(py: Python<'_>, p: Prepared) -> PyResult<Bound<'_, PyTuple>> {
+    let c = &p.common;
     PyTuple::new(
         py,
         [
             PyString::new(py, &p.key).into_any(),
             PyString::new(py, &p.head).into_any(),
             PyString::new(py, &p.tail).into_any(),
-            time_to_python(py, p.when)?,
-            PyString::new(py, &p.course).into_any(),
-            user_id_to_python(py, p.user_id)?,
-            PyString::new(py, &p.username).into_any(),
-            PyString::new(py, &p.name).into_any(),
-            ip,
+            time_to_python(py, c.when)?,
+            PyString::new(py, &c.course).into_any(),
+            user_id_to_python(py, c.user_id)?,
+            PyString::new(py, &c.username).into_any(),
+            PyString::new(py, &c.name).into_any(),
+            ip_to_python(py, &c.ip),
         ],
     )
 }

@@ -24,6 +24,7 @@ use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visit
 use std::borrow::Cow;
 
 mod block;
+mod bson;
 mod isotime;
 use std::fmt;
 
@@ -111,7 +112,7 @@ impl<'de> Visitor<'de> for Walk {
 }
 
 /// A key, refused if MongoDB could not store it as it is (any `.` or `$`: Python maps those).
-struct Key;
+pub(crate) struct Key;
 
 impl<'de> DeserializeSeed<'de> for Key {
     type Value = Cow<'de, str>;
@@ -392,5 +393,6 @@ fn scan<'py>(py: Python<'py>, raw: &[u8], digest_size: usize) -> PyResult<Option
 #[pymodule]
 fn eventscan(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(scan, m)?)?;
-    m.add_function(wrap_pyfunction!(block::prepare, m)?)
+    m.add_function(wrap_pyfunction!(block::prepare, m)?)?;
+    m.add_function(wrap_pyfunction!(bson::prepare_bson, m)?)
 }

@@ -1,0 +1,306 @@
+//! `prepare_bson`: `prepare` for MongoDB. A common line becomes the BSON document pymongo would
+//! make of the loader's dict (orjson's reading of the line, the added fields set by
+//! `_Loader._complete`, `_id` first), so that the loader sends it as it is (`RawBSONDocument`).
+//!
+//! Python's reading and pymongo's encoding, done here: an integer is an int32 where it fits, else
+//! an int64; a number with a fraction or an exponent a double; a naive UTC time a BSON datetime in
+//! whole milliseconds (cut, not rounded). Declined besides what `block::common` declines (the line
+//! then goes through the per-line path): a key twice in one object (Python keeps the first place
+//! and the last value), and `-0` or `-0.0` (orjson reads `-0` as the integer 0, serde as -0.0).
+
+use crate::block::{common, counted_to_python, ip_to_python, Common};
+use crate::Key;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use std::fmt;
+
+fn decline<E: de::Error>() -> E {
+    E::custom("left to the per-line path")
+}
+
+fn put_cstring(out: &mut Vec<u8>, text: &str) {
+    out.extend_from_slice(text.as_bytes());
+    out.push(0);
+}
+
+fn put_string(out: &mut Vec<u8>, text: &str) {
+    out.extend_from_slice(&(text.len() as i32 + 1).to_le_bytes());
+    put_cstring(out, text);
+}
+
+/// An element `name: value` of an int (int32 where it fits, as pymongo writes a Python int).
+fn put_int(out: &mut Vec<u8>, name: &str, value: i64) {
+    match i32::try_from(value) {
+        Ok(small) => {
+            out.push(0x10);
+            put_cstring(out, name);
+            out.extend_from_slice(&small.to_le_bytes());
+        }
+        Err(_) => {
+            out.push(0x12);
+            put_cstring(out, name);
+            out.extend_from_slice(&value.to_le_bytes());
+        }
+    }
+}
+
+fn put_str(out: &mut Vec<u8>, name: &str, value: &str) {
+    out.push(0x02);
+    put_cstring(out, name);
+    put_string(out, value);
+}
+
+/// Patch the length of the document or array that starts at `start` and ends here.
+fn close(out: &mut Vec<u8>, start: usize) {
+    out.push(0);
+    let length = (out.len() - start) as i32;
+    out[start..start + 4].copy_from_slice(&length.to_le_bytes());
+}
+
+/// A value: its payload is written, its BSON type returned.
+struct Value<'a>(&'a mut Vec<u8>);
+
+impl<'de> DeserializeSeed<'de> for Value<'_> {
+    type Value = u8;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<u8, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Value<'_> {
+    type Value = u8;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<u8, E> {
+        self.0.push(u8::from(v));
+        Ok(0x08)
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<u8, E> {
+        match i32::try_from(v) {
+            Ok(small) => {
+                self.0.extend_from_slice(&small.to_le_bytes());
+                Ok(0x10)
+            }
+            Err(_) => {
+                self.0.extend_from_slice(&v.to_le_bytes());
+                Ok(0x12)
+            }
+        }
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<u8, E> {
+        match i64::try_from(v) {
+            Ok(v) => self.visit_i64(v),
+            Err(_) => Err(decline()),
+        }
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<u8, E> {
+        // as `Walk`: near the largest double, the parsers' rounding could differ; a negative
+        // zero may be orjson's integer 0
+        if v.abs() >= 1e308 || (v == 0.0 && v.is_sign_negative()) {
+            return Err(decline());
+        }
+        self.0.extend_from_slice(&v.to_le_bytes());
+        Ok(0x01)
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<u8, E> {
+        put_string(self.0, v);
+        Ok(0x02)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<u8, E> {
+        Ok(0x0A)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<u8, A::Error> {
+        let out = self.0;
+        let start = out.len();
+        out.extend_from_slice(&[0; 4]);
+        let mut index = 0usize;
+        loop {
+            let type_at = out.len();
+            out.push(0);
+            put_cstring(out, &index.to_string());
+            match seq.next_element_seed(Value(out))? {
+                Some(kind) => out[type_at] = kind,
+                None => {
+                    out.truncate(type_at);
+                    break;
+                }
+            }
+            index += 1;
+        }
+        close(out, start);
+        Ok(0x04)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<u8, A::Error> {
+        let out = self.0;
+        let start = out.len();
+        out.extend_from_slice(&[0; 4]);
+        Elements(out).visit_map(map)?;
+        close(out, start);
+        Ok(0x03)
+    }
+}
+
+/// The elements of an object (without its length and end), each key once.
+struct Elements<'a>(&'a mut Vec<u8>);
+
+impl<'de> Visitor<'de> for Elements<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let out = self.0;
+        let mut keys: Vec<std::borrow::Cow<'de, str>> = Vec::new();
+        while let Some(key) = map.next_key_seed(Key)? {
+            if keys.contains(&key) {
+                return Err(decline());
+            }
+            let type_at = out.len();
+            out.push(0);
+            put_cstring(out, &key);
+            out[type_at] = map.next_value_seed(Value(out))?;
+            keys.push(key);
+        }
+        Ok(())
+    }
+}
+
+/// A line's document but for its place: `front` is the length (patched later), `_id`, the
+/// event's own elements and `time_date`; `back` is `geoip`, `source_file`, `source_line` and the
+/// end.
+struct Parts {
+    common: Common,
+    front: Vec<u8>,
+    back: Vec<u8>,
+}
+
+fn bson_line(
+    raw: &[u8],
+    line: u64,
+    time_first: bool,
+    source_file: &str,
+    geoip: Option<i64>,
+) -> PyResult<Option<Parts>> {
+    let Some((common, text)) = common(raw, time_first)? else {
+        return Ok(None);
+    };
+    let mut front = Vec::with_capacity(text.len() + 64);
+    front.extend_from_slice(&[0; 4]);
+    front.push(0x07);
+    put_cstring(&mut front, "_id");
+    front.extend_from_slice(&common.id);
+    let mut reader = serde_json::Deserializer::from_str(text);
+    if reader.deserialize_map(Elements(&mut front)).is_err() || reader.end().is_err() {
+        return Ok(None);
+    }
+    match &common.when {
+        None => {
+            front.push(0x0A);
+            put_cstring(&mut front, "time_date");
+        }
+        Some(t) => {
+            front.push(0x09);
+            put_cstring(&mut front, "time_date");
+            let millis = t.epoch_seconds() * 1000 + i64::from(t.micro / 1000);
+            front.extend_from_slice(&millis.to_le_bytes());
+        }
+    }
+    let mut back = Vec::with_capacity(source_file.len() + 48);
+    if let Some(build) = geoip {
+        put_int(&mut back, "geoip", build);
+    }
+    put_str(&mut back, "source_file", source_file);
+    put_int(&mut back, "source_line", line as i64);
+    back.push(0);
+    Ok(Some(Parts {
+        common,
+        front,
+        back,
+    }))
+}
+
+/// `prepare` for MongoDB: returns `(documents, counted, numbers, size, declined, missing)`.
+/// `documents` holds the BSON of the lines taken whose ip is a key of `places` (the absent or
+/// null ip is the key None), `counted`, `numbers` and `size` as `prepare`'s; `declined` the
+/// indexes of the lines left to the per-line path, `missing` `(index, ip)` of the lines taken
+/// whose ip is not yet in `places` (call again with their ip there). `places` maps an ip to
+/// `(place, country, subdivision)`: a `country` that is not None is stored, a `subdivision` if
+/// it is not empty. `geoip` is the GeoIP build stored with each event, if any; `source_file` the
+/// file's name as stored.
+#[pyfunction]
+#[pyo3(signature = (lines, first, time_first, source_file, geoip, places))]
+pub(crate) fn prepare_bson<'py>(
+    py: Python<'py>,
+    lines: &Bound<'py, PyList>,
+    first: u64,
+    time_first: bool,
+    source_file: &str,
+    geoip: Option<i64>,
+    places: &Bound<'py, PyDict>,
+) -> PyResult<Bound<'py, PyTuple>> {
+    let owned: Vec<Bound<'py, PyBytes>> = lines
+        .iter()
+        .map(|item| item.downcast_into::<PyBytes>().map_err(PyErr::from))
+        .collect::<PyResult<_>>()?;
+    let raws: Vec<&[u8]> = owned.iter().map(|b| b.as_bytes()).collect();
+    let prepared = py.allow_threads(|| {
+        raws.iter()
+            .enumerate()
+            .map(|(index, raw)| {
+                bson_line(raw, first + index as u64, time_first, source_file, geoip)
+            })
+            .collect::<Vec<_>>()
+    });
+    let documents = PyList::empty(py);
+    let counted = PyList::empty(py);
+    let numbers = PyList::empty(py);
+    let declined = PyList::empty(py);
+    let missing = PyList::empty(py);
+    let mut size = 0;
+    let mut doc = Vec::new();
+    for (index, p) in prepared.into_iter().enumerate() {
+        let Some(p) = p? else {
+            declined.append(index)?;
+            continue;
+        };
+        let ip = ip_to_python(py, &p.common.ip);
+        let Some(place) = places.get_item(&ip)? else {
+            missing.append((index, ip))?;
+            continue;
+        };
+        let (_, country, subdivision): (Bound<'py, PyAny>, Option<String>, Option<String>) =
+            place.extract()?;
+        doc.clear();
+        doc.extend_from_slice(&p.front);
+        if let Some(country) = &country {
+            put_str(&mut doc, "country", country);
+        }
+        if let Some(subdivision) = subdivision.as_deref().filter(|s| !s.is_empty()) {
+            put_str(&mut doc, "subdivision", subdivision);
+        }
+        doc.extend_from_slice(&p.back);
+        let length = doc.len() as i32;
+        doc[..4].copy_from_slice(&length.to_le_bytes());
+        documents.append(PyBytes::new(py, &doc))?;
+        let country = match country {
+            None => py.None().into_bound(py),
+            Some(country) => PyString::new(py, &country).into_any(),
+        };
+        counted.append(counted_to_python(py, &p.common, country, ip)?)?;
+        numbers.append(first + index as u64)?;
+        size += raws[index].len();
+    }
+    PyTuple::new(
+        py,
+        [
+            documents.into_any(),
+            counted.into_any(),
+            numbers.into_any(),
+            size.into_pyobject(py)?.into_any(),
+            declined.into_any(),
+            missing.into_any(),
+        ],
+    )
+}
