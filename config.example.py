@@ -110,7 +110,9 @@ FAB_REMOTE_PATH = "/opt/optimus-ingestor"
 # Optional (defaults shown): the daemon's user, the host's config file and state directory, the
 # Python that makes the venvs and pip's options (a --find-links wheel directory, or nothing for
 # PyPI), "systemd", "init" or "auto", where the init script and its defaults file go, the health
-# check that decides whether to roll back.
+# check that decides whether to roll back, whether to build native/eventscan into the venv where
+# the host has cargo 1.78+ ("auto"; "no" never), and cargo's build directory ("": under
+# FAB_REMOTE_PATH). With FAB_PIP_OPTIONS' --no-index, the wheel directory needs maturin too.
 # FAB_USER = "ingestor"
 # FAB_CONFIG = "/etc/optimus-ingestor/config.py"
 # FAB_STATE_DIR = "/var/lib/optimus-ingestor"
@@ -122,3 +124,5 @@ FAB_REMOTE_PATH = "/opt/optimus-ingestor"
 # FAB_HEALTH_URL = "http://127.0.0.1:8850/healthz"
 # FAB_HEALTH_TIMEOUT = 60
 # FAB_KEEP_RELEASES = 5
+# FAB_NATIVE = "auto"
+# FAB_CARGO_TARGET_DIR = ""

@@ -4,7 +4,9 @@ Settings come from config.py (as in the original): FAB_HOSTS, FAB_GITHUB_URL (th
 hosts fetch from), FAB_REMOTE_PATH, and the optional FAB_* keys of config.example.py. A host holds
 
     FAB_REMOTE_PATH/releases/<time>-<commit>/   one checkout per deploy, its venv a link into venvs/
-    FAB_REMOTE_PATH/venvs/<requirements hash>/  one virtualenv per requirements.txt content
+    FAB_REMOTE_PATH/venvs/<hash>/               one virtualenv per requirements.txt content (and
+                                                native/eventscan sources, built into it where the
+                                                host has cargo)
     FAB_REMOTE_PATH/current -> releases/...     what the service runs
 
 and its own config file, /etc/default file and state directory, which a deploy never touches.
@@ -40,6 +42,8 @@ DEFAULTS: dict[str, Any] = {
     "FAB_HEALTH_URL": "http://127.0.0.1:8850/healthz",
     "FAB_HEALTH_TIMEOUT": 60,
     "FAB_KEEP_RELEASES": 5,
+    "FAB_NATIVE": "auto",  # build native/eventscan where the host has cargo ("auto"), or "no"
+    "FAB_CARGO_TARGET_DIR": "",  # cargo's build directory on the hosts; "" = FAB_REMOTE_PATH/cargo-target
 }
 
 
@@ -169,6 +173,26 @@ def deploy(c: Context) -> None:
         _deploy_host(conn, s, head)
 
 
+def _build_native(c: Connection, s: dict[str, Any], root: str, release: str, venv: str) -> None:
+    """Build native/eventscan into the venv where the host has cargo (on PATH or rustup's
+    ~/.cargo/bin), as scripts/setup.sh does; without it the loader uses its Python parser."""
+    target = (
+        shlex.quote(str(s["FAB_CARGO_TARGET_DIR"])) if s["FAB_CARGO_TARGET_DIR"] else f"{root}/cargo-target"
+    )
+    built = c.run(
+        'PATH="$PATH:$HOME/.cargo/bin"; command -v cargo >/dev/null && '
+        f"CARGO_TARGET_DIR={target} {venv}/bin/pip install -q --disable-pip-version-check "
+        f"{s['FAB_PIP_OPTIONS']} {release}/native/eventscan",
+        warn=True,
+    )
+    if built.ok:
+        c.run(f"touch {venv}/.eventscan")
+    else:
+        print(
+            f"{c.host}: native/eventscan not built (no cargo, or the build failed); the loader uses its Python parser"
+        )
+
+
 def _deploy_host(c: Connection, s: dict[str, Any], head: str) -> None:
     root = shlex.quote(str(s["FAB_REMOTE_PATH"]).rstrip("/"))
     release = f"{root}/releases/{time.strftime('%Y%m%d%H%M%S')}-{head[:10]}"
@@ -178,13 +202,21 @@ def _deploy_host(c: Connection, s: dict[str, Any], head: str) -> None:
         f"git clone --quiet --no-checkout {url} {release} && git -C {release} checkout --quiet --detach {head}"
     )
     requirements = c.run(f"cat {release}/requirements.txt", hide=True).stdout
-    venv = f"{root}/venvs/{hashlib.sha256(requirements.encode()).hexdigest()[:16]}"
+    # the compiled pass's sources (their git tree id) are part of the venv's key: a release never
+    # runs another release's build of it, nor a rollback a newer one
+    native = ""
+    if s["FAB_NATIVE"] != "no":
+        found = c.run(f"git -C {release} rev-parse --verify -q HEAD:native/eventscan", warn=True, hide=True)
+        native = found.stdout.strip() if found.ok else ""
+    venv = f"{root}/venvs/{hashlib.sha256((requirements + native).encode()).hexdigest()[:16]}"
     if not c.run(f"test -e {venv}/.complete", warn=True, hide=True).ok:
         c.run(f"rm -rf {venv} && {s['FAB_PYTHON']} -m venv {venv}")
         c.run(
             f"{venv}/bin/pip install -q --disable-pip-version-check {s['FAB_PIP_OPTIONS']} "
             f"-r {release}/requirements.txt && touch {venv}/.complete"
         )
+    if native and not c.run(f"test -e {venv}/.eventscan", warn=True, hide=True).ok:
+        _build_native(c, s, root, release, venv)  # again at each deploy until it is built
     c.run(f"ln -sfn {venv} {release}/venv")
     previous = c.run(f"readlink {root}/current", warn=True, hide=True).stdout.strip()
     _install_service(c, s, release)
@@ -203,11 +235,18 @@ def _deploy_host(c: Connection, s: dict[str, Any], head: str) -> None:
 
 
 def _prune(c: Connection, root: str, keep: int, *protected: str) -> None:
+    """Remove the releases beyond the newest `keep`, then the finished venvs none of the others
+    links to (one being made by another deploy has no `.complete` yet and is left alone)."""
     listing = c.run(f"ls -1 {root}/releases", hide=True).stdout.split()
     for name in sorted(listing)[:-keep] if keep > 0 else []:
         path = f"{root}/releases/{name}"
         if path not in protected:
             c.run(f"rm -rf {shlex.quote(path)}")
+    linked = c.run(f'for r in {root}/releases/*; do readlink "$r/venv"; done', warn=True, hide=True).stdout
+    used = {line.rstrip("/").rsplit("/", 1)[-1] for line in linked.split()}
+    finished = c.run(f"ls -1 {root}/venvs/*/.complete", warn=True, hide=True).stdout.split()
+    for name in {line.rsplit("/", 2)[-2] for line in finished} - used:
+        c.run(f"rm -rf {root}/venvs/{shlex.quote(name)}")
 
 
 @task

@@ -28,6 +28,11 @@ def requirements_hash() -> str:
     return hashlib.sha256((REPO / "requirements.txt").read_bytes()).hexdigest()[:16]
 
 
+# native/eventscan's build-system requirement (its pyproject.toml), for a deploy without an index
+BUILD_BACKEND = ("maturin>=1.5,<2",)
+BUILD_BACKEND_KEY = hashlib.sha256(" ".join(BUILD_BACKEND).encode()).hexdigest()[:8]
+
+
 def copy_code(dest: Path) -> Path:
     """The working tree as an install would hold it (no .git, no state, no config.py)."""
     shutil.copytree(REPO, dest, ignore=_IGNORED, symlinks=True)
@@ -35,8 +40,9 @@ def copy_code(dest: Path) -> Path:
 
 
 def wheelhouse() -> Path:
-    """Wheels of requirements.txt, fetched once from PyPI (through pip's cache) and kept."""
-    target = CACHE / f"wheels-{requirements_hash()}"
+    """Wheels of requirements.txt and of native/eventscan's build backend, fetched once from PyPI
+    (through pip's cache) and kept."""
+    target = CACHE / f"wheels-{requirements_hash()}-{BUILD_BACKEND_KEY}"
     if not (target / ".complete").exists():
         target.mkdir(parents=True, exist_ok=True)
         subprocess.run(
@@ -51,6 +57,7 @@ def wheelhouse() -> Path:
                 str(target),
                 "-r",
                 str(REPO / "requirements.txt"),
+                *BUILD_BACKEND,
             ],
             check=True,
             timeout=600,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import shutil
 import subprocess
 import sys
 import urllib.request
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy_support import copy_code, service_account, wheelhouse, world_readable_dir
+from tests.deploy_support import CACHE, copy_code, service_account, wheelhouse, world_readable_dir
 from tests.packages import AUTH_USER_HEADER, make_package, write_dump
 from tests.test_daemon_process import free_port, wait_for
 
@@ -119,6 +120,7 @@ def test_fab_deploys_two_commits_over_ssh_and_rolls_back_a_broken_one(sshd):
             f"FAB_SERVICE = 'init'\nFAB_INIT_DIR = {str(root / 'etc' / 'init.d')!r}\n"
             f"FAB_DEFAULTS_FILE = {str(root / 'etc' / 'default' / 'optimus-ingestor')!r}\n"
             f"FAB_HEALTH_URL = 'http://127.0.0.1:{port}/healthz'\nFAB_HEALTH_TIMEOUT = 30\n"
+            f"FAB_CARGO_TARGET_DIR = {str(CACHE / 'cargo-target')!r}\n"
         )
         (work / ".git" / "info" / "exclude").write_text("config.py\n")
         env = {k: v for k, v in os.environ.items() if not k.startswith("INGESTOR_")}
@@ -156,6 +158,14 @@ def test_fab_deploys_two_commits_over_ssh_and_rolls_back_a_broken_one(sshd):
             first_release = (remote / "current").resolve()
             assert git(first_release, "rev-parse", "HEAD") == git(work, "rev-parse", "HEAD")
             assert healthz(port) and (state / "sql").exists()
+            # where this machine has cargo, the deploy built the compiled pass into the venv
+            has_cargo = (
+                shutil.which("cargo") is not None or (Path.home() / ".cargo" / "bin" / "cargo").exists()
+            )
+            imported = subprocess.run(
+                [str(first_release / "venv" / "bin" / "python"), "-c", "import eventscan"]
+            )
+            assert (imported.returncode == 0) == has_cargo, first.stdout + first.stderr
 
             (work / "NEWS").write_text("second release\n")
             git(work, "add", "NEWS")

@@ -393,3 +393,8 @@ def test_prepare_bson_leaves_negative_zero_and_repeated_keys_to_the_per_line_pat
     assert numbers == [3, 5]
     assert bson.decode(docs[1])["x"] == [-1, 2147483648, 1.5]
     assert docs[0] == expected_bson(lines[2], 3, True, None, (None, None))
+    # lines numbered one by one (the loader's second call, for the lines of new ips)
+    again = prepare_bson([lines[4], lines[2]], 0, True, SOURCE, None, {None: ("", None, None)}, [5, 3])
+    assert again[0] == [docs[1], docs[0]] and again[2] == [5, 3]
+    with pytest.raises(ValueError):
+        prepare_bson(lines, 1, True, SOURCE, None, {}, [1])

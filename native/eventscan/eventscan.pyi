@@ -13,5 +13,11 @@ def prepare(
     lines: list[bytes], first: int, time_first: bool, tail_prefix: str, places: Places
 ) -> tuple[list[tuple[str, str]], list[Counted], list[int], int, list[tuple[int, Ready | None]]]: ...
 def prepare_bson(
-    lines: list[bytes], first: int, time_first: bool, source_file: str, geoip: int | None, places: Places
+    lines: list[bytes],
+    first: int,
+    time_first: bool,
+    source_file: str,
+    geoip: int | None,
+    places: Places,
+    line_numbers: list[int] | None = None,
 ) -> tuple[list[bytes], list[Counted], list[int], int, list[int], list[tuple[int, str | None]]]: ...

@@ -66,7 +66,7 @@ Places = dict[str | None, tuple[str, str | None, str | None]]
 Prepared = tuple[list[tuple[str, str]], list[Any], list[int], int, list[tuple[int, Ready | None]]]
 Prepare = Callable[[list[bytes], int, bool, str, Places], Prepared]
 PreparedBson = tuple[list[bytes], list[Any], list[int], int, list[int], list[tuple[int, str | None]]]
-PrepareBson = Callable[[list[bytes], int, bool, str, int | None, Places], PreparedBson]
+PrepareBson = Callable[[list[bytes], int, bool, str, int | None, Places, list[int] | None], PreparedBson]
 
 
 def _native(name: str) -> Any:
@@ -97,7 +97,8 @@ native_scan = cast(Scan | None, _native("scan"))
 # the per-line path.
 native_prepare = cast(Prepare | None, _native("prepare"))
 
-# The same for MongoDB: `prepare_bson(lines, first, time_first, source_file, geoip, places)` gives
+# The same for MongoDB: `prepare_bson(lines, first, time_first, source_file, geoip, places,
+# line_numbers)` (the lines numbered from `first`, or by `line_numbers`, one each) gives
 # the BSON documents (what pymongo makes of the loader's dict, `_id` first), the counted tuples and
 # the line numbers of the common lines whose ip is in `places`, the indexes of the lines left to the
 # per-line path and `(index, ip)` of those whose ip is not yet in `places`; see

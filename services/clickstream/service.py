@@ -297,7 +297,11 @@ class _Loader:
         self.writer = _Writer(self._write, lambda: self.store.grouped_writes(database))
 
     def add_lines(self, first: int, lines: list[bytes]) -> None:
-        """Parse and batch a block of lines (the content digest is `_hashed_blocks`' work)."""
+        """Parse and batch a block of lines (the content digest is `_hashed_blocks`' work).
+
+        With the compiled pass, a batch holds a part's common lines first, then the others: not in
+        line order. Nothing depends on that order but `batch`, `counted` and `lines` staying
+        parallel, and identical lines always take the same path (their first is the owner)."""
         if self.prepare_bson is not None:
             self._add_bson(first, lines)
             return
@@ -332,17 +336,20 @@ class _Loader:
             part = lines[at : at + max(self.batch_size - len(self.batch), 1)]
             start = first + at
             docs, counted, numbers, size, declined, missing = self.prepare_bson(
-                part, start, self.time_first, self.source, self.geoip_build, self.places
+                part, start, self.time_first, self.source, self.geoip_build, self.places, None
             )
-            for index, ip in missing:  # a new ip: its place, then the line again
-                self._place(ip)
+            if missing:  # new ips: their places, then those lines again, in one call
+                for ip in {ip for _, ip in missing}:
+                    self._place(ip)
+                again = [index for index, _ in missing]
                 more = self.prepare_bson(
-                    part[index : index + 1],
-                    start + index,
+                    [part[i] for i in again],
+                    start,
                     self.time_first,
                     self.source,
                     self.geoip_build,
                     self.places,
+                    [start + i for i in again],
                 )
                 docs += more[0]
                 counted += more[1]
@@ -361,6 +368,9 @@ class _Loader:
 
     def _place(self, ip: str | None) -> tuple[str, str | None, str | None]:
         """The place fields of an ip (stored text, country, subdivision), kept in `places`."""
+        known = self.places.get(ip)
+        if known is not None:
+            return known
         country = subdivision = None
         if self.geoip:
             found = self.geoip.lookup(ip) if ip is not None else None

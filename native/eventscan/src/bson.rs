@@ -222,6 +222,7 @@ fn bson_line(
 }
 
 /// `prepare` for MongoDB: returns `(documents, counted, numbers, size, declined, missing)`.
+/// The lines are numbered from `first`, or by `line_numbers` where it is given (one per line).
 /// `documents` holds the BSON of the lines taken whose ip is a key of `places` (the absent or
 /// null ip is the key None), `counted`, `numbers` and `size` as `prepare`'s; `declined` the
 /// indexes of the lines left to the per-line path, `missing` `(index, ip)` of the lines taken
@@ -230,7 +231,8 @@ fn bson_line(
 /// it is not empty. `geoip` is the GeoIP build stored with each event, if any; `source_file` the
 /// file's name as stored.
 #[pyfunction]
-#[pyo3(signature = (lines, first, time_first, source_file, geoip, places))]
+#[pyo3(signature = (lines, first, time_first, source_file, geoip, places, line_numbers=None))]
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn prepare_bson<'py>(
     py: Python<'py>,
     lines: &Bound<'py, PyList>,
@@ -239,7 +241,20 @@ pub(crate) fn prepare_bson<'py>(
     source_file: &str,
     geoip: Option<i64>,
     places: &Bound<'py, PyDict>,
+    line_numbers: Option<Vec<u64>>,
 ) -> PyResult<Bound<'py, PyTuple>> {
+    let number = |index: usize| match &line_numbers {
+        Some(numbers) => numbers[index],
+        None => first + index as u64,
+    };
+    if line_numbers
+        .as_ref()
+        .is_some_and(|n| n.len() != lines.len())
+    {
+        return Err(pyo3::exceptions::PyValueError::new_err(
+            "line_numbers must have one number per line",
+        ));
+    }
     let owned: Vec<Bound<'py, PyBytes>> = lines
         .iter()
         .map(|item| item.downcast_into::<PyBytes>().map_err(PyErr::from))
@@ -248,9 +263,7 @@ pub(crate) fn prepare_bson<'py>(
     let prepared = py.allow_threads(|| {
         raws.iter()
             .enumerate()
-            .map(|(index, raw)| {
-                bson_line(raw, first + index as u64, time_first, source_file, geoip)
-            })
+            .map(|(index, raw)| bson_line(raw, number(index), time_first, source_file, geoip))
             .collect::<Vec<_>>()
     });
     let documents = PyList::empty(py);
@@ -289,7 +302,7 @@ pub(crate) fn prepare_bson<'py>(
             Some(country) => PyString::new(py, &country).into_any(),
         };
         counted.append(counted_to_python(py, &p.common, country, ip)?)?;
-        numbers.append(first + index as u64)?;
+        numbers.append(number(index))?;
         size += raws[index].len();
     }
     PyTuple::new(
