@@ -18,11 +18,11 @@ file's previous rows, as the per-day person counts are (aggregates.py).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from datetime import date
 from typing import Any
 
-from services.clickstream.aggregates import Counted
+from services.clickstream.aggregates import Counted, native_counter
 from stores.sql.base import Cursor
 
 DATABASE = "Person_Course"
@@ -55,14 +55,19 @@ def create_statements(dialect: str) -> list[str]:
 
 
 class EventTypeCounts:
-    """Accumulates the counts of one file."""
+    """Accumulates the counts of one file (in native/eventscan's `EventTypeCounter` where it is
+    built)."""
 
-    def __init__(self) -> None:
+    def __init__(self, native: bool = True) -> None:
         self.counts: dict[tuple[str, date, str], int] = {}
         self.per_course: dict[str, int] = {}
+        self.native = native_counter("EventTypeCounter") if native else None
 
-    def add_all(self, counted: Iterable[Counted]) -> None:
+    def add_all(self, counted: list[Counted]) -> None:
         """Count events, a batch at a time (see `DayCounts.add_all`)."""
+        if self.native is not None:
+            self.native.add_all(counted)
+            return
         counts, per_course = self.counts, self.per_course
         for course, _, _, when, event_type, _, _ in counted:
             if not course or when is None:
@@ -71,13 +76,20 @@ class EventTypeCounts:
             counts[key] = counts.get(key, 0) + 1
             per_course[course] = per_course.get(course, 0) + 1
 
+    def totals(self) -> tuple[dict[tuple[str, date, str], int], dict[str, int]]:
+        """(counts per (course, day, event type), counts per course)."""
+        if self.native is not None:
+            return self.native.counts(), self.native.per_course()
+        return self.counts, self.per_course
+
     def writer(self, source: str) -> Callable[[Cursor, Callable[[str, str], str]], None]:
         """The completion transaction's SQL: replace this file's rows."""
-        rows = [(course, day, kind, n, source) for (course, day, kind), n in self.counts.items()]
-        digests: dict[str, Any] = {course: hashlib.sha1(course.encode()) for course in self.per_course}
-        for (course, day, kind), n in sorted(self.counts.items()):
+        counts, per_course = self.totals()
+        rows = [(course, day, kind, n, source) for (course, day, kind), n in counts.items()]
+        digests: dict[str, Any] = {course: hashlib.sha1(course.encode()) for course in per_course}
+        for (course, day, kind), n in sorted(counts.items()):
             digests[course].update(f"{day}\t{kind}\t{n}\n".encode("utf-8", "surrogateescape"))
-        files = [(source, c, n, digests[c].hexdigest()) for c, n in sorted(self.per_course.items())]
+        files = [(source, c, n, digests[c].hexdigest()) for c, n in sorted(per_course.items())]
 
         def write(cur: Cursor, qualify: Callable[[str, str], str]) -> None:
             _replace(cur, qualify(DATABASE, TABLE), COLUMNS, source, rows)

@@ -7,7 +7,7 @@ course list (course_events.py), and the enrolment events (enrolments.py).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -44,7 +44,7 @@ class DerivedCounts:
         if name.startswith(ENROLMENT):
             self.enrolments.note(event, name, course, user_id, username, when)
 
-    def add_all(self, counted: Sequence[Counted]) -> None:
+    def add_all(self, counted: list[Counted]) -> None:
         self.event_types.add_all(counted)
         for course, user_id, username, when, name, country, _ in counted:
             if name.startswith(ENROLMENT):

@@ -25,6 +25,7 @@ use std::borrow::Cow;
 
 mod block;
 mod bson;
+mod counts;
 mod isotime;
 use std::fmt;
 
@@ -394,5 +395,7 @@ fn scan<'py>(py: Python<'py>, raw: &[u8], digest_size: usize) -> PyResult<Option
 fn eventscan(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(scan, m)?)?;
     m.add_function(wrap_pyfunction!(block::prepare, m)?)?;
-    m.add_function(wrap_pyfunction!(bson::prepare_bson, m)?)
+    m.add_function(wrap_pyfunction!(bson::prepare_bson, m)?)?;
+    m.add_class::<counts::DayCounter>()?;
+    m.add_class::<counts::EventTypeCounter>()
 }
