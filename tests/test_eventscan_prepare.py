@@ -172,9 +172,10 @@ def _event(rng: random.Random) -> dict[str, Any]:
     return {key: event[key] for key in keys}
 
 
-def expected(raw: bytes, line: int, time_first: bool) -> tuple[Any, ...] | None:
-    """What the loader's Python steps make of a line it stores as written; None if it rejects the
-    line or stores it otherwise (such a line `prepare` must leave to the per-line path)."""
+def python_steps(raw: bytes) -> tuple[dict[str, Any], str, Any, int | None, str, str] | None:
+    """(event, text, time, user id, username, course) as the loader's Python steps read a line it
+    stores as written; None if it rejects the line or stores it otherwise (such a line the
+    compiled pass must leave to the per-line path)."""
     event, _, text = parse_with_text(raw)
     if event is None or text is None:
         return None
@@ -186,6 +187,15 @@ def expected(raw: bytes, line: int, time_first: bool) -> tuple[Any, ...] | None:
     course = course_of(event)
     if aggregate_problem(course, user_id, username, when):
         return None
+    return event, text, when, user_id, username, course
+
+
+def expected(raw: bytes, line: int, time_first: bool) -> tuple[Any, ...] | None:
+    """What the loader's Python steps make of a line for `prepare` (see `python_steps`)."""
+    steps = python_steps(raw)
+    if steps is None:
+        return None
+    event, text, when, user_id, username, course = steps
     oid = content_id(raw, when, time_first).hex()
     if when is None:
         time_date = ',"time_date":null'
@@ -323,17 +333,11 @@ def expected_bson(
     raw: bytes, line: int, time_first: bool, geoip: int | None, place: tuple[str | None, str | None]
 ) -> bytes | None:
     """The BSON of the document the per-line path sends to MongoDB for a line (pymongo's
-    encoding of the loader's dict), or None where it rejects the line or maps it."""
-    event, _, text = parse_with_text(raw)
-    if event is None or text is None:
+    encoding of the loader's dict), or None (see `python_steps`)."""
+    steps = python_steps(raw)
+    if steps is None:
         return None
-    try:
-        when = parse_event_time(event.get("time"))
-    except TimeOutOfRange:
-        return None
-    user_id, username = user_of(event)
-    if aggregate_problem(course_of(event), user_id, username, when):
-        return None
+    event, _, when, _, _, _ = steps
     country, subdivision = place
     event["time_date"] = when
     if country is not None:

@@ -171,6 +171,29 @@ fn prepare_line(
     }))
 }
 
+/// `each(index, line)` of the lines, run without the interpreter lock (the other threads of the
+/// ingest, which decompress and write, need it between their own calls), and the lines' sizes.
+pub(crate) fn without_lock<T: Send>(
+    py: Python<'_>,
+    lines: &Bound<'_, PyList>,
+    each: impl Fn(usize, &[u8]) -> T + Send + Sync,
+) -> PyResult<(Vec<usize>, Vec<T>)> {
+    // the bytes objects stay referenced here while their contents are read without the lock
+    let owned: Vec<Bound<'_, PyBytes>> = lines
+        .iter()
+        .map(|item| item.downcast_into::<PyBytes>().map_err(PyErr::from))
+        .collect::<PyResult<_>>()?;
+    let raws: Vec<&[u8]> = owned.iter().map(|b| b.as_bytes()).collect();
+    let sizes = raws.iter().map(|raw| raw.len()).collect();
+    let done = py.allow_threads(|| {
+        raws.iter()
+            .enumerate()
+            .map(|(i, raw)| each(i, raw))
+            .collect()
+    });
+    Ok((sizes, done))
+}
+
 /// The lines of a block made ready for the loader's batch. Returns `(rows, counted, numbers,
 /// size, rest)`: for the lines taken whose ip is a key of `places` (the absent or null ip is the
 /// key None), `rows` holds `(key, text)` (the document's key and stored text), `counted` the
@@ -196,18 +219,9 @@ pub(crate) fn prepare<'py>(
     tail_prefix: &str,
     places: &Bound<'py, PyDict>,
 ) -> PyResult<Bound<'py, PyTuple>> {
-    // the bytes objects stay referenced here while their contents are read without the lock
-    let owned: Vec<Bound<'py, PyBytes>> = lines
-        .iter()
-        .map(|item| item.downcast_into::<PyBytes>().map_err(PyErr::from))
-        .collect::<PyResult<_>>()?;
-    let raws: Vec<&[u8]> = owned.iter().map(|b| b.as_bytes()).collect();
-    let prepared = py.allow_threads(|| {
-        raws.iter()
-            .enumerate()
-            .map(|(index, raw)| prepare_line(raw, first + index as u64, time_first, tail_prefix))
-            .collect::<Vec<_>>()
-    });
+    let (sizes, prepared) = without_lock(py, lines, |index, raw| {
+        prepare_line(raw, first + index as u64, time_first, tail_prefix)
+    })?;
     let rows = PyList::empty(py);
     let counted = PyList::empty(py);
     let numbers = PyList::empty(py);
@@ -233,7 +247,7 @@ pub(crate) fn prepare<'py>(
         rows.append((PyString::new(py, &p.key), PyString::new(py, &text)))?;
         counted.append(counted_to_python(py, &p.common, country, ip)?)?;
         numbers.append(first + index as u64)?;
-        size += raws[index].len();
+        size += sizes[index];
     }
     PyTuple::new(
         py,

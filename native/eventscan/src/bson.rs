@@ -8,7 +8,7 @@
 //! then goes through the per-line path): a key twice in one object (Python keeps the first place
 //! and the last value), and `-0` or `-0.0` (orjson reads `-0` as the integer 0, serde as -0.0).
 
-use crate::block::{common, counted_to_python, ip_to_python, Common};
+use crate::block::{common, counted_to_python, ip_to_python, without_lock, Common};
 use crate::Key;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
@@ -255,17 +255,9 @@ pub(crate) fn prepare_bson<'py>(
             "line_numbers must have one number per line",
         ));
     }
-    let owned: Vec<Bound<'py, PyBytes>> = lines
-        .iter()
-        .map(|item| item.downcast_into::<PyBytes>().map_err(PyErr::from))
-        .collect::<PyResult<_>>()?;
-    let raws: Vec<&[u8]> = owned.iter().map(|b| b.as_bytes()).collect();
-    let prepared = py.allow_threads(|| {
-        raws.iter()
-            .enumerate()
-            .map(|(index, raw)| bson_line(raw, number(index), time_first, source_file, geoip))
-            .collect::<Vec<_>>()
-    });
+    let (sizes, prepared) = without_lock(py, lines, |index, raw| {
+        bson_line(raw, number(index), time_first, source_file, geoip)
+    })?;
     let documents = PyList::empty(py);
     let counted = PyList::empty(py);
     let numbers = PyList::empty(py);
@@ -303,7 +295,7 @@ pub(crate) fn prepare_bson<'py>(
         };
         counted.append(counted_to_python(py, &p.common, country, ip)?)?;
         numbers.append(number(index))?;
-        size += raws[index].len();
+        size += sizes[index];
     }
     PyTuple::new(
         py,

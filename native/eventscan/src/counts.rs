@@ -117,6 +117,18 @@ fn put_date(key: &mut Vec<u8>, (year, month, day): Date) {
     key.extend_from_slice(&[month, day]);
 }
 
+/// `each` of the counted tuples that have a time (the others count nowhere).
+fn each_timed(counted: &Bound<'_, PyList>, mut each: impl FnMut(&Counted, Moment)) -> PyResult<()> {
+    for row in counted.iter() {
+        let items = items(&row)?;
+        let c = read(&items)?;
+        if let Some(when) = c.when {
+            each(&c, when);
+        }
+    }
+    Ok(())
+}
+
 struct Day {
     course: String,
     user_id: Option<i64>,
@@ -148,71 +160,7 @@ impl DayCounter {
 
     /// `DayCounts.add_all`.
     fn add_all(&mut self, counted: &Bound<'_, PyList>) -> PyResult<()> {
-        for row in counted.iter() {
-            let items = items(&row)?;
-            let c = read(&items)?;
-            let Some(when) = c.when else { continue };
-            if c.course.is_empty() || (c.user_id.is_none() && c.username.is_empty()) {
-                continue;
-            }
-            let keyed_name = if c.user_id.is_none() { c.username } else { "" };
-            self.key.clear();
-            put(&mut self.key, c.course.as_bytes());
-            match c.user_id {
-                Some(id) => put(&mut self.key, &id.to_le_bytes()),
-                None => put(&mut self.key, b""),
-            }
-            put(&mut self.key, keyed_name.as_bytes());
-            put_date(&mut self.key, when.date);
-            let at = match self.index.get(self.key.as_slice()) {
-                Some(&at) => {
-                    let day = &mut self.days[at];
-                    if day.username.is_empty() {
-                        day.username = c.username.to_owned();
-                    }
-                    if when.order < day.first.order {
-                        day.first = when;
-                    } else if when.order > day.last.order {
-                        day.last = when;
-                    }
-                    at
-                }
-                None => {
-                    self.days.push(Day {
-                        course: c.course.to_owned(),
-                        user_id: c.user_id,
-                        date: when.date,
-                        username: c.username.to_owned(),
-                        nevents: 0,
-                        counters: [0; 5],
-                        first: when,
-                        last: when,
-                        countries: Vec::new(),
-                        ips: Vec::new(),
-                    });
-                    self.index.insert(self.key.clone(), self.days.len() - 1);
-                    self.days.len() - 1
-                }
-            };
-            let day = &mut self.days[at];
-            day.nevents += 1;
-            if let Some(counter) = COUNTERS.iter().position(|n| *n == c.name) {
-                day.counters[counter] += 1;
-            } else if c.name.starts_with("edx.forum.") {
-                day.counters[4] += 1;
-            }
-            if let Some(country) = c.country.filter(|s| !s.is_empty()) {
-                if !day.countries.iter().any(|s| s == country) {
-                    day.countries.push(country.to_owned());
-                }
-            }
-            if let Some(ip) = c.ip.filter(|s| !s.is_empty()) {
-                if day.ips.len() < MAX_IPS && !day.ips.iter().any(|s| s == ip) {
-                    day.ips.push(ip.to_owned());
-                }
-            }
-        }
-        Ok(())
+        each_timed(counted, |c, when| self.add(c, when))
     }
 
     /// `DayCounts.rows`.
@@ -254,6 +202,70 @@ impl DayCounter {
     }
 }
 
+impl DayCounter {
+    fn add(&mut self, c: &Counted, when: Moment) {
+        if c.course.is_empty() || (c.user_id.is_none() && c.username.is_empty()) {
+            return;
+        }
+        let keyed_name = if c.user_id.is_none() { c.username } else { "" };
+        self.key.clear();
+        put(&mut self.key, c.course.as_bytes());
+        match c.user_id {
+            Some(id) => put(&mut self.key, &id.to_le_bytes()),
+            None => put(&mut self.key, b""),
+        }
+        put(&mut self.key, keyed_name.as_bytes());
+        put_date(&mut self.key, when.date);
+        let at = match self.index.get(self.key.as_slice()) {
+            Some(&at) => {
+                let day = &mut self.days[at];
+                if day.username.is_empty() {
+                    day.username = c.username.to_owned();
+                }
+                if when.order < day.first.order {
+                    day.first = when;
+                } else if when.order > day.last.order {
+                    day.last = when;
+                }
+                at
+            }
+            None => {
+                self.days.push(Day {
+                    course: c.course.to_owned(),
+                    user_id: c.user_id,
+                    date: when.date,
+                    username: c.username.to_owned(),
+                    nevents: 0,
+                    counters: [0; 5],
+                    first: when,
+                    last: when,
+                    countries: Vec::new(),
+                    ips: Vec::new(),
+                });
+                self.index.insert(self.key.clone(), self.days.len() - 1);
+                self.days.len() - 1
+            }
+        };
+        let day = &mut self.days[at];
+        day.nevents += 1;
+        if let Some(counter) = COUNTERS.iter().position(|n| *n == c.name) {
+            day.counters[counter] += 1;
+        } else if c.name.starts_with("edx.forum.") {
+            day.counters[4] += 1;
+        }
+        if let Some(country) = c.country.filter(|s| !s.is_empty()) {
+            if !day.countries.iter().any(|s| s == country) {
+                day.countries.push(country.to_owned());
+            }
+        }
+        if let Some(ip) = c.ip.filter(|s| !s.is_empty()) {
+            if day.ips.len() < MAX_IPS && !day.ips.iter().any(|s| s == ip) {
+                day.ips.push(ip.to_owned());
+            }
+        }
+    }
+}
+
 /// `EventTypeCounts`: per (course, UTC day, event type) counts, and per course.
 #[pyclass(module = "eventscan")]
 #[derive(Default)]
@@ -274,39 +286,7 @@ impl EventTypeCounter {
 
     /// `EventTypeCounts.add_all`.
     fn add_all(&mut self, counted: &Bound<'_, PyList>) -> PyResult<()> {
-        for row in counted.iter() {
-            let items = items(&row)?;
-            let c = read(&items)?;
-            let Some(when) = c.when else { continue };
-            if c.course.is_empty() {
-                continue;
-            }
-            let kind = match c.name.char_indices().nth(MAX_EVENT_TYPE) {
-                Some((cut, _)) => &c.name[..cut],
-                None => c.name,
-            };
-            self.key.clear();
-            put(&mut self.key, c.course.as_bytes());
-            put_date(&mut self.key, when.date);
-            put(&mut self.key, kind.as_bytes());
-            match self.index.get(self.key.as_slice()) {
-                Some(&at) => self.counts[at].3 += 1,
-                None => {
-                    self.counts
-                        .push((c.course.to_owned(), when.date, kind.to_owned(), 1));
-                    self.index.insert(self.key.clone(), self.counts.len() - 1);
-                }
-            }
-            match self.courses.get(c.course) {
-                Some(&at) => self.per_course[at].1 += 1,
-                None => {
-                    self.per_course.push((c.course.to_owned(), 1));
-                    self.courses
-                        .insert(c.course.to_owned(), self.per_course.len() - 1);
-                }
-            }
-        }
-        Ok(())
+        each_timed(counted, |c, when| self.add(c, when))
     }
 
     /// `EventTypeCounts.counts`: {(course, day, event type): events}.
@@ -325,5 +305,37 @@ impl EventTypeCounter {
             out.set_item(course, n)?;
         }
         Ok(out)
+    }
+}
+
+impl EventTypeCounter {
+    fn add(&mut self, c: &Counted, when: Moment) {
+        if c.course.is_empty() {
+            return;
+        }
+        let kind = match c.name.char_indices().nth(MAX_EVENT_TYPE) {
+            Some((cut, _)) => &c.name[..cut],
+            None => c.name,
+        };
+        self.key.clear();
+        put(&mut self.key, c.course.as_bytes());
+        put_date(&mut self.key, when.date);
+        put(&mut self.key, kind.as_bytes());
+        match self.index.get(self.key.as_slice()) {
+            Some(&at) => self.counts[at].3 += 1,
+            None => {
+                self.counts
+                    .push((c.course.to_owned(), when.date, kind.to_owned(), 1));
+                self.index.insert(self.key.clone(), self.counts.len() - 1);
+            }
+        }
+        match self.courses.get(c.course) {
+            Some(&at) => self.per_course[at].1 += 1,
+            None => {
+                self.per_course.push((c.course.to_owned(), 1));
+                self.courses
+                    .insert(c.course.to_owned(), self.per_course.len() - 1);
+            }
+        }
     }
 }
