@@ -187,6 +187,30 @@ def test_fab_deploys_two_commits_over_ssh_and_rolls_back_a_broken_one(sshd):
             assert (remote / "current").resolve() == second_release
             assert wait_for(lambda: healthz(port), timeout=30, what="the previous release serving /healthz")
             assert host_config.read_text().startswith("DATA_PATHS"), "the host's config is kept"
+
+            # New requirements make a new venv; the old one goes once no kept release links to it.
+            old_venv = (second_release / "venv").resolve()
+            git(work, "checkout", "-q", "HEAD~1", "--", "ingestor.py")
+            requirements = work / "requirements.txt"
+            requirements.write_text(requirements.read_text() + "# a new line: a new venv\n")
+            git(work, "commit", "-q", "-am", "fourth")
+            git(work, "push", "-q", "origin", "main")
+            with (work / "config.py").open("a") as config:
+                config.write("FAB_KEEP_RELEASES = 1\n")
+            fourth = fab("deploy")
+            assert fourth.returncode == 0, fourth.stdout + fourth.stderr
+            fourth_release = (remote / "current").resolve()
+            new_venv = (fourth_release / "venv").resolve()
+            assert new_venv != old_venv and old_venv.exists(), "the previous release's venv is kept"
+            (work / "NEWS").write_text("fifth release\n")
+            git(work, "commit", "-q", "-am", "fifth")
+            git(work, "push", "-q", "origin", "main")
+            fifth = fab("deploy")
+            assert fifth.returncode == 0, fifth.stdout + fifth.stderr
+            kept = sorted(p.name for p in (remote / "releases").iterdir())
+            assert kept == sorted([fourth_release.name, (remote / "current").resolve().name])
+            assert not old_venv.exists() and new_venv.exists()
+            assert healthz(port)
         finally:
             defaults_env = {
                 **env,
