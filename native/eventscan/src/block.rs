@@ -2,9 +2,9 @@
 //! stored text is the line's own (the embedded store; `services/clickstream/service.py`).
 //!
 //! For each line that `read` takes and whose picked fields are all of the common kinds, it gives
-//! what the loader would compute in Python: the `_id` key and the stored text around the place
-//! fields (which need the GeoIP lookup, done in Python), the time, the course, the user, the event
-//! name and the ip. Every other line gives None and goes through the loader's per-line path, which
+//! what the loader would compute in Python: the `_id` key, the stored text (the place fields,
+//! which need the GeoIP lookup, come from the loader's `places`), the time, the course, the user,
+//! the event name and the ip. Every other line is left to the loader's per-line path, which
 //! decides it as before. Declined here besides what `read` declines:
 //!
 //! * a `time` of another form than `isotime` reads (a line without `time`, or with a null one, is
@@ -205,8 +205,9 @@ pub(crate) fn without_lock<T: Send>(
 ///
 /// `places` maps an ip to `(place, country, subdivision)`: `place` is the text of the `country`
 /// and `subdivision` fields spliced after `time_date` (each `,"name":value`, or nothing),
-/// `country` the per-file counts' value (and `subdivision` is for `prepare_bson`). `tail` starts with `tail_prefix`, what follows them up
-/// to `source_line`'s value. `time_first` is the collection's id form (`ids.py`).
+/// `country` the per-file counts' value (`subdivision` is for `prepare_bson`). `tail` starts
+/// with `tail_prefix`, what follows them up to `source_line`'s value. `time_first` is the
+/// collection's id form (`ids.py`).
 ///
 /// The lines are read without the interpreter lock (the other threads of the ingest, which
 /// decompress and write, need it between their own calls); only the results are made with it.

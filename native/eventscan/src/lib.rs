@@ -9,10 +9,14 @@
 //! values, same nesting), `text` the line as `str` (without a final CR) and `digest` the BLAKE2b
 //! digest of `line` itself, CR included (the content id's, `services/clickstream/ids.py`). For any
 //! other line it returns None and the caller runs the Python parser, which gives the document or
-//! the reason the line is rejected. So it declines whenever it is not sure: a duplicate of a picked field, a picked field of
-//! another type than a string, null (or an integer for `context.user_id`), any `.` or `$` in a
-//! key, a 19-digit run, a `\u` escape of a surrogate or NUL, more than 100 `{` and `[`, a number
-//! of magnitude 1e308 or more.
+//! the reason the line is rejected. So it declines whenever it is not sure: a duplicate of a
+//! picked field, a picked field of another type than a string, null (or an integer for
+//! `context.user_id`), any `.` or `$` in a key, a 19-digit run, a `\u` escape of a surrogate or
+//! NUL, more than 100 `{` and `[`, a number of magnitude 1e308 or more.
+//!
+//! `prepare` and `prepare_bson` (block.rs, bson.rs) go further for a block of lines: the loader's
+//! whole work on the common ones, for the embedded store and for MongoDB; `DayCounter` and
+//! `EventTypeCounter` (counts.rs) keep the per-file counts.
 
 use blake2::digest::{Update, VariableOutput};
 use blake2::Blake2bVar;
