@@ -188,28 +188,25 @@ def test_fab_deploys_two_commits_over_ssh_and_rolls_back_a_broken_one(sshd):
             assert wait_for(lambda: healthz(port), timeout=30, what="the previous release serving /healthz")
             assert host_config.read_text().startswith("DATA_PATHS"), "the host's config is kept"
 
-            # New requirements make a new venv; the old one goes once no kept release links to it.
-            old_venv = (second_release / "venv").resolve()
+            # Pruning: releases beyond FAB_KEEP_RELEASES (but the current and the previous), and the
+            # finished venvs no kept release links to; one still being made (no .complete) stays.
+            in_use = (second_release / "venv").resolve()
+            stale, building = remote / "venvs" / "0123456789abcdef", remote / "venvs" / "fedcba9876543210"
+            for venv in (stale, building):
+                venv.mkdir()
+            (stale / ".complete").touch()
             git(work, "checkout", "-q", "HEAD~1", "--", "ingestor.py")
-            requirements = work / "requirements.txt"
-            requirements.write_text(requirements.read_text() + "# a new line: a new venv\n")
+            (work / "NEWS").write_text("fourth release\n")
             git(work, "commit", "-q", "-am", "fourth")
             git(work, "push", "-q", "origin", "main")
             with (work / "config.py").open("a") as config:
                 config.write("FAB_KEEP_RELEASES = 1\n")
             fourth = fab("deploy")
             assert fourth.returncode == 0, fourth.stdout + fourth.stderr
-            fourth_release = (remote / "current").resolve()
-            new_venv = (fourth_release / "venv").resolve()
-            assert new_venv != old_venv and old_venv.exists(), "the previous release's venv is kept"
-            (work / "NEWS").write_text("fifth release\n")
-            git(work, "commit", "-q", "-am", "fifth")
-            git(work, "push", "-q", "origin", "main")
-            fifth = fab("deploy")
-            assert fifth.returncode == 0, fifth.stdout + fifth.stderr
             kept = sorted(p.name for p in (remote / "releases").iterdir())
-            assert kept == sorted([fourth_release.name, (remote / "current").resolve().name])
-            assert not old_venv.exists() and new_venv.exists()
+            assert kept == sorted([second_release.name, (remote / "current").resolve().name])
+            assert not stale.exists() and building.exists() and in_use.exists()
+            assert ((remote / "current") / "venv").resolve() == in_use
             assert healthz(port)
         finally:
             defaults_env = {
