@@ -7,12 +7,12 @@ person-course service never needs to scan the event store.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
+from services.clickstream import events
 from stores.sql.base import Cursor
 
 DATABASE = "Person_Course"
@@ -83,13 +83,7 @@ class _Day:
 def native_counter(name: str) -> Any:
     """A new counter of native/eventscan (`DayCounter`, `EventTypeCounter`), or None where it is not
     built or turned off (`OPTIMUS_NATIVE_SCAN=0`): it counts as the Python code here does."""
-    if os.environ.get("OPTIMUS_NATIVE_SCAN", "1") == "0":
-        return None
-    try:
-        import eventscan  # type: ignore[import-not-found, unused-ignore]
-    except ImportError:
-        return None
-    counter = getattr(eventscan, name, None)
+    counter = events.native(name)
     return counter() if counter is not None else None
 
 

@@ -69,7 +69,7 @@ PreparedBson = tuple[list[bytes], list[Any], list[int], int, list[int], list[tup
 PrepareBson = Callable[[list[bytes], int, bool, str, int | None, Places, list[int] | None], PreparedBson]
 
 
-def _native(name: str) -> Any:
+def native(name: str) -> Any:
     """A function of `eventscan` (native/eventscan), if it is installed and not turned off."""
     if os.environ.get("OPTIMUS_NATIVE_SCAN", "1") == "0":
         return None
@@ -86,7 +86,7 @@ def _native(name: str) -> Any:
 # `page` and `context`'s `user_id`, `course_id`, `path`, and `digest` is
 # `hashlib.blake2b(raw, digest_size=size).digest()`; None for every other line, which
 # `parse_with_text` then reads. Without it the loader gives the same documents, more slowly (bench/README.md).
-native_scan = cast(Scan | None, _native("scan"))
+native_scan = cast(Scan | None, native("scan"))
 
 # Its whole pass over a block of lines, for the embedded store where the stored text is the line's
 # own: `prepare(lines, first, time_first, tail_prefix, places)` gives the batch rows, the counted
@@ -95,7 +95,7 @@ native_scan = cast(Scan | None, _native("scan"))
 # yet in `places`. What it computes is what `parse_event_time`, `course_of`, `user_of`,
 # `event_name` and `content_id` give; see native/eventscan/src/block.rs for the lines it leaves to
 # the per-line path.
-native_prepare = cast(Prepare | None, _native("prepare"))
+native_prepare = cast(Prepare | None, native("prepare"))
 
 # The same for MongoDB: `prepare_bson(lines, first, time_first, source_file, geoip, places,
 # line_numbers)` (the lines numbered from `first`, or by `line_numbers`, one each) gives
@@ -103,7 +103,7 @@ native_prepare = cast(Prepare | None, _native("prepare"))
 # the line numbers of the common lines whose ip is in `places`, the indexes of the lines left to the
 # per-line path and `(index, ip)` of those whose ip is not yet in `places`; see
 # native/eventscan/src/bson.rs.
-native_prepare_bson = cast(PrepareBson | None, _native("prepare_bson"))
+native_prepare_bson = cast(PrepareBson | None, native("prepare_bson"))
 
 
 def parse(raw: bytes) -> tuple[dict[str, Any] | None, str]:
