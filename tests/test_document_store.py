@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 import random
 import sqlite3
+import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta, timezone
@@ -484,6 +486,28 @@ def test_grouped_writes_commit_as_they_add_up_and_at_the_end(
             assert other.count("g", "c") == 24, "committed after three calls, however small"
     finally:
         other.close()
+
+
+def test_grouped_commits_are_checkpointed_by_a_thread_of_their_own(
+    sqlite_store: SqliteDocumentStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the writer's own checkpoints out of reach, the pages a grouped commit wrote to the log
+    still reach the database file (the background checkpoint), and closing the store ends its
+    thread."""
+    monkeypatch.setattr(sqlite_module, "_CHECKPOINT_BYTES", 1 << 40)
+    path = sqlite_store.path_for("ck")
+    docs = [{"_id": i, "pad": "x" * 1000} for i in range(2000)]
+    with sqlite_store.grouped_writes("ck"):
+        sqlite_store.insert_many("ck", "c", docs[:1000])
+        sqlite_store.insert_many("ck", "c", docs[1000:])
+    deadline = time.monotonic() + 30
+    while path.stat().st_size < 2_000_000 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert path.stat().st_size >= 2_000_000, "the log's pages were copied into the database file"
+    assert any(t.name == "sqlite-checkpoint-ck" for t in threading.enumerate())
+    sqlite_store.close()
+    assert not any(t.name == "sqlite-checkpoint-ck" for t in threading.enumerate())
+    assert sqlite_store.count("ck", "c") == 2000
 
 
 # Random documents and filters, answered by MongoDB (FerretDB) and by SQLite with and without
