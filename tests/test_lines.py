@@ -39,3 +39,45 @@ def test_lines_at_the_limit_are_kept(tmp_path):
     path.write_bytes(b"x" * 1000 + b"\n" + b"y" * 1001 + b"\n")
     lines, long = read(path, 1000)
     assert lines == [(1, b"x" * 1000)] and long == [(2, 1001, b"yyy")]
+
+
+def test_gzip_members_one_after_another_read_as_one_stream(tmp_path):
+    """As `gzip` writes them when appending; a member boundary may fall inside a line."""
+    path = tmp_path / "f.log.gz"
+    path.write_bytes(gzip.compress(b"a\nb") + gzip.compress(b"c\n" + b"d" * 5_000_000 + b"\ne\n"))
+    lines, long = read(path, 10_000_000)
+    assert [line[:2] for _, line in lines] == [b"a", b"bc", b"dd", b"e"]
+    assert [n for n, _ in lines] == [1, 2, 3, 4] and long == []
+
+
+def test_a_cut_gzip_yields_the_complete_lines_then_says_where_it_broke(tmp_path):
+    from utils.lines import TruncatedInput
+
+    whole = gzip.compress(b"".join(b"line %d\n" % n for n in range(200_000)))
+    path = tmp_path / "cut.log.gz"
+    path.write_bytes(whole[: len(whole) // 2])
+    got: list[bytes] = []
+    with pytest.raises(TruncatedInput, match="truncated") as cut:
+        for _, block in iter_line_blocks(path):
+            got.extend(block)
+    assert 0 < len(got) == cut.value.lines < 200_000
+    assert got == [b"line %d" % n for n in range(len(got))], "every line before the cut, whole"
+
+
+def test_corrupt_gzip_data_is_reported_after_the_lines_before_it(tmp_path):
+    from utils.lines import TruncatedInput
+
+    whole = bytearray(gzip.compress(b"".join(b"line %d\n" % n for n in range(200_000)), mtime=0))
+    middle = len(whole) // 2
+    whole[middle : middle + 64] = b"\xff" * 64
+    path = tmp_path / "bad.log.gz"
+    path.write_bytes(bytes(whole))
+    with pytest.raises(TruncatedInput, match="corrupt gzip data") as broken:
+        for _ in iter_line_blocks(path):
+            pass
+    assert str(path) in str(broken.value)
+    checksum = bytearray(gzip.compress(b"a\nb\n", mtime=0))
+    checksum[-6] ^= 0xFF  # the member's CRC-32 no longer matches its data
+    path.write_bytes(bytes(checksum))
+    with pytest.raises(TruncatedInput, match="corrupt gzip data"):
+        list(iter_line_blocks(path))

