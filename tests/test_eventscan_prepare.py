@@ -352,6 +352,70 @@ def expected_bson(
     return bson.encode(event)
 
 
+# Pieces of page URLs, event types and paths, for the course found there when `context.course_id`
+# is missing or empty (`course_of`: `_COURSE_IN_PATH`, then `_COURSE_IN_BLOCK`).
+COURSE_PIECES = [
+    "/courses/",
+    "course-v1:",
+    "block-v1:",
+    "UQx",
+    "Think101x",
+    "1T2016",
+    "+",
+    "/",
+    "?",
+    "#",
+    "type@",
+    "+type@problem+block@",
+    "courses",
+    ":",
+    "\u00e9",
+    "\u540d",
+    "https://x",
+    "/courses/course-v1:",
+    "block-v1:UQx+X+1T+type@",
+    "a/b/c/",
+    " ",
+    "++",
+    "//",
+]
+
+
+def _course_line(rng: random.Random) -> bytes:
+    def candidate() -> str:
+        return "".join(rng.choice(COURSE_PIECES) for _ in range(rng.randint(0, 9)))
+
+    event: dict[str, Any] = {"username": "anna", "time": "2015-05-30T10:00:01+00:00", "ip": "1.2.3.4"}
+    if rng.random() < 0.8:
+        event["page"] = candidate()
+    event["event_type"] = candidate() if rng.random() < 0.7 else "play_video"
+    shape = rng.random()
+    if shape < 0.1:
+        event["context"] = None
+    elif shape < 0.8:
+        context: dict[str, Any] = {"user_id": 7, "path": candidate()}
+        if rng.random() < 0.3:
+            context["course_id"] = ""
+        event["context"] = context
+    return json.dumps(event, ensure_ascii=rng.random() < 0.5).encode()
+
+
+def test_the_course_in_the_page_or_path_is_the_one_python_finds() -> None:
+    rng = random.Random(11)
+    lines = [_course_line(rng) for _ in range(20000)]
+    courses = set()
+    for start in range(0, len(lines), 1000):
+        block = lines[start : start + 1000]
+        assert check_block(block, start + 1, True) == len(block), "all of them are taken"
+        courses.update(course_of(json.loads(raw)) for raw in block)
+        # MongoDB's pass finds the same (its counted rows, country and ip aside)
+        places = {"1.2.3.4": ("", "AU", None)}
+        _, counted, _, _, _, missing = prepare_bson(block, start + 1, True, SOURCE, None, places)
+        want = prepare(block, start + 1, True, TAIL, places)[1]
+        assert missing == [] and [c[:5] for c in counted] == [c[:5] for c in want]
+    assert "" in courses and len(courses) > 100, "found and not found, many forms"
+
+
 def test_prepare_bson_gives_what_pymongo_makes_of_the_per_line_paths_document() -> None:
     rng = random.Random(5)
     lines = [_bson_line(rng) for _ in range(6000)]

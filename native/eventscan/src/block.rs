@@ -9,16 +9,20 @@
 //!
 //! * a `time` of another form than `isotime` reads (a line without `time`, or with a null one, is
 //!   taken: it has no time);
-//! * no non-empty `context.course_id` (the course is then looked for in the page or path);
 //! * a string `context.user_id` of other than ASCII digits, or one beyond 64 bits;
 //! * a username whose last character is not printable ASCII (Python strips Unicode spaces there);
 //! * a username or course longer than 255 characters, a time before the year 1000 (rejected);
+//!
+//! Without a non-empty `context.course_id` (or without a `context` object) the course is looked
+//! for in the page, the event type and the context's path, as `events.course_of` does
+//! (`course_in`).
 //! * an enrolment event (the loader keeps more of it).
 
 use crate::isotime::{self, Time};
 use crate::{blake2b, read, Context, Fields, Val};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDateTime, PyDict, PyList, PyString, PyTuple};
+use std::borrow::Cow;
 use std::fmt::Write;
 
 /// The VARCHAR(255) of the per-day counts' `course_id` and `username` (`events.MAX_NAME`).
@@ -47,6 +51,85 @@ struct Prepared {
     tail: String,
 }
 
+/// `events.course_of` past `context.course_id`: the course key in the first of the page URL, the
+/// event type and the context's path that holds one (`_COURSE_IN_PATH`, else `_COURSE_IN_BLOCK`),
+/// else "".
+fn course_in(candidates: [Option<&str>; 3]) -> Cow<'_, str> {
+    for candidate in candidates.into_iter().flatten() {
+        if let Some(found) = course_in_path(candidate) {
+            return Cow::Borrowed(found);
+        }
+        if let Some([org, number, run]) = course_in_block(candidate) {
+            return Cow::Owned(format!("course-v1:{org}+{number}+{run}"));
+        }
+    }
+    Cow::Borrowed("")
+}
+
+/// The length of the run of characters before the first of `stops` (or the end).
+fn run_before(text: &str, stops: &[char]) -> usize {
+    text.find(stops).unwrap_or(text.len())
+}
+
+/// `/courses/(course-v1:[^/?#]+|[^/?#]+/[^/?#]+/[^/?#]+)/`, its leftmost match's group. Each
+/// `[^/?#]+` must be followed by `/`, so it can only be a whole run up to the next `/`, `?` or `#`:
+/// no backtracking can match otherwise.
+fn course_in_path(text: &str) -> Option<&str> {
+    const STOPS: &[char] = &['/', '?', '#'];
+    let mut from = 0;
+    while let Some(at) = text[from..].find("/courses/") {
+        let rest = &text[from + at + "/courses/".len()..];
+        if let Some(key) = rest.strip_prefix("course-v1:") {
+            let n = run_before(key, STOPS);
+            if n > 0 && key[n..].starts_with('/') {
+                return Some(&rest[.."course-v1:".len() + n]);
+            }
+        }
+        let mut end = 0;
+        let mut parts = 0;
+        while parts < 3 {
+            let n = run_before(&rest[end..], STOPS);
+            if n == 0 || !rest[end + n..].starts_with('/') {
+                break;
+            }
+            end += n + 1;
+            parts += 1;
+        }
+        if parts == 3 {
+            return Some(&rest[..end - 1]);
+        }
+        from += at + 1;
+    }
+    None
+}
+
+/// `block-v1:([^+/]+)\+([^+/]+)\+([^+/]+)\+type@`, its leftmost match's groups (each a whole run
+/// up to the next `+` or `/`, as above).
+fn course_in_block(text: &str) -> Option<[&str; 3]> {
+    const STOPS: &[char] = &['+', '/'];
+    let mut from = 0;
+    while let Some(at) = text[from..].find("block-v1:") {
+        let rest = &text[from + at + "block-v1:".len()..];
+        let mut groups = [""; 3];
+        let mut end = 0;
+        let mut found = 0;
+        while found < 3 {
+            let n = run_before(&rest[end..], STOPS);
+            if n == 0 || !rest[end + n..].starts_with('+') {
+                break;
+            }
+            groups[found] = &rest[end..end + n];
+            end += n + 1;
+            found += 1;
+        }
+        if found == 3 && rest[end..].starts_with("type@") {
+            return Some(groups);
+        }
+        from += at + 1;
+    }
+    None
+}
+
 fn text_of(value: &Option<Val>) -> Option<&str> {
     match value {
         Some(Val::Str(s)) => Some(s),
@@ -73,7 +156,7 @@ pub(crate) fn common(raw: &[u8], time_first: bool) -> PyResult<Option<(Common, &
         return Ok(None);
     };
     let Fields { picked, context } = &fields;
-    let [time, username, ip, event_type, name, _page] = picked;
+    let [time, username, ip, event_type, name, page] = picked;
     let when = match time {
         None | Some(Val::Null) => None,
         Some(Val::Str(value)) => match isotime::parse(value) {
@@ -82,13 +165,17 @@ pub(crate) fn common(raw: &[u8], time_first: bool) -> PyResult<Option<(Common, &
         },
         Some(Val::Int(_)) => return Ok(None),
     };
-    let Context::Map([user, course, _path]) = context else {
+    let (user, course, path) = match context {
+        Context::Map([user, course, path]) => (user, text_of(course), text_of(path)),
+        Context::Absent | Context::Null => (&None, None, None),
+    };
+    let course = match course {
+        Some(course) if !course.is_empty() => Cow::Borrowed(course),
+        _ => course_in([text_of(page), text_of(event_type), path]),
+    };
+    if course.chars().count() > MAX_NAME {
         return Ok(None);
-    };
-    let course = match text_of(course) {
-        Some(course) if !course.is_empty() && course.chars().count() <= MAX_NAME => course,
-        _ => return Ok(None),
-    };
+    }
     let Ok(user_id) = user_id_of(user) else {
         return Ok(None);
     };
@@ -121,7 +208,7 @@ pub(crate) fn common(raw: &[u8], time_first: bool) -> PyResult<Option<(Common, &
     let common = Common {
         id,
         when,
-        course: course.to_owned(),
+        course: course.into_owned(),
         user_id,
         username: username.to_owned(),
         name: name.to_owned(),
