@@ -66,64 +66,56 @@ fn course_in(candidates: [Option<&str>; 3]) -> Cow<'_, str> {
     Cow::Borrowed("")
 }
 
-/// The length of the run of characters before the first of `stops` (or the end).
-fn run_before(text: &str, stops: &[char]) -> usize {
-    text.find(stops).unwrap_or(text.len())
+/// The first `N` runs of `text`, each ended by `end` (none empty, none holding a character of
+/// `stops`, which holds `end`), and how much of `text` they take with their ends. The runs of
+/// `[^/?#]+/` and `[^+/]+\+` in a regular expression: each can only be a whole run, so no
+/// backtracking could match otherwise.
+fn runs<'a, const N: usize>(
+    text: &'a str,
+    stops: &[char],
+    end: char,
+) -> Option<([&'a str; N], usize)> {
+    let mut found = [""; N];
+    let mut at = 0;
+    for slot in found.iter_mut() {
+        let n = text[at..].find(stops).unwrap_or(text.len() - at);
+        if n == 0 || !text[at + n..].starts_with(end) {
+            return None;
+        }
+        *slot = &text[at..at + n];
+        at += n + 1;
+    }
+    Some((found, at))
 }
 
-/// `/courses/(course-v1:[^/?#]+|[^/?#]+/[^/?#]+/[^/?#]+)/`, its leftmost match's group. Each
-/// `[^/?#]+` must be followed by `/`, so it can only be a whole run up to the next `/`, `?` or `#`:
-/// no backtracking can match otherwise.
+/// `/courses/(course-v1:[^/?#]+|[^/?#]+/[^/?#]+/[^/?#]+)/`: its leftmost match's group.
 fn course_in_path(text: &str) -> Option<&str> {
     const STOPS: &[char] = &['/', '?', '#'];
     let mut from = 0;
     while let Some(at) = text[from..].find("/courses/") {
         let rest = &text[from + at + "/courses/".len()..];
         if let Some(key) = rest.strip_prefix("course-v1:") {
-            let n = run_before(key, STOPS);
-            if n > 0 && key[n..].starts_with('/') {
-                return Some(&rest[.."course-v1:".len() + n]);
+            if let Some((_, used)) = runs::<1>(key, STOPS, '/') {
+                return Some(&rest[.."course-v1:".len() + used - 1]);
             }
         }
-        let mut end = 0;
-        let mut parts = 0;
-        while parts < 3 {
-            let n = run_before(&rest[end..], STOPS);
-            if n == 0 || !rest[end + n..].starts_with('/') {
-                break;
-            }
-            end += n + 1;
-            parts += 1;
-        }
-        if parts == 3 {
-            return Some(&rest[..end - 1]);
+        if let Some((_, used)) = runs::<3>(rest, STOPS, '/') {
+            return Some(&rest[..used - 1]);
         }
         from += at + 1;
     }
     None
 }
 
-/// `block-v1:([^+/]+)\+([^+/]+)\+([^+/]+)\+type@`, its leftmost match's groups (each a whole run
-/// up to the next `+` or `/`, as above).
+/// `block-v1:([^+/]+)\+([^+/]+)\+([^+/]+)\+type@`: its leftmost match's groups.
 fn course_in_block(text: &str) -> Option<[&str; 3]> {
-    const STOPS: &[char] = &['+', '/'];
     let mut from = 0;
     while let Some(at) = text[from..].find("block-v1:") {
         let rest = &text[from + at + "block-v1:".len()..];
-        let mut groups = [""; 3];
-        let mut end = 0;
-        let mut found = 0;
-        while found < 3 {
-            let n = run_before(&rest[end..], STOPS);
-            if n == 0 || !rest[end + n..].starts_with('+') {
-                break;
+        if let Some((groups, used)) = runs::<3>(rest, &['+', '/'], '+') {
+            if rest[used..].starts_with("type@") {
+                return Some(groups);
             }
-            groups[found] = &rest[end..end + n];
-            end += n + 1;
-            found += 1;
-        }
-        if found == 3 && rest[end..].starts_with("type@") {
-            return Some(groups);
         }
         from += at + 1;
     }
