@@ -403,13 +403,13 @@ def _course_line(rng: random.Random) -> bytes:
 def test_the_course_in_the_page_or_path_is_the_one_python_finds() -> None:
     rng = random.Random(11)
     lines = [_course_line(rng) for _ in range(20000)]
-    courses = set()
+    courses: set[str] = set()
     for start in range(0, len(lines), 1000):
         block = lines[start : start + 1000]
         assert check_block(block, start + 1, True) == len(block), "all of them are taken"
         courses.update(course_of(json.loads(raw)) for raw in block)
         # MongoDB's pass finds the same (its counted rows, country and ip aside)
-        places = {"1.2.3.4": ("", "AU", None)}
+        places: dict[str | None, tuple[str, str | None, str | None]] = {"1.2.3.4": ("", "AU", None)}
         _, counted, _, _, _, missing = prepare_bson(block, start + 1, True, SOURCE, None, places)
         want = prepare(block, start + 1, True, TAIL, places)[1]
         assert missing == [] and [c[:5] for c in counted] == [c[:5] for c in want]
