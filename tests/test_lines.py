@@ -4,6 +4,8 @@ numbers of the others do not move."""
 from __future__ import annotations
 
 import gzip
+import struct
+import zlib
 from pathlib import Path
 
 import pytest
@@ -81,3 +83,39 @@ def test_corrupt_gzip_data_is_reported_after_the_lines_before_it(tmp_path):
     path.write_bytes(bytes(checksum))
     with pytest.raises(TruncatedInput, match="corrupt gzip data"):
         list(iter_line_blocks(path))
+
+
+def _member(payload: bytes, flags: int) -> bytes:
+    """One gzip member with the optional header fields `flags` asks for (2: a header CRC, 4: extra
+    field, 8: file name, 16: comment), its data stored uncompressed so that its size is exact."""
+    header = b"\x1f\x8b\x08" + bytes([flags]) + b"\0\0\0\0\0\xff"
+    if flags & 4:
+        header += struct.pack("<H", 5) + b"extra"
+    if flags & 8:
+        header += b"tracking.log\0"
+    if flags & 16:
+        header += b"a comment\0"
+    if flags & 2:
+        header += struct.pack("<H", zlib.crc32(header) & 0xFFFF)
+    deflate = zlib.compressobj(0, zlib.DEFLATED, -15)
+    body = deflate.compress(payload) + deflate.flush()
+    return header + body + struct.pack("<II", zlib.crc32(payload), len(payload))
+
+
+@pytest.mark.parametrize("flags", [2, 8 | 16, 4 | 8 | 16 | 2])
+@pytest.mark.parametrize("boundary", [1 << 18, 1 << 19, 1 << 20])
+def test_a_later_members_header_across_a_read_boundary_is_read(tmp_path, flags, boundary):
+    """Wherever the reads fall, a later member's header may be cut between two of them (ISA-L's
+    own inflate cannot take that: the reader must)."""
+    second = _member(b"second member line\n" * 3, flags)
+    for before in (3, 9, 14):  # where the boundary cuts the second member's header
+        size = boundary
+        for _ in range(5):  # the stored blocks' headers: a few steps to the exact length
+            first = _member(b"x" * (size - 1) + b"\n", 8)
+            size += boundary - before - len(first)
+        first = _member(b"x" * (size - 1) + b"\n", 8)
+        assert len(first) == boundary - before, "the second member starts `before` bytes short of it"
+        path = tmp_path / f"two-{flags}-{boundary}-{before}.log.gz"
+        path.write_bytes(first + second)
+        lines = [line for _, block in iter_line_blocks(path) for line in block]
+        assert lines[1:] == [b"second member line"] * 3 and len(lines[0]) == size - 1
