@@ -510,6 +510,24 @@ def test_grouped_commits_are_checkpointed_by_a_thread_of_their_own(
     assert sqlite_store.count("ck", "c") == 2000
 
 
+def test_grouped_writes_go_on_without_a_checkpointing_thread(
+    sqlite_store: SqliteDocumentStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A thread that cannot be started (the process at its limit) fails no write: the writer's own
+    checkpoints do the work, and it is not tried again at every commit."""
+    tries = []
+
+    def no_thread(self: object, path: Path, db: str) -> None:
+        tries.append(db)
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(sqlite_module._Checkpointer, "__init__", no_thread)
+    for n in range(3):
+        with sqlite_store.grouped_writes("nothread"):
+            sqlite_store.insert_many("nothread", "c", [{"_id": n}])
+    assert sqlite_store.count("nothread", "c") == 3 and tries == ["nothread"]
+
+
 # Random documents and filters, answered by MongoDB (FerretDB) and by SQLite with and without
 # indexes: every answer must agree. Lists hold no lists (FerretDB refuses them).
 SCALARS = [None, True, False, 0, 1, 2, 1.5, -3, "a", "b", "ab", "", OID[0], OID[3], datetime(2014, 1, 1)]

@@ -138,6 +138,7 @@ class _Handle:
         self.closed = False
         self.group: _Group | None = None  # the `grouped_writes` in progress, if any
         self.checkpointer: _Checkpointer | None = None  # started by the first grouped commit
+        self.no_checkpointer = False  # set if that thread could not be started
 
 
 class _Checkpointer:
@@ -163,6 +164,7 @@ class _Checkpointer:
 
     def _run(self) -> None:
         conn: sqlite3.Connection | None = None
+        failed = ""
         try:
             while True:
                 self._wanted.wait()
@@ -174,7 +176,11 @@ class _Checkpointer:
                         conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
                     conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
                 except sqlite3.Error as exc:
-                    log.warning("sqlite document store %s: background checkpoint failed: %s", self._db, exc)
+                    if str(exc) != failed:  # once, not at every commit while it lasts
+                        log.warning(
+                            "sqlite document store %s: background checkpoint failed: %s", self._db, exc
+                        )
+                    failed = str(exc)
         finally:
             if conn is not None:
                 conn.close()
@@ -717,8 +723,12 @@ def _commit_group(handle: _Handle) -> None:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
-    if handle.checkpointer is None and not handle.closed:
-        handle.checkpointer = _Checkpointer(handle.path, handle.path.stem)
+    if handle.checkpointer is None and not handle.closed and not handle.no_checkpointer:
+        try:
+            handle.checkpointer = _Checkpointer(handle.path, handle.path.stem)
+        except RuntimeError as exc:  # no thread to be had: the writer's own checkpoints do it all
+            log.warning("sqlite document store %s: no checkpointing thread: %s", handle.path.stem, exc)
+            handle.no_checkpointer = True
     if handle.checkpointer is not None:
         handle.checkpointer.request()
 
