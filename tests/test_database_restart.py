@@ -2,8 +2,8 @@
 
 MariaDB (the tracking table and the dump tables) is shut down cleanly, stays down for 8 s and is
 started again while `run --once` works through a dump and two tracking logs; then the document
-store's server (FerretDB) is killed, as in a crash, and started again. The run must end with every file done, every row and
-event stored once, and exit 0. The servers are the test's own (INGESTOR_TEST_MYSQL_URL and
+store's server (FerretDB) is killed, as in a crash, and started again. The run must end with every
+file done, every row and event stored once, and exit 0. The servers are the test's own (INGESTOR_TEST_MYSQL_URL and
 INGESTOR_TEST_MONGO_URL, as tests/conftest.py reads them) and are left running afterwards.
 """
 

@@ -2,10 +2,10 @@
 
 A gzip stream is decompressed never more than a block at a time (several members are allowed, as
 `gzip` writes them when appending), so a small file that expands to a huge line cannot take the
-memory. A line longer than `max_line` bytes is never held whole: it is
-skipped to its end and reported to `too_long(line number, length, first bytes)`. A stream cut
-short is reported by `TruncatedInput` after every complete line before the cut has been yielded,
-so what was read is kept.
+memory. A line longer than `max_line` bytes is never held whole: it is skipped to its end and
+reported to `too_long(line number, length, first bytes)`. A stream cut short is reported by
+`TruncatedInput` after every complete line before the cut has been yielded, so what was read is
+kept.
 """
 
 from __future__ import annotations

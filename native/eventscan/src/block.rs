@@ -12,11 +12,11 @@
 //! * a string `context.user_id` of other than ASCII digits, or one beyond 64 bits;
 //! * a username whose last character is not printable ASCII (Python strips Unicode spaces there);
 //! * a username or course longer than 255 characters, a time before the year 1000 (rejected);
+//! * an enrolment event (the loader keeps more of it).
 //!
 //! Without a non-empty `context.course_id` (or without a `context` object) the course is looked
 //! for in the page, the event type and the context's path, as `events.course_of` does
 //! (`course_in`).
-//! * an enrolment event (the loader keeps more of it).
 
 use crate::isotime::{self, Time};
 use crate::{blake2b, read, Context, Fields, Val};
