@@ -52,17 +52,18 @@ def test_gzip_members_one_after_another_read_as_one_stream(tmp_path):
     assert [n for n, _ in lines] == [1, 2, 3, 4] and long == []
 
 
-def test_a_cut_gzip_yields_the_complete_lines_then_says_where_it_broke(tmp_path):
+@pytest.mark.parametrize("count", [3_000, 200_000])  # within the first read, and over many
+def test_a_cut_gzip_yields_the_complete_lines_then_says_where_it_broke(tmp_path, count):
     from utils.lines import TruncatedInput
 
-    whole = gzip.compress(b"".join(b"line %d\n" % n for n in range(200_000)))
+    whole = gzip.compress(b"".join(b"line %d\n" % n for n in range(count)))
     path = tmp_path / "cut.log.gz"
     path.write_bytes(whole[: len(whole) // 2])
     got: list[bytes] = []
     with pytest.raises(TruncatedInput, match="truncated") as cut:
         for _, block in iter_line_blocks(path):
             got.extend(block)
-    assert 0 < len(got) == cut.value.lines < 200_000
+    assert count // 3 < len(got) == cut.value.lines < count
     assert got == [b"line %d" % n for n in range(len(got))], "every line before the cut, whole"
 
 
@@ -119,3 +120,16 @@ def test_a_later_members_header_across_a_read_boundary_is_read(tmp_path, flags, 
         path.write_bytes(first + second)
         lines = [line for _, block in iter_line_blocks(path) for line in block]
         assert lines[1:] == [b"second member line"] * 3 and len(lines[0]) == size - 1
+
+
+def test_a_member_header_that_never_ends_is_corrupt_in_bounded_memory(tmp_path):
+    """A file name field with no end (a hostile or broken file): held up to 1 MiB, then refused."""
+    from utils.lines import TruncatedInput
+
+    path = tmp_path / "name.log.gz"
+    path.write_bytes(gzip.compress(b"a\n") + b"\x1f\x8b\x08\x08\0\0\0\0\0\xff" + b"n" * (3 << 20))
+    got: list[bytes] = []
+    with pytest.raises(TruncatedInput, match=r"corrupt gzip data \(a member header longer than 1 MiB\)"):
+        for _, block in iter_line_blocks(path):
+            got.extend(block)
+    assert got == [b"a"]
