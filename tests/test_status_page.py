@@ -131,9 +131,16 @@ def test_status_page_shows_progress_then_every_file_done_a_failure_and_a_retry_t
         assert driver.title == "Optimus Ingestor status"
 
         def progress_shown() -> object:
-            # Clickstream's: the sample's other services may show a progress of their own first
+            # The large log's: the sample's other services, and its small logs (which may load
+            # first), may show a progress of their own before it
             services = page(driver)["services"]
-            running = [s for s in services if s["name"] == "Clickstream" and s["progress"] is not None]
+            running = [
+                s
+                for s in services
+                if s["name"] == "Clickstream"
+                and s["progress"] is not None
+                and "2015-05-29.log.gz" in s["text"]
+            ]
             return running[0] if running and running[0]["progress"] > 0 else False
 
         running = wait_for(progress_shown, timeout=300, what="a running file's progress bar on the page")
