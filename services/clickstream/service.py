@@ -601,7 +601,8 @@ def _hashed_blocks(path: Path, max_line: int, digest: Any) -> Iterator[Block]:
     position = [0]
     try:
         for first, lines in iter_line_blocks(path, position, max_line, lambda *line: long_lines.append(line)):
-            digest.update(b"\n".join(lines) + b"\n")
+            digest.update(b"\n".join(lines))  # one copy of the block, not two
+            digest.update(b"\n")
             yield first, lines, long_lines[:], position[0]
             long_lines.clear()
     except TruncatedInput:

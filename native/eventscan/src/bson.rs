@@ -178,12 +178,13 @@ struct Parts {
 
 fn bson_line(
     raw: &[u8],
+    hashed: &[u8],
     line: u64,
     time_first: bool,
     source_file: &str,
     geoip: Option<i64>,
 ) -> PyResult<Option<Parts>> {
-    let Some((common, text)) = common(raw, time_first)? else {
+    let Some((common, text)) = common(raw, time_first, hashed)? else {
         return Ok(None);
     };
     let mut front = Vec::with_capacity(text.len() + 64);
@@ -255,8 +256,8 @@ pub(crate) fn prepare_bson<'py>(
             "line_numbers must have one number per line",
         ));
     }
-    let (sizes, prepared) = without_lock(py, lines, |index, raw| {
-        bson_line(raw, number(index), time_first, source_file, geoip)
+    let (sizes, prepared) = without_lock(py, lines, time_first, |index, raw, hashed| {
+        bson_line(raw, hashed, number(index), time_first, source_file, geoip)
     })?;
     let documents = PyList::empty(py);
     let counted = PyList::empty(py);

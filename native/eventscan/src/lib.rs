@@ -18,8 +18,6 @@
 //! whole work on the common ones, for the embedded store and for MongoDB; `DayCounter` and
 //! `EventTypeCounter` (counts.rs) keep the per-file counts.
 
-use blake2::digest::{Update, VariableOutput};
-use blake2::Blake2bVar;
 use pyo3::exceptions::PyValueError;
 use pyo3::intern;
 use pyo3::prelude::*;
@@ -322,10 +320,12 @@ pub(crate) fn read(raw: &[u8]) -> Option<(Fields, &str)> {
 
 /// `hashlib.blake2b(raw, digest_size=N).digest()` for N = `out.len()` (1 to 64).
 pub(crate) fn blake2b(raw: &[u8], out: &mut [u8]) -> PyResult<()> {
-    let invalid = || PyValueError::new_err("digest_size must be 1 to 64");
-    let mut hasher = Blake2bVar::new(out.len()).map_err(|_| invalid())?;
-    hasher.update(raw);
-    hasher.finalize_variable(out).map_err(|_| invalid())
+    if !(1..=64).contains(&out.len()) {
+        return Err(PyValueError::new_err("digest_size must be 1 to 64"));
+    }
+    let hash = blake2b_simd::Params::new().hash_length(out.len()).hash(raw);
+    out.copy_from_slice(hash.as_bytes());
+    Ok(())
 }
 
 fn to_py<'py>(py: Python<'py>, value: &Val) -> PyResult<PyObject> {
