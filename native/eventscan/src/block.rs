@@ -153,7 +153,17 @@ pub(crate) fn common<'a>(
     let Some((fields, text)) = read(raw) else {
         return Ok(None);
     };
-    let Fields { picked, context } = &fields;
+    Ok(classify(raw, &fields, time_first, hashed)?.map(|common| (common, text)))
+}
+
+/// `common` of a line whose picked fields `read` (or `bson::read_bson`) gave.
+pub(crate) fn classify(
+    raw: &[u8],
+    fields: &Fields,
+    time_first: bool,
+    hashed: &[u8],
+) -> PyResult<Option<Common>> {
+    let Fields { picked, context } = fields;
     let [time, username, ip, event_type, name, page] = picked;
     let when = match time {
         None | Some(Val::Null) => None,
@@ -205,7 +215,7 @@ pub(crate) fn common<'a>(
         // a time-first collection's event without a time its 4 bytes hold: the digest form
         _ => blake2b(raw, &mut id)?,
     }
-    let common = Common {
+    Ok(Some(Common {
         id,
         when,
         course: course.into_owned(),
@@ -213,8 +223,7 @@ pub(crate) fn common<'a>(
         username: username.to_owned(),
         name: name.to_owned(),
         ip: text_of(ip).map(str::to_owned),
-    };
-    Ok(Some((common, text)))
+    }))
 }
 
 fn prepare_line(

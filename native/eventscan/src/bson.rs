@@ -1,6 +1,8 @@
 //! `prepare_bson`: `prepare` for MongoDB. A common line becomes the BSON document pymongo would
 //! make of the loader's dict (orjson's reading of the line, the added fields set by
 //! `_Loader._complete`, `_id` first), so that the loader sends it as it is (`RawBSONDocument`).
+//! One parse of the line both writes the document's elements and picks the fields `read` picks
+//! (`EventElements`); the line is declined where `read` or the writing would decline it.
 //!
 //! Python's reading and pymongo's encoding, done here: an integer is an int32 where it fits, else
 //! an int64; a number with a fraction or an exponent a double; a naive UTC time a BSON datetime in
@@ -8,8 +10,8 @@
 //! then goes through the per-line path): a key twice in one object (Python keeps the first place
 //! and the last value), and `-0` or `-0.0` (orjson reads `-0` as the integer 0, serde as -0.0).
 
-use crate::block::{common, counted_to_python, ip_to_python, without_lock, Common};
-use crate::Key;
+use crate::block::{classify, counted_to_python, ip_to_python, without_lock, Common};
+use crate::{checked_text, Context, Fields, Key, Val, ADDED, CONTEXT_PICKED, PICKED};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -167,6 +169,142 @@ impl<'de> Visitor<'de> for Elements<'_> {
     }
 }
 
+/// A field `read` picks, written as `Value` writes it, and kept: a string or null, or also an
+/// integer where `int` is set (`Pick`'s kinds; any other declines the line).
+struct PickValue<'a> {
+    out: &'a mut Vec<u8>,
+    int: bool,
+}
+
+impl<'de> DeserializeSeed<'de> for PickValue<'_> {
+    type Value = (u8, Val);
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(u8, Val), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for PickValue<'_> {
+    type Value = (u8, Val);
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a string or null")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<(u8, Val), E> {
+        put_string(self.out, v);
+        Ok((0x02, Val::Str(v.to_owned())))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<(u8, Val), E> {
+        Ok((0x0A, Val::Null))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<(u8, Val), E> {
+        if !self.int {
+            return Err(decline());
+        }
+        Ok((Value(self.out).visit_i64::<E>(v)?, Val::Int(v)))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<(u8, Val), E> {
+        match i64::try_from(v) {
+            Ok(v) => self.visit_i64(v),
+            Err(_) => Err(decline()),
+        }
+    }
+}
+
+/// `context` (`ContextSeed`'s null or object), written as `Value` writes it, its picked fields kept.
+struct ContextValue<'a>(&'a mut Vec<u8>);
+
+impl<'de> DeserializeSeed<'de> for ContextValue<'_> {
+    type Value = (u8, Context);
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(u8, Context), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ContextValue<'_> {
+    type Value = (u8, Context);
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an object or null")
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<(u8, Context), E> {
+        Ok((0x0A, Context::Null))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(u8, Context), A::Error> {
+        let out = self.0;
+        let start = out.len();
+        out.extend_from_slice(&[0; 4]);
+        let mut keys: Vec<std::borrow::Cow<'de, str>> = Vec::new();
+        let mut picked: [Option<Val>; 3] = [None, None, None];
+        while let Some(key) = map.next_key_seed(Key)? {
+            if keys.contains(&key) {
+                return Err(decline());
+            }
+            let type_at = out.len();
+            out.push(0);
+            put_cstring(out, &key);
+            out[type_at] = match CONTEXT_PICKED.iter().position(|name| *name == key) {
+                Some(at) => {
+                    let (kind, value) = map.next_value_seed(PickValue { out, int: at == 0 })?;
+                    picked[at] = Some(value);
+                    kind
+                }
+                None => map.next_value_seed(Value(out))?,
+            };
+            keys.push(key);
+        }
+        close(out, start);
+        Ok((0x03, Context::Map(picked)))
+    }
+}
+
+/// The event's elements (as `Elements` writes them) and the fields `read` picks (as `Event`
+/// keeps them), in one pass; declined where either declines.
+struct EventElements<'a>(&'a mut Vec<u8>);
+
+impl<'de> Visitor<'de> for EventElements<'_> {
+    type Value = Fields;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Fields, A::Error> {
+        let out = self.0;
+        let mut keys: Vec<std::borrow::Cow<'de, str>> = Vec::new();
+        let mut fields = Fields {
+            picked: Default::default(),
+            context: Context::Absent,
+        };
+        while let Some(key) = map.next_key_seed(Key)? {
+            if keys.contains(&key) || ADDED.contains(&key.as_ref()) {
+                return Err(decline());
+            }
+            let type_at = out.len();
+            out.push(0);
+            put_cstring(out, &key);
+            out[type_at] = if let Some(at) = PICKED.iter().position(|name| *name == key) {
+                let (kind, value) = map.next_value_seed(PickValue { out, int: false })?;
+                fields.picked[at] = Some(value);
+                kind
+            } else if key == "context" {
+                let (kind, context) = map.next_value_seed(ContextValue(out))?;
+                fields.context = context;
+                kind
+            } else {
+                map.next_value_seed(Value(out))?
+            };
+            keys.push(key);
+        }
+        Ok(fields)
+    }
+}
+
+/// `read` and the event's elements written to `out`, in one pass over the line: the picked
+/// fields, or None for a line that `read` or `Elements` would decline.
+fn read_bson(raw: &[u8], out: &mut Vec<u8>) -> Option<Fields> {
+    let text = checked_text(raw)?;
+    let mut reader = serde_json::Deserializer::from_str(text);
+    let fields = reader.deserialize_map(EventElements(out)).ok()?;
+    reader.end().ok()?;
+    Some(fields)
+}
+
 /// A line's document but for its place: `front` is the length (patched later), `_id`, the
 /// event's own elements and `time_date`; `back` is `geoip`, `source_file`, `source_line` and the
 /// end.
@@ -184,18 +322,19 @@ fn bson_line(
     source_file: &str,
     geoip: Option<i64>,
 ) -> PyResult<Option<Parts>> {
-    let Some((common, text)) = common(raw, time_first, hashed)? else {
-        return Ok(None);
-    };
-    let mut front = Vec::with_capacity(text.len() + 64);
+    let mut front = Vec::with_capacity(raw.len() + 64);
     front.extend_from_slice(&[0; 4]);
     front.push(0x07);
     put_cstring(&mut front, "_id");
-    front.extend_from_slice(&common.id);
-    let mut reader = serde_json::Deserializer::from_str(text);
-    if reader.deserialize_map(Elements(&mut front)).is_err() || reader.end().is_err() {
+    let id_at = front.len();
+    front.extend_from_slice(&[0; 12]); // the id, once `classify` has made it
+    let Some(fields) = read_bson(raw, &mut front) else {
         return Ok(None);
-    }
+    };
+    let Some(common) = classify(raw, &fields, time_first, hashed)? else {
+        return Ok(None);
+    };
+    front[id_at..id_at + 12].copy_from_slice(&common.id);
     match &common.when {
         None => {
             front.push(0x0A);

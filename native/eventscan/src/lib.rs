@@ -34,7 +34,7 @@ use std::fmt;
 /// MongoDB's nesting limit; a line with more brackets than this is left to Python.
 const MAX_BRACKETS: usize = 100;
 /// Fields the loader adds: a line that has one at the top is re-encoded by Python.
-const ADDED: [&str; 7] = [
+pub(crate) const ADDED: [&str; 7] = [
     "_id",
     "time_date",
     "country",
@@ -43,8 +43,8 @@ const ADDED: [&str; 7] = [
     "source_file",
     "source_line",
 ];
-const PICKED: [&str; 6] = ["time", "username", "ip", "event_type", "name", "page"];
-const CONTEXT_PICKED: [&str; 3] = ["user_id", "course_id", "path"];
+pub(crate) const PICKED: [&str; 6] = ["time", "username", "ip", "event_type", "name", "page"];
+pub(crate) const CONTEXT_PICKED: [&str; 3] = ["user_id", "course_id", "path"];
 
 #[derive(Clone)]
 pub(crate) enum Val {
@@ -304,14 +304,20 @@ fn has_long_digit_run(body: &[u8]) -> bool {
     false
 }
 
-/// The picked fields of a line stored as it is written, and its text (without a final CR); None
-/// for a line left to the Python parser (see the module's comment).
-pub(crate) fn read(raw: &[u8]) -> Option<(Fields, &str)> {
+/// The text of a line (without a final CR) that passes the byte tests before the parse (an
+/// object, nothing `suspect`, UTF-8); None for a line left to the Python parser.
+pub(crate) fn checked_text(raw: &[u8]) -> Option<&str> {
     let body = raw.strip_suffix(b"\r").unwrap_or(raw);
     if body.first() != Some(&b'{') || suspect(body) {
         return None;
     }
-    let text = std::str::from_utf8(body).ok()?;
+    std::str::from_utf8(body).ok()
+}
+
+/// The picked fields of a line stored as it is written, and its text (without a final CR); None
+/// for a line left to the Python parser (see the module's comment).
+pub(crate) fn read(raw: &[u8]) -> Option<(Fields, &str)> {
+    let text = checked_text(raw)?;
     let mut reader = serde_json::Deserializer::from_str(text);
     let fields = reader.deserialize_map(Event).ok()?;
     reader.end().ok()?;
