@@ -18,6 +18,7 @@ from typing import Any
 import bson
 import pytest
 from bson import ObjectId
+from bson.raw_bson import RawBSONDocument
 
 from services.clickstream.derived_counts import ENROLMENT
 from services.clickstream.events import (
@@ -436,7 +437,7 @@ def test_prepare_bson_gives_what_pymongo_makes_of_the_per_line_paths_document() 
         assert size == sum(len(block[index]) for index, _ in missing)
         for (index, ip), doc, row in zip(missing, docs, counted, strict=True):
             raw = block[index]
-            assert doc == expected_bson(raw, start + 1 + index, time_first, geoip, places[ip][1:]), raw
+            assert doc.raw == expected_bson(raw, start + 1 + index, time_first, geoip, places[ip][1:]), raw
             assert row[5] == places[ip][1] and row[6] == ip
         taken += len(docs)
         for index in declined:
@@ -459,10 +460,22 @@ def test_prepare_bson_leaves_negative_zero_and_repeated_keys_to_the_per_line_pat
     )
     assert declined == [0, 1, 3] and missing == []
     assert numbers == [3, 5]
-    assert bson.decode(docs[1])["x"] == [-1, 2147483648, 1.5]
-    assert docs[0] == expected_bson(lines[2], 3, True, None, (None, None))
+    assert bson.decode(docs[1].raw)["x"] == [-1, 2147483648, 1.5]
+    assert docs[0].raw == expected_bson(lines[2], 3, True, None, (None, None))
     # lines numbered one by one (the loader's second call, for the lines of new ips)
     again = prepare_bson([lines[4], lines[2]], 0, True, SOURCE, None, {None: ("", None, None)}, [5, 3])
-    assert again[0] == [docs[1], docs[0]] and again[2] == [5, 3]
+    assert [doc.raw for doc in again[0]] == [docs[1].raw, docs[0].raw] and again[2] == [5, 3]
     with pytest.raises(ValueError):
         prepare_bson(lines, 1, True, SOURCE, None, {}, [1])
+
+
+def test_pymongo_sends_a_prepared_document_as_the_raw_bson_document_of_its_bytes() -> None:
+    line = b'{"username": "u", "time": "2015-05-30T10:00:01Z", "context": {"course_id": "c", "user_id": 1}}'
+    docs, _, _, _, _, _ = prepare_bson([line], 1, True, SOURCE, None, {None: ("", None, None)})
+    (doc,) = docs
+    command = {"insert": "clickstream", "documents": [doc], "ordered": False}
+    as_raw = {**command, "documents": [RawBSONDocument(doc.raw)]}
+    assert bson.encode(command) == bson.encode(as_raw)
+    # what the duplicate handling reads of it (`doc["_id"]`)
+    assert doc["_id"] == ObjectId(content_id(line, parse_event_time("2015-05-30T10:00:01Z"), True))
+    assert doc["username"] == "u"

@@ -12,6 +12,16 @@ def scan(raw: bytes, digest_size: int) -> tuple[dict[str, Any], str, bytes] | No
 def prepare(
     lines: list[bytes], first: int, time_first: bool, tail_prefix: str, places: Places
 ) -> tuple[list[tuple[str, str]], list[Counted], list[int], int, list[tuple[int, Ready | None]]]: ...
+
+class Bson:
+    """A BSON document that pymongo sends as it is (it reads `_type_marker` and `raw`)."""
+
+    _type_marker: int
+    def __init__(self, raw: bytes) -> None: ...
+    @property
+    def raw(self) -> bytes: ...
+    def __getitem__(self, key: str) -> Any: ...
+
 def prepare_bson(
     lines: list[bytes],
     first: int,
@@ -20,4 +30,4 @@ def prepare_bson(
     geoip: int | None,
     places: Places,
     line_numbers: list[int] | None = None,
-) -> tuple[list[bytes], list[Counted], list[int], int, list[int], list[tuple[int, str | None]]]: ...
+) -> tuple[list[Bson], list[Counted], list[int], int, list[int], list[tuple[int, str | None]]]: ...

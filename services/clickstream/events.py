@@ -65,7 +65,8 @@ Ready = tuple[str, str, str, datetime | None, str, int | None, str, str, str | N
 Places = dict[str | None, tuple[str, str | None, str | None]]
 Prepared = tuple[list[tuple[str, str]], list[Any], list[int], int, list[tuple[int, Ready | None]]]
 Prepare = Callable[[list[bytes], int, bool, str, Places], Prepared]
-PreparedBson = tuple[list[bytes], list[Any], list[int], int, list[int], list[tuple[int, str | None]]]
+# the documents are `eventscan.Bson`s: sent by pymongo as `RawBSONDocument`s are
+PreparedBson = tuple[list[Any], list[Any], list[int], int, list[int], list[tuple[int, str | None]]]
 PrepareBson = Callable[[list[bytes], int, bool, str, int | None, Places, list[int] | None], PreparedBson]
 
 

@@ -27,7 +27,6 @@ from typing import Any
 
 import orjson
 from bson import ObjectId
-from bson.raw_bson import RawBSONDocument
 
 from base_service import Context, Entry, IngestResult, Service
 from core.errors import Interrupted
@@ -355,7 +354,7 @@ class _Loader:
                 counted += more[1]
                 numbers += more[2]
                 size += more[3]
-            self.batch.extend(map(RawBSONDocument, docs))
+            self.batch.extend(docs)
             self.counted.extend(counted)
             self.lines.extend(numbers)
             self.events += len(docs)

@@ -112,9 +112,10 @@ def _is_id_clash(error: Mapping[str, Any]) -> bool | None:
 
 def _id_first(doc: Document) -> Document:
     """The document with `_id` first (a new ObjectId, set in the caller's dict, if it has none), as
-    MongoDB stores it: `insert_many` did this itself, an `insert` command does not. A
-    `RawBSONDocument` is sent as it is: its maker put `_id` first (reading it would decode it)."""
-    if isinstance(doc, RawBSONDocument):
+    MongoDB stores it: `insert_many` did this itself, an `insert` command does not. Raw BSON (a
+    `RawBSONDocument`, an `eventscan.Bson`: what pymongo sends as its `raw` bytes) is sent as it
+    is: its maker put `_id` first (reading it would decode it)."""
+    if not isinstance(doc, dict) and getattr(doc, "_type_marker", None) == RawBSONDocument._type_marker:
         return doc
     if "_id" not in doc:
         if not isinstance(doc, dict):

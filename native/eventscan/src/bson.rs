@@ -305,6 +305,42 @@ fn read_bson(raw: &[u8], out: &mut Vec<u8>) -> Option<Fields> {
     Some(fields)
 }
 
+/// A document made here, which pymongo sends as it is: it has what pymongo's encoder reads of
+/// bson's `RawBSONDocument` (`_type_marker` 101 and the bytes in `raw`), without the cost of that
+/// class's constructor (its checks, its decoding options). A field read (`doc["_id"]`, for a
+/// duplicate) is read through a `RawBSONDocument` of the bytes.
+#[pyclass(frozen, module = "eventscan")]
+pub(crate) struct Bson {
+    raw: Py<PyBytes>,
+}
+
+#[pymethods]
+impl Bson {
+    /// bson's `_RAW_BSON_DOCUMENT_MARKER`.
+    #[classattr]
+    #[pyo3(name = "_type_marker")]
+    const TYPE_MARKER: i64 = 101;
+
+    #[new]
+    fn new(raw: Py<PyBytes>) -> Self {
+        Bson { raw }
+    }
+
+    #[getter]
+    fn raw(&self, py: Python<'_>) -> Py<PyBytes> {
+        self.raw.clone_ref(py)
+    }
+
+    fn __getitem__<'py>(
+        &self,
+        py: Python<'py>,
+        key: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let document = py.import("bson.raw_bson")?.getattr("RawBSONDocument")?;
+        document.call1((self.raw.bind(py),))?.get_item(key)
+    }
+}
+
 /// A line's document but for its place: `front` is the length (patched later), `_id`, the
 /// event's own elements and `time_date`; `back` is `geoip`, `source_file`, `source_line` and the
 /// end.
@@ -363,7 +399,7 @@ fn bson_line(
 
 /// `prepare` for MongoDB: returns `(documents, counted, numbers, size, declined, missing)`.
 /// The lines are numbered from `first`, or by `line_numbers` where it is given (one per line).
-/// `documents` holds the BSON of the lines taken whose ip is a key of `places` (the absent or
+/// `documents` holds the BSON (`Bson`) of the lines taken whose ip is a key of `places` (the absent or
 /// null ip is the key None), `counted`, `numbers` and `size` as `prepare`'s; `declined` the
 /// indexes of the lines left to the per-line path, `missing` `(index, ip)` of the lines taken
 /// whose ip is not yet in `places` (call again with their ip there). `places` maps an ip to
@@ -428,7 +464,8 @@ pub(crate) fn prepare_bson<'py>(
         doc.extend_from_slice(&p.back);
         let length = doc.len() as i32;
         doc[..4].copy_from_slice(&length.to_le_bytes());
-        documents.append(PyBytes::new(py, &doc))?;
+        let raw = PyBytes::new(py, &doc).unbind();
+        documents.append(Bound::new(py, Bson { raw })?)?;
         let country = match country {
             None => py.None().into_bound(py),
             Some(country) => PyString::new(py, &country).into_any(),
