@@ -14,7 +14,7 @@ use crate::block::{classify, counted_to_python, ip_to_python, without_lock, Comm
 use crate::{checked_text, Context, Fields, Key, Val, ADDED, CONTEXT_PICKED, PICKED};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
-use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use std::fmt;
 
 fn decline<E: de::Error>() -> E {
@@ -63,12 +63,7 @@ fn close(out: &mut Vec<u8>, start: usize) {
 /// A value: its payload is written, its BSON type returned.
 struct Value<'a>(&'a mut Vec<u8>);
 
-impl<'de> DeserializeSeed<'de> for Value<'_> {
-    type Value = u8;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<u8, D::Error> {
-        d.deserialize_any(self)
-    }
-}
+seed_of_any_value!(Value<'_>);
 
 impl<'de> Visitor<'de> for Value<'_> {
     type Value = u8;
@@ -176,12 +171,7 @@ struct PickValue<'a> {
     int: bool,
 }
 
-impl<'de> DeserializeSeed<'de> for PickValue<'_> {
-    type Value = (u8, Val);
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(u8, Val), D::Error> {
-        d.deserialize_any(self)
-    }
-}
+seed_of_any_value!(PickValue<'_>);
 
 impl<'de> Visitor<'de> for PickValue<'_> {
     type Value = (u8, Val);
@@ -212,12 +202,7 @@ impl<'de> Visitor<'de> for PickValue<'_> {
 /// `context` (`ContextSeed`'s null or object), written as `Value` writes it, its picked fields kept.
 struct ContextValue<'a>(&'a mut Vec<u8>);
 
-impl<'de> DeserializeSeed<'de> for ContextValue<'_> {
-    type Value = (u8, Context);
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(u8, Context), D::Error> {
-        d.deserialize_any(self)
-    }
-}
+seed_of_any_value!(ContextValue<'_>);
 
 impl<'de> Visitor<'de> for ContextValue<'_> {
     type Value = (u8, Context);

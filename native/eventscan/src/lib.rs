@@ -24,12 +24,28 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString};
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use std::borrow::Cow;
+use std::fmt;
+
+/// `DeserializeSeed` for visitors (the macro comes before the modules that use it) of any JSON value: the seed is the visitor itself, handed to
+/// `deserialize_any`.
+macro_rules! seed_of_any_value {
+    ($($seed:ty),* $(,)?) => {$(
+        impl<'de> serde::de::DeserializeSeed<'de> for $seed {
+            type Value = <Self as serde::de::Visitor<'de>>::Value;
+            fn deserialize<D: serde::de::Deserializer<'de>>(
+                self,
+                d: D,
+            ) -> Result<Self::Value, D::Error> {
+                d.deserialize_any(self)
+            }
+        }
+    )*};
+}
 
 mod block;
 mod bson;
 mod counts;
 mod isotime;
-use std::fmt;
 
 /// MongoDB's nesting limit; a line with more brackets than this is left to Python.
 const MAX_BRACKETS: usize = 100;
@@ -66,12 +82,7 @@ fn decline<E: de::Error>() -> E {
 /// Any value, walked to check the keys of every object in it.
 struct Walk;
 
-impl<'de> DeserializeSeed<'de> for Walk {
-    type Value = ();
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_any(self)
-    }
-}
+seed_of_any_value!(Walk);
 
 impl<'de> Visitor<'de> for Walk {
     type Value = ();
@@ -148,12 +159,7 @@ struct Pick {
     int: bool,
 }
 
-impl<'de> DeserializeSeed<'de> for Pick {
-    type Value = Val;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Val, D::Error> {
-        d.deserialize_any(self)
-    }
-}
+seed_of_any_value!(Pick);
 
 impl<'de> Visitor<'de> for Pick {
     type Value = Val;
@@ -184,12 +190,7 @@ impl<'de> Visitor<'de> for Pick {
 /// `context`: null, or an object whose picked fields are kept.
 struct ContextSeed;
 
-impl<'de> DeserializeSeed<'de> for ContextSeed {
-    type Value = Context;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Context, D::Error> {
-        d.deserialize_any(self)
-    }
-}
+seed_of_any_value!(ContextSeed);
 
 impl<'de> Visitor<'de> for ContextSeed {
     type Value = Context;
