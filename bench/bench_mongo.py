@@ -345,6 +345,12 @@ def head_file(work: Path, file: Path, lines: int) -> Path:
     return path
 
 
+def count_lines(file: Path) -> int:
+    opener: Any = gzip.open if file.suffix == ".gz" else open
+    with opener(file, "rb") as stream:
+        return sum(1 for _ in stream)
+
+
 def marginal(big: list[dict[str, Any]], small: list[dict[str, Any]]) -> float | None:
     """Our process's CPU per event beyond its fixed cost (start-up, completion): the difference of
     the medians of the whole log's runs and its head's, per event of the difference, in seconds."""
@@ -491,7 +497,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--head-events",
         type=int,
         help="also run ours on the log's first N lines, for the CPU per event beyond the fixed cost "
-        "(default: a tenth of the log; 0: not)",
+        "(default: a tenth of the log's lines; 0: not)",
     )
     parser.add_argument("--work-dir", type=Path, default=DEFAULT_WORK)
     parser.add_argument("--json", type=Path, help="results file (default: <work-dir>/results-mongo.json)")
@@ -521,9 +527,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         # the daemon takes the date from the name: link the file under a name it wants
         named = work / f"given-edx-events-{DATE}.log{'.gz' if file.suffix == '.gz' else ''}"
         named.unlink(missing_ok=True)
-        shutil.copyfile(file, named)
+        shutil.copy2(file, named)  # its time kept: the head cut from it is made once (`head_file`)
         file = named
-    head_events = args.events // 10 if args.head_events is None else args.head_events
+    if args.head_events is not None:
+        head_events = args.head_events
+    else:  # a tenth of the log
+        head_events = (count_lines(file) if args.file else args.events) // 10
     head = head_file(work, file, head_events) if head_events > 0 else None
     for each in (file, head):
         if each is not None:

@@ -478,4 +478,6 @@ def test_pymongo_sends_a_prepared_document_as_the_raw_bson_document_of_its_bytes
     assert bson.encode(command) == bson.encode(as_raw)
     # what the duplicate handling reads of it (`doc["_id"]`)
     assert doc["_id"] == ObjectId(content_id(line, parse_event_time("2015-05-30T10:00:01Z"), True))
-    assert doc["username"] == "u"
+    assert doc["username"] == "u" and doc.get("username") == "u" and doc.get("absent") is None
+    assert "_id" in doc and "absent" not in doc
+    assert list(doc) == list(RawBSONDocument(doc.raw)) and len(doc) == len(list(doc))

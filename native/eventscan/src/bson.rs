@@ -13,6 +13,7 @@
 use crate::block::{classify, counted_to_python, ip_to_python, without_lock, Common};
 use crate::{checked_text, Context, Fields, Key, Val, ADDED, CONTEXT_PICKED, PICKED};
 use pyo3::prelude::*;
+use pyo3::sync::GILOnceCell;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use std::fmt;
@@ -292,11 +293,30 @@ fn read_bson(raw: &[u8], out: &mut Vec<u8>) -> Option<Fields> {
 
 /// A document made here, which pymongo sends as it is: it has what pymongo's encoder reads of
 /// bson's `RawBSONDocument` (`_type_marker` 101 and the bytes in `raw`), without the cost of that
-/// class's constructor (its checks, its decoding options). A field read (`doc["_id"]`, for a
-/// duplicate) is read through a `RawBSONDocument` of the bytes.
-#[pyclass(frozen, module = "eventscan")]
+/// class's constructor (its checks, its decoding options). Reading it (`doc["_id"]`, for a
+/// duplicate; `in`, `get`, `len`, iteration) goes through a `RawBSONDocument` of the bytes, made
+/// once.
+#[pyclass(frozen, module = "eventscan", mapping)]
 pub(crate) struct Bson {
     raw: Py<PyBytes>,
+    document: GILOnceCell<PyObject>,
+}
+
+impl Bson {
+    fn new_of(raw: Py<PyBytes>) -> Self {
+        Bson {
+            raw,
+            document: GILOnceCell::new(),
+        }
+    }
+
+    fn document<'py>(&self, py: Python<'py>) -> PyResult<&Bound<'py, PyAny>> {
+        let document = self.document.get_or_try_init(py, || {
+            let class = py.import("bson.raw_bson")?.getattr("RawBSONDocument")?;
+            PyResult::Ok(class.call1((self.raw.bind(py),))?.unbind())
+        })?;
+        Ok(document.bind(py))
+    }
 }
 
 #[pymethods]
@@ -308,7 +328,7 @@ impl Bson {
 
     #[new]
     fn new(raw: Py<PyBytes>) -> Self {
-        Bson { raw }
+        Bson::new_of(raw)
     }
 
     #[getter]
@@ -321,8 +341,29 @@ impl Bson {
         py: Python<'py>,
         key: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let document = py.import("bson.raw_bson")?.getattr("RawBSONDocument")?;
-        document.call1((self.raw.bind(py),))?.get_item(key)
+        self.document(py)?.get_item(key)
+    }
+
+    fn __contains__(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<bool> {
+        self.document(py)?.contains(key)
+    }
+
+    fn __len__(&self, py: Python<'_>) -> PyResult<usize> {
+        self.document(py)?.len()
+    }
+
+    fn __iter__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        Ok(self.document(py)?.try_iter()?.into_any())
+    }
+
+    #[pyo3(signature = (key, default=None))]
+    fn get<'py>(
+        &self,
+        py: Python<'py>,
+        key: &Bound<'py, PyAny>,
+        default: Option<Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.document(py)?.call_method1("get", (key, default))
     }
 }
 
@@ -450,7 +491,7 @@ pub(crate) fn prepare_bson<'py>(
         let length = doc.len() as i32;
         doc[..4].copy_from_slice(&length.to_le_bytes());
         let raw = PyBytes::new(py, &doc).unbind();
-        documents.append(Bound::new(py, Bson { raw })?)?;
+        documents.append(Bound::new(py, Bson::new_of(raw))?)?;
         let country = match country {
             None => py.None().into_bound(py),
             Some(country) => PyString::new(py, &country).into_any(),
