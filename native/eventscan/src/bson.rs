@@ -423,6 +423,13 @@ fn bson_line(
     }))
 }
 
+/// A value of `places`: (place fields' text, country, subdivision).
+type Place<'py> = (
+    Bound<'py, PyAny>,
+    Option<Bound<'py, PyString>>,
+    Option<Bound<'py, PyString>>,
+);
+
 /// `prepare` for MongoDB: returns `(documents, counted, numbers, size, declined, missing)`.
 /// The lines are numbered from `first`, or by `line_numbers` where it is given (one per line).
 /// `documents` holds the BSON (`Bson`) of the lines taken whose ip is a key of `places` (the absent or
@@ -477,15 +484,18 @@ pub(crate) fn prepare_bson<'py>(
             missing.append((index, ip))?;
             continue;
         };
-        let (_, country, subdivision): (Bound<'py, PyAny>, Option<String>, Option<String>) =
-            place.extract()?;
+        // the place's own str objects: no copy of them for the document or the counted tuple
+        let (_, country, subdivision): Place<'py> = place.extract()?;
         doc.clear();
         doc.extend_from_slice(&p.front);
         if let Some(country) = &country {
-            put_str(&mut doc, "country", country);
+            put_str(&mut doc, "country", country.to_str()?);
         }
-        if let Some(subdivision) = subdivision.as_deref().filter(|s| !s.is_empty()) {
-            put_str(&mut doc, "subdivision", subdivision);
+        if let Some(subdivision) = &subdivision {
+            let subdivision = subdivision.to_str()?;
+            if !subdivision.is_empty() {
+                put_str(&mut doc, "subdivision", subdivision);
+            }
         }
         doc.extend_from_slice(&p.back);
         let length = doc.len() as i32;
@@ -494,7 +504,7 @@ pub(crate) fn prepare_bson<'py>(
         documents.append(Bound::new(py, Bson::new_of(raw))?)?;
         let country = match country {
             None => py.None().into_bound(py),
-            Some(country) => PyString::new(py, &country).into_any(),
+            Some(country) => country.into_any(),
         };
         counted.append(counted_to_python(py, &p.common, country, ip)?)?;
         numbers.append(number(index))?;
