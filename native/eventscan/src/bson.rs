@@ -16,6 +16,7 @@ use pyo3::prelude::*;
 use pyo3::sync::GILOnceCell;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use std::borrow::Cow;
 use std::fmt;
 
 fn decline<E: de::Error>() -> E {
@@ -140,6 +141,27 @@ impl<'de> Visitor<'de> for Value<'_> {
     }
 }
 
+/// Starts the next element of an object being written: reads its key (declined if the object had
+/// it already; the keys so far are in `keys`, this one last) and writes it after a place for the
+/// element's type. Returns that place, or None at the end of the object.
+fn next_element<'de, A: MapAccess<'de>>(
+    map: &mut A,
+    keys: &mut Vec<Cow<'de, str>>,
+    out: &mut Vec<u8>,
+) -> Result<Option<usize>, A::Error> {
+    let Some(key) = map.next_key_seed(Key)? else {
+        return Ok(None);
+    };
+    if keys.contains(&key) {
+        return Err(decline());
+    }
+    let type_at = out.len();
+    out.push(0);
+    put_cstring(out, &key);
+    keys.push(key);
+    Ok(Some(type_at))
+}
+
 /// The elements of an object (without its length and end), each key once.
 struct Elements<'a>(&'a mut Vec<u8>);
 
@@ -150,16 +172,9 @@ impl<'de> Visitor<'de> for Elements<'_> {
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         let out = self.0;
-        let mut keys: Vec<std::borrow::Cow<'de, str>> = Vec::new();
-        while let Some(key) = map.next_key_seed(Key)? {
-            if keys.contains(&key) {
-                return Err(decline());
-            }
-            let type_at = out.len();
-            out.push(0);
-            put_cstring(out, &key);
+        let mut keys = Vec::new();
+        while let Some(type_at) = next_element(&mut map, &mut keys, out)? {
             out[type_at] = map.next_value_seed(Value(out))?;
-            keys.push(key);
         }
         Ok(())
     }
@@ -217,15 +232,10 @@ impl<'de> Visitor<'de> for ContextValue<'_> {
         let out = self.0;
         let start = out.len();
         out.extend_from_slice(&[0; 4]);
-        let mut keys: Vec<std::borrow::Cow<'de, str>> = Vec::new();
+        let mut keys = Vec::new();
         let mut picked: [Option<Val>; 3] = [None, None, None];
-        while let Some(key) = map.next_key_seed(Key)? {
-            if keys.contains(&key) {
-                return Err(decline());
-            }
-            let type_at = out.len();
-            out.push(0);
-            put_cstring(out, &key);
+        while let Some(type_at) = next_element(&mut map, &mut keys, out)? {
+            let key = keys[keys.len() - 1].as_ref();
             out[type_at] = match CONTEXT_PICKED.iter().position(|name| *name == key) {
                 Some(at) => {
                     let (kind, value) = map.next_value_seed(PickValue { out, int: at == 0 })?;
@@ -234,7 +244,6 @@ impl<'de> Visitor<'de> for ContextValue<'_> {
                 }
                 None => map.next_value_seed(Value(out))?,
             };
-            keys.push(key);
         }
         close(out, start);
         Ok((0x03, Context::Map(picked)))
@@ -252,18 +261,16 @@ impl<'de> Visitor<'de> for EventElements<'_> {
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Fields, A::Error> {
         let out = self.0;
-        let mut keys: Vec<std::borrow::Cow<'de, str>> = Vec::new();
+        let mut keys = Vec::new();
         let mut fields = Fields {
             picked: Default::default(),
             context: Context::Absent,
         };
-        while let Some(key) = map.next_key_seed(Key)? {
-            if keys.contains(&key) || ADDED.contains(&key.as_ref()) {
+        while let Some(type_at) = next_element(&mut map, &mut keys, out)? {
+            let key = keys[keys.len() - 1].as_ref();
+            if ADDED.contains(&key) {
                 return Err(decline());
             }
-            let type_at = out.len();
-            out.push(0);
-            put_cstring(out, &key);
             out[type_at] = if let Some(at) = PICKED.iter().position(|name| *name == key) {
                 let (kind, value) = map.next_value_seed(PickValue { out, int: false })?;
                 fields.picked[at] = Some(value);
@@ -275,7 +282,6 @@ impl<'de> Visitor<'de> for EventElements<'_> {
             } else {
                 map.next_value_seed(Value(out))?
             };
-            keys.push(key);
         }
         Ok(fields)
     }
