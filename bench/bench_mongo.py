@@ -37,6 +37,7 @@ import argparse
 import gzip
 import hashlib
 import importlib.util
+import itertools
 import json
 import os
 import platform
@@ -82,9 +83,13 @@ def _vm_hwm_kib() -> int:
     return 0
 
 
+def _open_log(path: Path, mode: str) -> Any:
+    """A log file, plain or gzip-compressed by its name, opened in binary `mode`."""
+    return gzip.open(path, mode) if path.suffix == ".gz" else open(path, mode)
+
+
 def _lines(path: Path) -> Any:
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as stream:
+    with _open_log(path, "rb") as stream:
         yield from stream
 
 
@@ -334,21 +339,15 @@ def head_file(work: Path, file: Path, lines: int) -> Path:
     path = work / "heads" / f"{lines}-{digest.hexdigest()}" / file.name
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.parent / "partial"
-        opener: Any = gzip.open if file.suffix == ".gz" else open
-        with opener(file, "rb") as source, opener(partial, "wb") as target:
-            for number, line in enumerate(source):
-                if number >= lines:
-                    break
-                target.write(line)
+        partial = path.parent / f"partial{file.suffix}"
+        with _open_log(partial, "wb") as target:
+            target.writelines(itertools.islice(_lines(file), lines))
         partial.rename(path)
     return path
 
 
 def count_lines(file: Path) -> int:
-    opener: Any = gzip.open if file.suffix == ".gz" else open
-    with opener(file, "rb") as stream:
-        return sum(1 for _ in stream)
+    return sum(1 for _ in _lines(file))
 
 
 def marginal(big: list[dict[str, Any]], small: list[dict[str, Any]]) -> float | None:
