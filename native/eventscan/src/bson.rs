@@ -309,13 +309,6 @@ pub(crate) struct Bson {
 }
 
 impl Bson {
-    fn new_of(raw: Py<PyBytes>) -> Self {
-        Bson {
-            raw,
-            document: GILOnceCell::new(),
-        }
-    }
-
     fn document<'py>(&self, py: Python<'py>) -> PyResult<&Bound<'py, PyAny>> {
         let document = self.document.get_or_try_init(py, || {
             let class = py.import("bson.raw_bson")?.getattr("RawBSONDocument")?;
@@ -334,7 +327,10 @@ impl Bson {
 
     #[new]
     fn new(raw: Py<PyBytes>) -> Self {
-        Bson::new_of(raw)
+        Bson {
+            raw,
+            document: GILOnceCell::new(),
+        }
     }
 
     #[getter]
@@ -507,7 +503,7 @@ pub(crate) fn prepare_bson<'py>(
         let length = doc.len() as i32;
         doc[..4].copy_from_slice(&length.to_le_bytes());
         let raw = PyBytes::new(py, &doc).unbind();
-        documents.append(Bound::new(py, Bson::new_of(raw))?)?;
+        documents.append(Bound::new(py, Bson::new(raw))?)?;
         let country = match country {
             None => py.None().into_bound(py),
             Some(country) => country.into_any(),
