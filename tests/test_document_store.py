@@ -17,8 +17,10 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import bson
 import pytest
 from bson import ObjectId
+from bson.raw_bson import RawBSONDocument
 
 import stores.documents.sqlite as sqlite_module
 from core.errors import BadDataError, ConfigError, TerminalError, TransientError, UnsafeNameError
@@ -218,6 +220,44 @@ def test_duplicate_ids_within_one_batch_keep_the_first(store: DocumentStore, db:
     result = store.insert_many(db, "c", [{"_id": "x", "v": 1}, {"_id": "x", "v": 2}])
     assert result == InsertResult(1, 1, (1,))
     assert store.find_one(db, "c", {"_id": "x"}) == {"_id": "x", "v": 1}
+
+
+def repeated_ids(count: int, keys: int, seed: int) -> list[dict]:
+    """`count` documents numbered `n`, each `_id` drawn from `keys` ObjectIds, so that most repeat
+    far apart: in other `insert` commands, which MongoDB sends on connections side by side."""
+    rnd = random.Random(seed)
+    pool = [ObjectId() for _ in range(keys)]
+    return [{"_id": rnd.choice(pool), "n": n} for n in range(count)]
+
+
+def assert_first_of_each_id_stored(store: DocumentStore, db: str, batch: list, result: InsertResult) -> None:
+    first: dict[ObjectId, int] = {}
+    for doc in batch:
+        first.setdefault(doc["_id"], doc["n"])
+    later = tuple(p for p, doc in enumerate(batch) if first[doc["_id"]] != doc["n"])
+    assert result == InsertResult(len(first), len(later), later)
+    assert {doc["_id"]: doc["n"] for doc in store.find(db, "c")} == first
+
+
+def test_of_documents_with_one_id_the_first_in_the_batch_is_stored(store: DocumentStore, db: str) -> None:
+    """As with one connection: the stored event of a line repeated in a log keeps the first
+    line's number, whatever the timing of the connections."""
+    batch = repeated_ids(6000, 1500, seed=11)
+    assert_first_of_each_id_stored(store, db, batch, store.insert_many(db, "c", batch))
+
+
+@pytest.mark.mongo
+def test_raw_and_dict_documents_with_one_id_keep_the_first_in_the_batch(mongo_url: str, db: str) -> None:
+    """The Clickstream service hands over raw BSON (most lines) and dicts (the others) in one
+    batch: a raw document and a dict with the same `_id` go through the same connection."""
+    batch = repeated_ids(6000, 1500, seed=12)
+    sent: list[Any] = [RawBSONDocument(bson.encode(doc)) if n % 2 else doc for n, doc in enumerate(batch)]
+    store = MongoDocumentStore(mongo_url, insert_lanes=3)
+    try:
+        assert_first_of_each_id_stored(store, db, batch, store.insert_many(db, "c", sent))
+    finally:
+        drop_database(store, db)
+        store.close()
 
 
 def test_documents_without_id_get_an_object_id(store: DocumentStore, db: str) -> None:
