@@ -19,7 +19,8 @@ Modes:
   `Daemon(settings, foreground=False).run(once=True)`. Besides the whole run it times
   `ClickstreamService.ingest` (the file's pass, without the daemon's start-up and the completion
   transaction), the document store's writes within it (`insert_many`, `insert_encoded`: on the
-  service's writer thread, if it has one, so they overlap the parsing) and how long the reading
+  service's writer thread, if it has one, so they overlap the parsing; on MongoDB, whose inserts
+  are pipelined, the writer thread's time handing batches over and waiting for them) and how long the reading
   thread waited to hand a batch to that writer. With `"indexes": false` the service creates none of
   its secondary indexes (to measure their cost), with `"serial": true` the reading thread waits
   for each batch to be written before it reads on (so the store's time and the reading side's are
@@ -42,6 +43,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import wait
 from pathlib import Path
 from typing import Any
 
@@ -193,7 +195,7 @@ def _ingest(spec: dict[str, Any]) -> tuple[dict[str, Any], Callable[[], dict[str
     from core.daemon import Daemon
     from core.settings import load_settings
     from services.clickstream import service as clickstream
-    from stores.documents import MongoDocumentStore, SqliteDocumentStore
+    from stores.documents import DocumentStore, MongoDocumentStore, SqliteDocumentStore
 
     run_dir = Path(spec["run_dir"])
     placed = _place(spec, run_dir)
@@ -221,9 +223,15 @@ def _ingest(spec: dict[str, Any]) -> tuple[dict[str, Any], Callable[[], dict[str
             if spec.get("discard"):  # a store that writes nothing: the reading side's own speed
                 setattr(store_class, method, _discard)
             _timed(store_class, method, insert_seconds)
+    if "pipelined_inserts" in vars(store_class):  # MongoDB: batches handed over while others are stored
+        if spec.get("discard"):  # one at a time, through the discarding `insert_many`
+            store_class.pipelined_inserts = DocumentStore.pipelined_inserts  # type: ignore[method-assign]
+        else:  # the writer thread's time handing a batch over and waiting for it to be stored
+            _timed(clickstream._Loader, "_store_batch", insert_seconds)
+            _timed(clickstream._Loader, "_stored_batch", insert_seconds)
     writer = getattr(clickstream, "_Writer", None)  # batches written on a thread of their own
     if writer is not None and spec.get("serial"):  # each batch written before the next is read
-        _serialize(writer)
+        _serialize(writer, insert_seconds)
     if writer is not None:
         _timed(writer, "put", wait_seconds)  # the reading thread waiting for the writer
         if spec.get("profile"):
@@ -243,21 +251,30 @@ def _ingest(spec: dict[str, Any]) -> tuple[dict[str, Any], Callable[[], dict[str
     return {"placed": str(placed), "settings": settings}, body
 
 
-def _serialize(writer: Any) -> None:
+def _serialize(writer: Any, waited: list[float]) -> None:
     """Make the reading thread wait for each batch to be written (on the writer thread, so in the
-    same grouped transactions as the threaded ingest): nothing overlaps."""
+    same grouped transactions as the threaded ingest): nothing overlaps, not even two batches in
+    the store (a batch started is waited for before the writer goes on; the time is added to
+    `waited`)."""
     init, put = writer.__init__, writer.put
 
-    def serial_init(self: Any, process: Any, *args: Any) -> None:
+    def serial_init(self: Any, start: Any, finish: Any, *args: Any) -> None:
         written = threading.Semaphore(0)
 
-        def process_then_signal(item: Any) -> None:
+        def start_and_wait(item: Any) -> Any:
+            stored = start(item)
+            began = time.perf_counter()
+            wait([stored])
+            waited[0] += time.perf_counter() - began
+            return stored
+
+        def finish_then_signal(item: Any, stored: Any) -> None:
             try:
-                process(item)
+                finish(item, stored)
             finally:
                 written.release()
 
-        init(self, process_then_signal, *args)
+        init(self, start_and_wait, finish_then_signal, *args)
         self.written = written
 
     def serial_put(self: Any, item: Any) -> None:

@@ -246,6 +246,26 @@ def test_of_documents_with_one_id_the_first_in_the_batch_is_stored(store: Docume
     assert_first_of_each_id_stored(store, db, batch, store.insert_many(db, "c", batch))
 
 
+def test_pipelined_batches_are_stored_as_if_one_after_the_other(store: DocumentStore, db: str) -> None:
+    """On MongoDB the next batch is sent while the last is stored; the outcome is the same."""
+    batch = repeated_ids(6000, 1500, seed=13)
+    with store.pipelined_inserts(db, "c") as submit:
+        futures = [submit(batch[start : start + 1500]) for start in range(0, 6000, 1500)]
+    results = [future.result() for future in futures]
+    later = tuple(1500 * k + p for k, result in enumerate(results) for p in result.duplicate_at)
+    inserted = sum(result.inserted for result in results)
+    assert_first_of_each_id_stored(store, db, batch, InsertResult(inserted, len(later), later))
+
+
+def test_a_pipelined_block_left_early_ends_once_its_batches_are_stored(store: DocumentStore, db: str) -> None:
+    batch = repeated_ids(3000, 3000, seed=14)
+    with pytest.raises(KeyError), store.pipelined_inserts(db, "c") as submit:
+        stored = submit(batch)
+        raise KeyError("the loader failed")
+    assert stored.done() and stored.result().inserted == len({doc["_id"] for doc in batch})
+    assert store.count(db, "c") == stored.result().inserted
+
+
 @pytest.mark.mongo
 def test_raw_and_dict_documents_with_one_id_keep_the_first_in_the_batch(mongo_url: str, db: str) -> None:
     """The Clickstream service hands over raw BSON (most lines) and dicts (the others) in one

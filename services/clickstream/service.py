@@ -19,7 +19,8 @@ import queue
 import re
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
+from concurrent.futures import Future
+from contextlib import AbstractContextManager, contextmanager
 from datetime import date
 from functools import lru_cache
 from pathlib import Path
@@ -35,8 +36,8 @@ from services.clickstream.aggregates import Counted
 from services.clickstream.derived_counts import ENROLMENT
 from services.clickstream.events import aggregate_problem, course_of, event_name, parse_with_text, user_of
 from services.clickstream.ids import collection_uses_time_ids, content_id
+from stores.documents.base import InsertResult, never_lists
 from stores.documents.base import encode as encode_document
-from stores.documents.base import never_lists
 from utils.delivered import is_delivered
 from utils.geoip import GeoIP
 from utils.lines import TruncatedInput, iter_line_blocks
@@ -193,18 +194,27 @@ ALWAYS_ADDED = frozenset(("_id", "time_date", "source_file", "source_line"))
 
 
 class _Writer:
-    """Runs `process` on the batches, on a thread of its own, while the next batch is parsed.
+    """Stores the batches on a thread of its own, while the next batch is parsed.
 
     SQLite (and the network round trips to MongoDB) mostly run without the GIL, so parsing and
     writing overlap on two cores. At most two batches wait, so memory stays flat: one batch being
     built, two waiting, one being written. Two, not one: while the writer commits a group of
     batches (`grouped_writes`, most of a second for 48 MiB), the reading side parses on.
+
+    A batch is stored in two steps: `start` hands it to the store and returns the future of its
+    result, `finish` takes the result. Where the store is still storing a batch when the next
+    arrives (MongoDB's pipelined inserts), the next is started before the first is finished, so
+    that the store always has the next batch at hand: then one more batch is being written.
     """
 
     def __init__(
-        self, process: Callable[[Any], None], session: Callable[[], AbstractContextManager[None]]
+        self,
+        start: Callable[[Any], Future[Any]],
+        finish: Callable[[Any, Future[Any]], None],
+        session: Callable[[], AbstractContextManager[None]],
     ) -> None:
-        self._process = process
+        self._start = start
+        self._finish = finish
         self._session = session  # entered on the writer thread around all its writes
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=2)
         self.error: BaseException | None = None
@@ -215,10 +225,20 @@ class _Writer:
         ended = False
         try:
             with self._session():
+                pending: tuple[Any, Future[Any]] | None = None
                 while (item := self._queue.get()) is not None:
                     if self.error is None:
-                        self._process(item)
+                        started = (item, self._start(item))
+                        if pending is not None:
+                            self._finish(*pending)
+                            pending = None
+                        if started[1].done():
+                            self._finish(*started)
+                        else:
+                            pending = started
                 ended = True
+                if pending is not None:
+                    self._finish(*pending)
         except BaseException as exc:  # noqa: BLE001 - handed to the reading thread
             if self.error is None:
                 self.error = exc
@@ -293,7 +313,18 @@ class _Loader:
         # Batches share SQLite transactions (`grouped_writes`). Nothing depends on a batch being
         # committed before the end: the counts are written with the file's state, after the last
         # commit, and an ingest that fails is done again from its first line.
-        self.writer = _Writer(self._write, lambda: self.store.grouped_writes(database))
+        self.submit: Callable[[list[Any]], Future[InsertResult]] | None = None  # in the writer's session
+        self.writer = _Writer(self._store_batch, self._stored_batch, self._session)
+
+    @contextmanager
+    def _session(self) -> Iterator[None]:
+        """The writer thread's: shared transactions on SQLite, pipelined inserts on MongoDB."""
+        with (
+            self.store.grouped_writes(self.database),
+            self.store.pipelined_inserts(self.database, COLLECTION) as submit,
+        ):
+            self.submit = submit
+            yield
 
     def add_lines(self, first: int, lines: list[bytes]) -> None:
         """Parse and batch a block of lines (the content digest is `_hashed_blocks`' work).
@@ -528,13 +559,26 @@ class _Loader:
         while self.stored:
             self.count_owned(self.stored.popleft())
 
-    def _write(self, item: tuple[list[Any], list[Counted], list[int], list[dict[str, Any]]]) -> None:
-        """On the writer thread: store one batch, then hand the events this file owns to `count_stored`."""
-        batch, counted, lines, maybe_lists = item
-        if self.encoded:
-            result = self.store.insert_encoded(self.database, COLLECTION, batch, maybe_lists)
-        else:
-            result = self.store.insert_many(self.database, COLLECTION, batch)
+    def _store_batch(
+        self, item: tuple[list[Any], list[Counted], list[int], list[dict[str, Any]]]
+    ) -> Future[InsertResult]:
+        """On the writer thread: hand one batch to the store (`_Writer`)."""
+        batch, _, _, maybe_lists = item
+        if not self.encoded:
+            assert self.submit is not None
+            return self.submit(batch)
+        stored: Future[InsertResult] = Future()
+        stored.set_result(self.store.insert_encoded(self.database, COLLECTION, batch, maybe_lists))
+        return stored
+
+    def _stored_batch(
+        self,
+        item: tuple[list[Any], list[Counted], list[int], list[dict[str, Any]]],
+        stored: Future[InsertResult],
+    ) -> None:
+        """On the writer thread: once a batch is stored, hand the events this file owns to `count_stored`."""
+        batch, counted, lines, _ = item
+        result = stored.result()
         self.inserted += result.inserted
         if result.duplicate_at:
             foreign = self._not_owned(batch, lines, result.duplicate_at)

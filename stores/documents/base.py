@@ -15,6 +15,7 @@ import math
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -343,6 +344,23 @@ class DocumentStore(ABC):
         must not rely on it before the block ends. The default (MongoDB: no transactions) changes
         nothing."""
         yield
+
+    @contextmanager
+    def pipelined_inserts(
+        self, db: str, coll: str
+    ) -> Iterator[Callable[[list[Document]], Future[InsertResult]]]:
+        """For a bulk loader: `submit(batch)` inserts the batch as `insert_many` does and returns
+        the future of its result, so that the next batch can be handed over while this one is
+        stored. Batches are stored as if one after the other (of documents with one `_id`, the
+        first submitted is the one stored), and the block ends once every submitted batch is.
+        The default stores a batch before `submit` returns; an error is raised by `submit`."""
+
+        def submit(batch: list[Document]) -> Future[InsertResult]:
+            future: Future[InsertResult] = Future()
+            future.set_result(self.insert_many(db, coll, batch))
+            return future
+
+        yield submit
 
     @abstractmethod
     def insert_many(self, db: str, coll: str, docs: Iterable[Document]) -> InsertResult:

@@ -7,9 +7,11 @@ shared language first, so a filter MongoDB would accept but SQLite could not is 
 
 from __future__ import annotations
 
+import queue
 import re
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future
 from contextlib import contextmanager
 from typing import Any
 
@@ -172,7 +174,7 @@ def _copy_over(source: Collection[Document], target: Collection[Document]) -> No
 
 class _Send:
     """One connection's share of a batch: its `insert` commands, in order, and what they answered
-    (write errors with their positions in the batch)."""
+    (write errors with their positions in the batch; the error that ended them, translated)."""
 
     def __init__(
         self,
@@ -185,10 +187,16 @@ class _Send:
         self.inserted = 0
         self.errors: list[dict[str, Any]] = []
         self.concern_errors: list[Any] = []
+        self.failure: BaseException | None = None
 
     def run(self) -> None:
-        for start in range(0, len(self.route), INSERT_CHUNK):
-            self.inserted += self._command(start, min(start + INSERT_CHUNK, len(self.route)))
+        """Send the commands; an error ends them and is kept in `failure` for whoever waits."""
+        try:
+            with _translated(self.collection.database.name, self.collection.name):
+                for start in range(0, len(self.route), INSERT_CHUNK):
+                    self.inserted += self._command(start, min(start + INSERT_CHUNK, len(self.route)))
+        except BaseException as exc:  # noqa: BLE001 - raised by whoever waits for the batch
+            self.failure = exc
 
     def _command(self, start: int, end: int) -> int:
         """One `insert` command of the route's [start:end] (halved while it is over the 16 MiB
@@ -210,35 +218,47 @@ class _Send:
         return int(reply.get("n", 0))
 
 
-def _run_side_by_side(jobs: Sequence[Callable[[], None]]) -> None:
-    """Run the first job here and the others in threads of their own; return when all have ended,
-    raising the first one's error (in the jobs' order). A thread that cannot start runs its job
-    here after the others."""
-    failures: list[BaseException | None] = [None] * len(jobs)
+def _routes(batch: list[Document], lanes: int) -> list[Sequence[int]]:
+    """The positions in `batch` each connection sends, by `_lane_of`."""
+    if lanes == 1:
+        return [range(len(batch))]
+    routes: list[list[int]] = [[] for _ in range(lanes)]
+    for position, doc in enumerate(batch):
+        routes[_lane_of(doc, lanes)].append(position)
+    return list(routes)
 
-    def guarded(index: int) -> None:
-        try:
-            jobs[index]()
-        except BaseException as exc:  # noqa: BLE001 - raised by the caller once all have ended
-            failures[index] = exc
 
-    threads: list[threading.Thread] = []
-    inline = [0]
-    for index in range(1, len(jobs)):
-        thread = threading.Thread(target=guarded, args=(index,), name="mongo-insert", daemon=True)
-        try:
-            thread.start()
-        except RuntimeError:
-            inline.append(index)
-            continue
-        threads.append(thread)
-    for index in inline:
-        guarded(index)
-    for thread in threads:
-        thread.join()
-    for failure in failures:
-        if failure is not None:
-            raise failure
+def _start_thread(target: Callable[[], None], name: str) -> threading.Thread | None:
+    """A started daemon thread running `target`; None if the system cannot start one."""
+    thread = threading.Thread(target=target, name=name, daemon=True)
+    try:
+        thread.start()
+    except RuntimeError:
+        return None
+    return thread
+
+
+class _Lane:
+    """A connection's thread for pipelined inserts: runs the sends handed to it, in order."""
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[tuple[_Send, Callable[[], None]] | None] = queue.SimpleQueue()
+        self.thread = _start_thread(self._run, "mongo-insert")
+
+    def put(self, send: _Send, then: Callable[[], None]) -> None:
+        self._jobs.put((send, then))
+
+    def _run(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            send, then = job
+            send.run()
+            then()
+
+    def stop(self) -> None:
+        """Return once every send handed over has run."""
+        self._jobs.put(None)
+        if self.thread is not None:
+            self.thread.join()
 
 
 # How long one operation may wait for the server's reply (pymongo waits forever by default): a
@@ -300,20 +320,78 @@ class MongoDocumentStore(DocumentStore):
         error raises once the whole batch was sent (what was written stays: a retry skips it)."""
         collection = self._coll(db, coll)
         batch = [_id_first(doc) for doc in docs]
-        if not batch:
-            return InsertResult(0, 0)
+        sends = [
+            _Send(collection, batch, route, self._extra(collection))
+            for route in _routes(batch, min(self._lanes, -(-len(batch) // INSERT_CHUNK) or 1))
+        ]
+        threads = [_start_thread(send.run, "mongo-insert") for send in sends[1:]]
+        sends[0].run()
+        for send, thread in zip(sends[1:], threads, strict=True):
+            if thread is None:
+                send.run()  # no thread to be had: after the others of its batch, as ids never share lanes
+            else:
+                thread.join()
+        return self._result(collection, batch, sends)
+
+    @contextmanager
+    def pipelined_inserts(
+        self, db: str, coll: str
+    ) -> Iterator[Callable[[list[Document]], Future[InsertResult]]]:
+        """Each batch's commands go to INSERT_LANES connections, each a thread of this block that
+        sends its share of one batch after its share of the previous one: a connection that is done
+        with a batch goes on with the next while the other finishes. A document's connection is
+        `_lane_of` its `_id`, so of documents with one `_id` the first submitted is stored."""
+        collection = self._coll(db, coll)
+        lanes = [_Lane() for _ in range(self._lanes)]
+        try:
+            if any(lane.thread is None for lane in lanes):  # no thread to be had: one batch at a time
+                with super().pipelined_inserts(db, coll) as submit:
+                    yield submit
+                return
+
+            def submit(docs: list[Document]) -> Future[InsertResult]:
+                batch = [_id_first(doc) for doc in docs]
+                sends = [
+                    _Send(collection, batch, route, self._extra(collection))
+                    for route in _routes(batch, len(lanes))
+                ]
+                future: Future[InsertResult] = Future()
+                left = [len(sends)]
+                lock = threading.Lock()
+
+                def one_done() -> None:
+                    with lock:
+                        left[0] -= 1
+                        if left[0]:
+                            return
+                    try:
+                        future.set_result(self._result(collection, batch, sends))
+                    except BaseException as exc:  # noqa: BLE001 - raised by whoever waits for it
+                        future.set_exception(exc)
+
+                for lane, send in zip(lanes, sends, strict=True):
+                    lane.put(send, one_done)
+                return future
+
+            yield submit
+        finally:
+            for lane in lanes:
+                lane.stop()
+
+    @staticmethod
+    def _extra(collection: Collection[Document]) -> dict[str, Any]:
+        """The `insert` command's write concern, unless the server's default."""
         wc = collection.write_concern
-        extra: dict[str, Any] = {} if wc.is_server_default else {"writeConcern": wc.document}
-        lanes = min(self._lanes, -(-len(batch) // INSERT_CHUNK))
-        routes: list[Sequence[int]] = [range(len(batch))]
-        if lanes > 1:
-            lists: list[list[int]] = [[] for _ in range(lanes)]
-            for position, doc in enumerate(batch):
-                lists[_lane_of(doc, lanes)].append(position)
-            routes = list(lists)
-        sends = [_Send(collection, batch, route, extra) for route in routes]
-        with _translated(db, coll):
-            _run_side_by_side([send.run for send in sends])
+        return {} if wc.is_server_default else {"writeConcern": wc.document}
+
+    def _result(
+        self, collection: Collection[Document], batch: list[Document], sends: list[_Send]
+    ) -> InsertResult:
+        """A batch's result from its sends: the first error that ended one, raised; else the
+        documents inserted and the duplicates counted (`_after_duplicates`)."""
+        for send in sends:
+            if send.failure is not None:
+                raise send.failure
         inserted = sum(send.inserted for send in sends)
         errors = [error for send in sends for error in send.errors]
         concern_errors = [error for send in sends for error in send.concern_errors]
