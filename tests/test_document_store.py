@@ -22,6 +22,7 @@ import pytest
 from bson import ObjectId
 from bson.raw_bson import RawBSONDocument
 
+import stores.documents.mongo as mongo_module
 import stores.documents.sqlite as sqlite_module
 from core.errors import BadDataError, ConfigError, TerminalError, TransientError, UnsafeNameError
 from stores.documents import (
@@ -264,6 +265,30 @@ def test_a_pipelined_block_left_early_ends_once_its_batches_are_stored(store: Do
         raise KeyError("the loader failed")
     assert stored.done() and stored.result().inserted == len({doc["_id"] for doc in batch})
     assert store.count(db, "c") == stored.result().inserted
+
+
+@pytest.mark.mongo
+def test_after_a_failed_send_no_later_batch_is_stored(
+    mongo_url: str, db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A document too large for any command ends its lane's send. Had the lane gone on, the next
+    batch would store the repeat of an `_id` whose first document was never sent, and the retry
+    would find the first one a duplicate: the stored event would keep the wrong line."""
+    monkeypatch.setattr(mongo_module, "INSERT_CHUNK", 1)  # a command per document
+    too_large, first = ObjectId(b"\x00" * 12), ObjectId(b"\x01" + b"\x00" * 11)
+    store = MongoDocumentStore(mongo_url, insert_lanes=2)  # both ObjectIds end in 0: the same lane
+    try:
+        with store.pipelined_inserts(db, "c") as submit:
+            failing = submit([{"_id": too_large, "blob": "x" * (17 << 20)}, {"_id": first, "n": 1}])
+            later = submit([{"_id": first, "n": 2}])
+        with pytest.raises(BadDataError):
+            failing.result()
+        with pytest.raises(BadDataError):
+            later.result()
+        assert store.find_one(db, "c", {"_id": first}) is None
+    finally:
+        drop_database(store, db)
+        store.close()
 
 
 @pytest.mark.mongo

@@ -15,6 +15,7 @@ from concurrent.futures import Future
 from contextlib import contextmanager
 from typing import Any
 
+import bson
 from bson import ObjectId
 from bson.errors import BSONError, InvalidDocument
 from bson.raw_bson import RawBSONDocument
@@ -62,10 +63,12 @@ COPY_BATCH = 5000
 # mongoimport sends; on FerretDB 1,000 and 20,000 cost the server the same (bench/README.md, "MongoDB
 # path"), and the command's own 16 MiB limit leaves room for 1,000 events of up to ~16 KB.
 INSERT_CHUNK = 1000
-# Connections that send one batch's `insert` commands side by side. FerretDB decodes and converts a
-# command's documents before its SQLite write, and MongoDB writes on several cores, so a second
-# connection keeps the server busy while the first waits: on FerretDB 1.24, 30,000 events went in
-# 20-25% less time with two than with one, and no faster with three (bench/README.md, "MongoDB path").
+# Lanes that send one batch's `insert` commands side by side, each a thread sending its commands in
+# order (on a pooled connection of its own while it waits for the reply). FerretDB reads a command
+# and collects its garbage outside its SQLite write, and MongoDB writes on several cores, so a
+# second lane keeps the server busy while the first waits: on FerretDB 1.24, 30,000 events went in
+# 20-25% less time with two than with one, and no faster with three (bench/README.md, "What bounds
+# the MongoDB path now").
 INSERT_LANES = 2
 
 
@@ -108,8 +111,15 @@ def _server_going_away(exc: OperationFailure) -> bool:
     return exc.code == 1 and "context canceled" in str(exc)
 
 
+# Set by `_Send` on a duplicate-key error the server did not say the index of, once looked up.
+_ID_CLASH = "_id_clash"
+
+
 def _is_id_clash(error: Mapping[str, Any]) -> bool | None:
-    """Whether a duplicate-key write error is about `_id`; None when the server does not say."""
+    """Whether a duplicate-key write error is about `_id`; None when the server does not say (and
+    the collection has no other unique index, or `_Send` did not look)."""
+    if _ID_CLASH in error:
+        return bool(error[_ID_CLASH])
     key = error.get("keyPattern")
     if isinstance(key, Mapping):
         return list(key) == ["_id"]
@@ -138,14 +148,17 @@ _RAW_OBJECT_ID = b"\x07_id\x00"
 
 
 def _lane_of(doc: Document, lanes: int) -> int:
-    """The connection that sends `doc` (with its `_id`, see `_id_first`): the same for every
-    document with the same `_id`. Each connection sends its documents in their batch order, so of
-    two documents with one `_id` the one first in the batch is the one stored, as with a single
-    connection, whatever the timing (the stored event keeps the first line's `source_line`)."""
+    """The lane that sends `doc` (with its `_id`, see `_id_first`): the same for every document
+    with the same `_id`. Each lane sends its documents in their batch order, batch after batch, so
+    of two documents with one `_id` the first is the one stored, as with a single lane, whatever
+    the timing (the stored event keeps the first line's `source_line`)."""
     raw = getattr(doc, "raw", None)
-    if isinstance(raw, bytes) and raw[4:9] == _RAW_OBJECT_ID:
-        return raw[20] % lanes  # the ObjectId's last byte, as below, without decoding the document
-    key = doc["_id"]
+    if isinstance(raw, bytes):
+        if raw[4:9] == _RAW_OBJECT_ID:
+            return raw[20] % lanes  # the ObjectId's last byte, as below, without decoding the document
+        key = bson.decode(raw)["_id"]  # plain dicts inside, as in a dict document
+    else:
+        key = doc["_id"]
     if isinstance(key, ObjectId):
         return key.binary[11] % lanes
     return hash(bson_key(key)) % lanes
@@ -173,8 +186,12 @@ def _copy_over(source: Collection[Document], target: Collection[Document]) -> No
 
 
 class _Send:
-    """One connection's share of a batch: its `insert` commands, in order, and what they answered
-    (write errors with their positions in the batch; the error that ended them, translated)."""
+    """One lane's share of a batch: its `insert` commands, in order, and what they answered (write
+    errors with their positions in the batch; the error that ended them, translated).
+
+    `failed` is shared by the sends of a batch, or of a pipelined block: once one has failed, the
+    others send no more. Otherwise a later batch could store a repeat of an `_id` whose first
+    document, in a command never sent, would be stored only by the retry, as its duplicate."""
 
     def __init__(
         self,
@@ -182,8 +199,10 @@ class _Send:
         batch: list[Document],
         route: Sequence[int],
         extra: dict[str, Any],
+        failed: list[BaseException],
     ) -> None:
         self.collection, self.batch, self.route, self.extra = collection, batch, route, extra
+        self.failed = failed
         self.inserted = 0
         self.errors: list[dict[str, Any]] = []
         self.concern_errors: list[Any] = []
@@ -194,9 +213,27 @@ class _Send:
         try:
             with _translated(self.collection.database.name, self.collection.name):
                 for start in range(0, len(self.route), INSERT_CHUNK):
+                    if self.failed:
+                        self.failure = self.failed[0]
+                        return
                     self.inserted += self._command(start, min(start + INSERT_CHUNK, len(self.route)))
+                self._look_up_unknown_clashes()
         except BaseException as exc:  # noqa: BLE001 - raised by whoever waits for the batch
             self.failure = exc
+            self.failed.append(exc)
+
+    def _look_up_unknown_clashes(self) -> None:
+        """Code 11000 also means a clash on another unique index. MongoDB says which index in the
+        error; FerretDB does not, so then, if the collection has another unique index, the rejected
+        `_id`s are looked up: a rejected document whose `_id` is absent clashed elsewhere. Done
+        before the lane sends on, so that no later document of this lane can be what is found."""
+        unknown = [e for e in self.errors if e.get("code") == DUPLICATE_KEY and _is_id_clash(e) is None]
+        if not unknown or not any(ix.get("unique") for ix in self.collection.list_indexes()):
+            return
+        ids = [self.batch[e["index"]]["_id"] for e in unknown]
+        present = {bson_key(d["_id"]) for d in self.collection.find({"_id": {"$in": ids}}, {"_id": 1})}
+        for error, _id in zip(unknown, ids, strict=True):
+            error[_ID_CLASH] = bson_key(_id) in present
 
     def _command(self, start: int, end: int) -> int:
         """One `insert` command of the route's [start:end] (halved while it is over the 16 MiB
@@ -239,7 +276,7 @@ def _start_thread(target: Callable[[], None], name: str) -> threading.Thread | N
 
 
 class _Lane:
-    """A connection's thread for pipelined inserts: runs the sends handed to it, in order."""
+    """A lane's thread for pipelined inserts: runs the sends handed to it, in order."""
 
     def __init__(self) -> None:
         self._jobs: queue.SimpleQueue[tuple[_Send, Callable[[], None]] | None] = queue.SimpleQueue()
@@ -251,7 +288,7 @@ class _Lane:
     def _run(self) -> None:
         while (job := self._jobs.get()) is not None:
             send, then = job
-            send.run()
+            send.run()  # never raises: its error is the batch's
             then()
 
     def stop(self) -> None:
@@ -313,15 +350,16 @@ class MongoDocumentStore(DocumentStore):
 
     def insert_many(self, db: str, coll: str, docs: Iterable[Document]) -> InsertResult:
         """Sent as `insert` commands of at most INSERT_CHUNK documents (see there why), unordered,
-        on INSERT_LANES connections side by side once the batch fills more than one command (see
-        `_lane_of` for why that stores the same documents as one connection would).
+        on the store's lanes (INSERT_LANES unless told) side by side once the batch fills more than
+        one command (see `_lane_of` for why that stores the same documents as one lane would).
 
         Duplicate `_id`s come back as write errors (code 11000) and are counted; any other write
         error raises once the whole batch was sent (what was written stays: a retry skips it)."""
         collection = self._coll(db, coll)
         batch = [_id_first(doc) for doc in docs]
+        failed: list[BaseException] = []
         sends = [
-            _Send(collection, batch, route, self._extra(collection))
+            _Send(collection, batch, route, self._extra(collection), failed)
             for route in _routes(batch, min(self._lanes, -(-len(batch) // INSERT_CHUNK) or 1))
         ]
         threads = [_start_thread(send.run, "mongo-insert") for send in sends[1:]]
@@ -337,12 +375,15 @@ class MongoDocumentStore(DocumentStore):
     def pipelined_inserts(
         self, db: str, coll: str
     ) -> Iterator[Callable[[list[Document]], Future[InsertResult]]]:
-        """Each batch's commands go to INSERT_LANES connections, each a thread of this block that
-        sends its share of one batch after its share of the previous one: a connection that is done
-        with a batch goes on with the next while the other finishes. A document's connection is
-        `_lane_of` its `_id`, so of documents with one `_id` the first submitted is stored."""
+        """Each batch's commands go to the store's lanes, each a thread of this block that sends
+        its share of one batch after its share of the previous one: a lane that is done with a
+        batch goes on with the next while the other finishes. A document's lane is `_lane_of` its
+        `_id`, so of documents with one `_id` the first submitted is stored. Once a send fails, no
+        lane sends any more (see `_Send`): the batches not yet stored fail with its error."""
         collection = self._coll(db, coll)
         lanes = [_Lane() for _ in range(self._lanes)]
+        failed: list[BaseException] = []
+        ended = False
         try:
             if any(lane.thread is None for lane in lanes):  # no thread to be had: one batch at a time
                 with super().pipelined_inserts(db, coll) as submit:
@@ -350,12 +391,17 @@ class MongoDocumentStore(DocumentStore):
                 return
 
             def submit(docs: list[Document]) -> Future[InsertResult]:
+                if ended:
+                    raise TerminalError(
+                        f"mongodb {collection.full_name}: pipelined inserts after their block"
+                    )
                 batch = [_id_first(doc) for doc in docs]
                 sends = [
-                    _Send(collection, batch, route, self._extra(collection))
+                    _Send(collection, batch, route, self._extra(collection), failed)
                     for route in _routes(batch, len(lanes))
                 ]
                 future: Future[InsertResult] = Future()
+                future.set_running_or_notify_cancel()  # not to be cancelled: it is being stored
                 left = [len(sends)]
                 lock = threading.Lock()
 
@@ -375,6 +421,7 @@ class MongoDocumentStore(DocumentStore):
 
             yield submit
         finally:
+            ended = True
             for lane in lanes:
                 lane.stop()
 
@@ -407,25 +454,14 @@ class MongoDocumentStore(DocumentStore):
         errors: list[dict[str, Any]],
         concern_errors: list[Any],
     ) -> InsertResult:
-        """Count duplicate `_id`s of an unordered insert; raise for any other error.
-
-        Code 11000 also means a clash on another unique index. MongoDB says which index in the
-        error; FerretDB does not, so then, if the collection has another unique index, the
-        rejected `_id`s are looked up: a rejected document whose `_id` is absent clashed elsewhere.
-        """
+        """Count duplicate `_id`s of an unordered insert; raise for any other error, and for a
+        clash on another unique index (`_is_id_clash`, the unknown ones looked up by `_Send`)."""
         others = [e for e in errors if e.get("code") != DUPLICATE_KEY]
         if others or concern_errors:
             first = others[0]["errmsg"] if others else concern_errors[0]
             raise TerminalError(f"mongodb {collection.full_name}: insert failed: {first}")
         errors.sort(key=lambda e: int(e["index"]))
-        verdicts = [_is_id_clash(e) for e in errors]
-        clashes = [batch[e["index"]]["_id"] for e, v in zip(errors, verdicts, strict=True) if v is False]
-        unknown = [batch[e["index"]]["_id"] for e, v in zip(errors, verdicts, strict=True) if v is None]
-        with _translated(collection.database.name, collection.name):
-            if unknown and any(ix.get("unique") for ix in collection.list_indexes()):
-                query = {"_id": {"$in": unknown}}
-                present = {bson_key(d["_id"]) for d in collection.find(query, {"_id": 1})}
-                clashes += [i for i in unknown if bson_key(i) not in present]
+        clashes = [batch[e["index"]]["_id"] for e in errors if _is_id_clash(e) is False]
         if clashes:
             raise TerminalError(
                 f"mongodb {collection.full_name}: unique index violated by _id {clashes[:5]!r}"
