@@ -228,14 +228,15 @@ class _Writer:
                 pending: tuple[Any, Future[Any]] | None = None
                 while (item := self._queue.get()) is not None:
                     if self.error is None:
-                        started = (item, self._start(item))
+                        # no name holds a finished batch while the next is stored: memory stays flat
+                        stored = self._start(item)
                         if pending is not None:
                             self._finish(*pending)
                             pending = None
-                        if started[1].done():
-                            self._finish(*started)
+                        if stored.done():
+                            self._finish(item, stored)
                         else:
-                            pending = started
+                            pending = (item, stored)
                 ended = True
                 if pending is not None:
                     self._finish(*pending)
