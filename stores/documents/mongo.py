@@ -256,7 +256,7 @@ class _Send:
 
 
 def _routes(batch: list[Document], lanes: int) -> list[Sequence[int]]:
-    """The positions in `batch` each connection sends, by `_lane_of`."""
+    """The positions in `batch` each lane sends, by `_lane_of`."""
     if lanes == 1:
         return [range(len(batch))]
     routes: list[list[int]] = [[] for _ in range(lanes)]
