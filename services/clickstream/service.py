@@ -36,7 +36,7 @@ from services.clickstream.aggregates import Counted
 from services.clickstream.derived_counts import ENROLMENT
 from services.clickstream.events import aggregate_problem, course_of, event_name, parse_with_text, user_of
 from services.clickstream.ids import collection_uses_time_ids, content_id
-from stores.documents.base import InsertResult, never_lists
+from stores.documents.base import InsertResult, completed, never_lists
 from stores.documents.base import encode as encode_document
 from utils.delivered import is_delivered
 from utils.geoip import GeoIP
@@ -568,9 +568,7 @@ class _Loader:
         if not self.encoded:
             assert self.submit is not None
             return self.submit(batch)
-        stored: Future[InsertResult] = Future()
-        stored.set_result(self.store.insert_encoded(self.database, COLLECTION, batch, maybe_lists))
-        return stored
+        return completed(self.store.insert_encoded(self.database, COLLECTION, batch, maybe_lists))
 
     def _stored_batch(
         self,

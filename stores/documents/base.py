@@ -300,6 +300,13 @@ def never_lists(doc: Document) -> bool:
     return False
 
 
+def completed(result: InsertResult) -> Future[InsertResult]:
+    """A future that holds `result` already: a batch stored before `submit` returned."""
+    future: Future[InsertResult] = Future()
+    future.set_result(result)
+    return future
+
+
 class DocumentStore(ABC):
     """Databases of collections of documents, by name; one instance serves every database.
 
@@ -355,12 +362,7 @@ class DocumentStore(ABC):
         first submitted is the one stored), and the block ends once every submitted batch is.
         The default stores a batch before `submit` returns; an error is raised by `submit`."""
 
-        def submit(batch: list[Document]) -> Future[InsertResult]:
-            future: Future[InsertResult] = Future()
-            future.set_result(self.insert_many(db, coll, batch))
-            return future
-
-        yield submit
+        yield lambda batch: completed(self.insert_many(db, coll, batch))
 
     @abstractmethod
     def insert_many(self, db: str, coll: str, docs: Iterable[Document]) -> InsertResult:

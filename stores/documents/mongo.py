@@ -46,6 +46,7 @@ from stores.documents.base import (
     check_name,
     check_projection,
     check_set_fields,
+    completed,
     default_index_name,
 )
 from stores.documents.filters import bson_key, validate_filter
@@ -265,22 +266,18 @@ def _routes(batch: list[Document], lanes: int) -> list[Sequence[int]]:
     return list(routes)
 
 
-def _start_thread(target: Callable[[], None], name: str) -> threading.Thread | None:
-    """A started daemon thread running `target`; None if the system cannot start one."""
-    thread = threading.Thread(target=target, name=name, daemon=True)
-    try:
-        thread.start()
-    except RuntimeError:
-        return None
-    return thread
-
-
 class _Lane:
     """A lane's thread for pipelined inserts: runs the sends handed to it, in order."""
 
     def __init__(self) -> None:
         self._jobs: queue.SimpleQueue[tuple[_Send, Callable[[], None]] | None] = queue.SimpleQueue()
-        self.thread = _start_thread(self._run, "mongo-insert")
+        self.thread: threading.Thread | None = threading.Thread(
+            target=self._run, name="mongo-insert", daemon=True
+        )
+        try:
+            self.thread.start()
+        except RuntimeError:  # the system cannot start one
+            self.thread = None
 
     def put(self, send: _Send, then: Callable[[], None]) -> None:
         self._jobs.put((send, then))
@@ -355,21 +352,18 @@ class MongoDocumentStore(DocumentStore):
 
         Duplicate `_id`s come back as write errors (code 11000) and are counted; any other write
         error raises once the whole batch was sent (what was written stays: a retry skips it)."""
-        collection = self._coll(db, coll)
+        batch = list(docs)
+        if len(batch) <= INSERT_CHUNK or self._lanes == 1:
+            return self._insert_here(self._coll(db, coll), batch)
+        with self.pipelined_inserts(db, coll) as submit:
+            return submit(batch).result()
+
+    def _insert_here(self, collection: Collection[Document], docs: list[Document]) -> InsertResult:
+        """A batch sent by the calling thread alone, as one lane."""
         batch = [_id_first(doc) for doc in docs]
-        failed: list[BaseException] = []
-        sends = [
-            _Send(collection, batch, route, self._extra(collection), failed)
-            for route in _routes(batch, min(self._lanes, -(-len(batch) // INSERT_CHUNK) or 1))
-        ]
-        threads = [_start_thread(send.run, "mongo-insert") for send in sends[1:]]
-        sends[0].run()
-        for send, thread in zip(sends[1:], threads, strict=True):
-            if thread is None:
-                send.run()  # no thread to be had: after the others of its batch, as ids never share lanes
-            else:
-                thread.join()
-        return self._result(collection, batch, sends)
+        send = _Send(collection, batch, range(len(batch)), self._extra(collection), [])
+        send.run()
+        return self._result(collection, batch, [send])
 
     @contextmanager
     def pipelined_inserts(
@@ -386,8 +380,7 @@ class MongoDocumentStore(DocumentStore):
         ended = False
         try:
             if any(lane.thread is None for lane in lanes):  # no thread to be had: one batch at a time
-                with super().pipelined_inserts(db, coll) as submit:
-                    yield submit
+                yield lambda docs: completed(self._insert_here(collection, docs))
                 return
 
             def submit(docs: list[Document]) -> Future[InsertResult]:
