@@ -268,6 +268,16 @@ def test_ferretdb_restarted_in_the_middle_of_a_run_then_every_file_is_done_once(
     assert "a store does not answer" in log, "said in the log"
 
 
+def _all_threads_stopped(pid: int) -> bool:
+    """Whether every thread of `pid` is stopped (state T): `kill` returns before they all are, and
+    a thread still running may answer one more request."""
+    states_now = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            states_now.append((task / "stat").read_text().rsplit(")", 1)[1].split()[0])
+    return bool(states_now) and all(state in ("T", "t") for state in states_now)
+
+
 def test_a_document_store_that_stops_answering_gives_a_transient_error_not_a_hang(mongo_url, unique_name):
     """A server that keeps its connections open but answers nothing (here: FerretDB stopped with
     SIGSTOP) ends the operation with a transient error after the socket timeout; pymongo's own
@@ -282,6 +292,7 @@ def test_a_document_store_that_stops_answering_gives_a_transient_error_not_a_han
         store.insert_many(db, "c", [{"_id": 1}, {"_id": 2}])
         os.kill(pid, signal.SIGSTOP)
         try:
+            wait_for(lambda: _all_threads_stopped(pid), timeout=10, what="FerretDB to stop")
             started = time.monotonic()
             with pytest.raises(TransientError, match="server unavailable"):
                 store.count(db, "c")
