@@ -78,6 +78,12 @@ class Context:
     check_unchanged: Callable[[], None] = lambda: None
 
 
+# `due_recheck_seconds` of a backfill whose `due()` reads every stored event (TimeFinder's and
+# IPToCountry's `$exists: false` tests, which no index serves on the embedded store or FerretDB):
+# events that need it come from older versions or other tools, not from this daemon's own loads.
+SCAN_RECHECK_SECONDS = 6 * 3600
+
+
 class Service:
     """Base class of the plugin services in `services/<name>/service.py`."""
 
@@ -88,6 +94,11 @@ class Service:
     runs_on_new_input: ClassVar[bool] = True
     # True: ordered before every other service (Deliveries lays out the files the others read).
     first: ClassVar[bool] = False
+    # Derived services: how long a "not due" answer holds while the inputs are unchanged; None for
+    # LEASE_SECONDS / 2. A service whose `due()` reads every stored event sets hours, so that an
+    # idle daemon does not scan the store every minute; it is still asked at start and whenever
+    # its inputs complete anew.
+    due_recheck_seconds: ClassVar[float | None] = None
 
     def wants(self, entry: Entry) -> bool:
         """True if this service ingests `entry`."""

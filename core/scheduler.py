@@ -110,8 +110,9 @@ class Scheduler:
         self.scanned: set[tuple[str, str]] = set()  # (service, meta) of the last scan's files
         self._courses: Courses | None = None
         self._courses_stamp: tuple[int, int] | None = None
-        # Derived services found not due (or in another daemon's hands): inputs seen, when.
-        self._derived_seen: dict[str, tuple[datetime | None, float]] = {}
+        # Derived services found not due (or in another daemon's hands): service name -> (its
+        # inputs' last completion then, when, for how many seconds that answer holds).
+        self._derived_seen: dict[str, tuple[datetime | None, float, float]] = {}
 
     # -- the course registry ------------------------------------------------------------------
 
@@ -154,7 +155,9 @@ class Scheduler:
 
     def prepare(self) -> None:
         """Read the course registry, create the tracking table, recover files of dead workers, let
-        services set up. Called again after SIGHUP."""
+        services set up. Called again after SIGHUP, after which every derived service is asked
+        again whether it is due (a new GeoIP database makes IPToCountry due)."""
+        self._derived_seen.clear()
         self.reload_courses()
         self.queue.ensure_schema()
         self.recover()
@@ -473,10 +476,12 @@ class Scheduler:
         Whether a service is due can cost a query over every stored event (TimeFinder's), so a
         service found not due, or being looked at by another daemon (which then decides for the
         same inputs), is not looked at again until its inputs complete anew or LEASE_SECONDS / 2
-        (how often an idle daemon looked before) have passed: a drain's second pass, and the other
-        daemons of a batch, no longer repeat that query."""
+        (how often an idle daemon looked before; the service's `due_recheck_seconds` if it sets one)
+        have passed: a drain's second pass, and the other daemons of a batch, no longer repeat that
+        query. A `due()` that could not answer (its store away), or that another daemon was asking, is
+        asked again after LEASE_SECONDS / 2."""
         ran = False
-        recheck = self.settings.LEASE_SECONDS / 2
+        short = self.settings.LEASE_SECONDS / 2
         for service in self.services:
             if not service.derived or self.stop.is_set():
                 continue
@@ -484,20 +489,25 @@ class Scheduler:
                 continue
             inputs = self.queue.last_completed(service.depends_on) if service.depends_on else None
             seen = self._derived_seen.get(service.name)
-            if seen is not None and seen[0] == inputs and time.monotonic() - seen[1] < recheck:
+            if seen is not None and seen[0] == inputs and time.monotonic() - seen[1] < seen[2]:
                 continue
             # Several daemons on one queue: one at a time looks whether it is due (after another
             # daemon's run it is not) and runs it; the others go on.
+            recheck = short
             with self.queue.exclusive(service.name) as mine:
-                if mine and self._derived_due(service, inputs):
+                due = self._derived_due(service, inputs) if mine else None  # the other one tells
+                if due:
                     self._run_derived(service)
                     ran = True
                     self._derived_seen.pop(service.name, None)
                 else:
-                    self._derived_seen[service.name] = (inputs, time.monotonic())
+                    if due is False:  # answered: the service's own period
+                        recheck = max(short, service.due_recheck_seconds or short)
+                    self._derived_seen[service.name] = (inputs, time.monotonic(), recheck)
         return ran
 
-    def _derived_due(self, service: Service, inputs: datetime | None) -> bool:
+    def _derived_due(self, service: Service, inputs: datetime | None) -> bool | None:
+        """Whether `service` is due; None if it could not tell (its store away)."""
         last = self.queue.last_run_started(service.name)
 
         changed = service.runs_on_new_input and inputs is not None and (last is None or inputs > last)
@@ -505,7 +515,7 @@ class Scheduler:
             return changed or service.due(self.context(service))
         except TransientError as exc:  # its store is away (FerretDB restarting): next time
             logging.getLogger(f"ingestor.{service.name}").warning("not run now: %s", exc)
-            return False
+            return None
 
     def _run_derived(self, service: Service) -> None:
         state = self.states[service.name]

@@ -183,6 +183,69 @@ def test_a_derived_service_found_not_due_is_asked_again_only_after_new_input_or_
     assert (Backfill.asked, calls.count("Backfill")) == (5, 2)
 
 
+class ScanBackfill(Service):
+    """A backfill whose due() reads every stored event (TimeFinder's kind): a long recheck."""
+
+    name = "ScanBackfill"
+    derived = True
+    depends_on = ("Flaky",)
+    runs_on_new_input = False
+    due_recheck_seconds = 3600.0
+    asked = 0
+    away = False  # due() cannot answer: its store is away
+
+    def due(self, ctx: Context) -> bool:
+        ScanBackfill.asked += 1
+        if ScanBackfill.away:
+            raise TransientError("document store restarting")
+        return False
+
+
+def test_a_backfill_that_scans_the_store_is_asked_again_on_new_input_or_reload_not_every_half_lease(
+    tmp_path,
+):
+    """TimeFinder's and IPToCountry's checks read every stored event: an idle daemon no longer
+    runs them every LEASE_SECONDS / 2, but a new log, a SIGHUP (prepare) or an unanswered check
+    still bring them back."""
+    data = make_package(tmp_path / "data")
+    (dump_dir(data) / "a.flaky").write_text("x")
+    settings = settings_for(data, tmp_path / "var", LEASE_SECONDS="2")
+    documents = open_document_store("sqlite", tmp_path / "var")
+    flaky = Flaky()
+    flaky.failures = 0
+    sched = Scheduler(
+        settings, [flaky, ScanBackfill()], open_sql_store("sqlite", tmp_path / "var"), lambda: documents
+    )
+    sched.prepare()
+    sched.scan()
+    ScanBackfill.asked, ScanBackfill.away = 0, False
+    sched.drain()
+    assert ScanBackfill.asked == 1
+    time.sleep(1.1)  # past LEASE_SECONDS / 2: a cheap check would be asked again
+    sched.drain()
+    assert ScanBackfill.asked == 1
+    (dump_dir(data) / "b.flaky").write_text("x")
+    sched.scan()
+    sched.drain()  # a new input completed
+    assert ScanBackfill.asked == 2
+    sched.prepare()  # SIGHUP: maybe a new GeoIP database
+    sched.drain()
+    assert ScanBackfill.asked == 3
+    sched.prepare()
+    ScanBackfill.away = True
+    sched.drain()
+    assert ScanBackfill.asked == 4
+    ScanBackfill.away = False
+    sched.drain()
+    assert ScanBackfill.asked == 4  # not at once
+    time.sleep(1.1)
+    sched.drain()  # unanswered: asked again after LEASE_SECONDS / 2
+    assert ScanBackfill.asked == 5
+    time.sleep(1.1)
+    sched.drain()
+    assert ScanBackfill.asked == 5
+
+
 # -- leases: a live worker keeps its file ---------------------------------------------------------
 
 

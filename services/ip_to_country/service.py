@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from base_service import Context, Service
+from base_service import SCAN_RECHECK_SECONDS, Context, Service
 from services.clickstream.service import COLLECTION, LOGS, open_geoip
 from utils.geoip import GeoIP
 
@@ -22,6 +22,7 @@ class IPToCountryService(Service):
     derived = True
     depends_on = ("Clickstream",)
     runs_on_new_input = False  # only when due(): events left to backfill
+    due_recheck_seconds = SCAN_RECHECK_SECONDS  # due() reads every event
 
     def __init__(self) -> None:
         self.geoip: GeoIP | None = None

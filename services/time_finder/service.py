@@ -7,7 +7,7 @@ once updated, so it always ends), and records each run as a `save_run` row.
 
 from __future__ import annotations
 
-from base_service import Context, Service
+from base_service import SCAN_RECHECK_SECONDS, Context, Service
 from services.clickstream.service import COLLECTION, LOGS
 from utils.timeparse import TimeOutOfRange, parse_event_time
 
@@ -20,6 +20,7 @@ class TimeFinderService(Service):
     derived = True
     depends_on = ("Clickstream",)
     runs_on_new_input = False  # only when due(): events left to backfill
+    due_recheck_seconds = SCAN_RECHECK_SECONDS  # due() reads every event
 
     def due(self, ctx: Context) -> bool:
         store = ctx.documents()
