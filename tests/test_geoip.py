@@ -1,0 +1,129 @@
+"""GeoIP look-ups: the shortcuts (no `is_global` walk for most IPv4 addresses, answers kept per
+network of the database) give exactly the answers of the plain look-up of each address."""
+
+from __future__ import annotations
+
+import ipaddress
+import random
+from pathlib import Path
+from typing import Any
+
+import maxminddb
+import netaddr
+from mmdb_writer import MMDBWriter
+
+from utils.geoip import MAYBE_NOT_GLOBAL_V4, GeoIP
+
+
+def geolite2_city() -> Path:
+    import _maxminddb_geolite2
+
+    return Path(_maxminddb_geolite2.__file__).parent / "GeoLite2-City.mmdb"
+
+
+def plain_answer(reader: Any, ip: str, is_city: bool) -> tuple[str, str | None] | None:
+    """The contract's rules, with `is_global` asked of every address and each record decoded."""
+    if ip in ("", "::1"):
+        return ("", None)
+    try:
+        address = ipaddress.ip_address(ip.strip())
+    except ValueError:
+        return None
+    if not address.is_global:
+        return None
+    record = reader.get(address)
+    if not record:
+        return None
+    country = (record.get("country") or record.get("registered_country") or {}).get("iso_code")
+    if not country:
+        return None
+    subdivision = None
+    if country == "AU" and is_city:
+        subdivision = ((record.get("subdivisions") or [{}])[0]).get("iso_code")
+    return (country, subdivision)
+
+
+def _special_v4_networks() -> list[ipaddress.IPv4Network]:
+    """The networks the running Python's `ipaddress` does not call global (its own lists)."""
+    constants: Any = ipaddress._IPv4Constants  # type: ignore[attr-defined]
+    return [*constants._private_networks, constants._public_network]
+
+
+def test_every_ipv4_address_python_may_not_call_global_starts_with_a_byte_that_is_checked():
+    for network in _special_v4_networks():
+        first, last = int(network.network_address) >> 24, int(network.broadcast_address) >> 24
+        assert set(range(first, last + 1)) <= MAYBE_NOT_GLOBAL_V4, network
+    rng = random.Random(7)
+    for _ in range(200_000):
+        address = ipaddress.IPv4Address(rng.getrandbits(32))
+        if int(address) >> 24 not in MAYBE_NOT_GLOBAL_V4:
+            assert address.is_global, address
+
+
+def _sample_addresses(rng: random.Random) -> list[str]:
+    """Addresses as a log has them: many in the same networks, edges of the special ranges, IPv6,
+    IPv4-mapped IPv6, and text that is no address."""
+    ips: list[str] = []
+    for _ in range(1500):
+        a, b, c = rng.randrange(1, 224), rng.randrange(256), rng.randrange(256)
+        for _ in range(rng.choice((1, 3, 8))):
+            ips.append(f"{a}.{b}.{(c + rng.randrange(4)) % 256}.{rng.randrange(256)}")
+    for network in _special_v4_networks():
+        for address in (network.network_address, network.broadcast_address):
+            for step in (-1, 0, 1):
+                if 0 <= int(address) + step < 2**32:
+                    ips.append(str(ipaddress.IPv4Address(int(address) + step)))
+    for prefix in ("2a00:1450", "2001:db8", "2400:cb00", "2607:f8b0", "fe80:0", "fc00:0", "2002:c000"):
+        for _ in range(40):
+            ips.append(f"{prefix}:" + ":".join(f"{rng.getrandbits(16):x}" for _ in range(6)))
+    ips += ["::ffff:8.8.8.8", "::ffff:10.0.0.1", "", "::1", " 8.8.4.4 ", "not an ip", "1.2.3", "256.1.1.1"]
+    rng.shuffle(ips)
+    return ips
+
+
+def test_answers_kept_per_network_are_those_of_the_plain_look_up_of_each_address():
+    path = geolite2_city()
+    reader = maxminddb.open_database(str(path), maxminddb.MODE_MMAP_EXT)
+    geoip = GeoIP(path, cache_size=4096)
+    ips = _sample_addresses(random.Random(11))
+    try:
+        for ip in ips:
+            assert geoip.lookup(ip) == plain_answer(reader, ip, True), ip
+        assert sum(len(t) for n in geoip._networks.values() for t in n.values()) > 0
+        # a small cache starts again when full: still the same answers
+        small = GeoIP(path, cache_size=50)
+        for ip in ips:
+            assert small._lookup(ip) == plain_answer(reader, ip, True), ip
+        small.close()
+    finally:
+        geoip.close()
+        reader.close()
+
+
+def test_a_network_kept_does_not_answer_for_its_neighbours(tmp_path):
+    """Two adjacent networks with different countries, inside a larger one with a third."""
+    writer = MMDBWriter(ip_version=6, database_type="GeoIP2-Country", ipv4_compatible=True)
+    writer.insert_network(netaddr.IPSet(["1.2.0.0/16"]), {"country": {"iso_code": "NZ"}})
+    writer.insert_network(netaddr.IPSet(["1.2.3.0/25"]), {"country": {"iso_code": "AU"}})
+    writer.insert_network(netaddr.IPSet(["1.2.3.128/25"]), {"country": {"iso_code": "FR"}})
+    path = tmp_path / "nested.mmdb"
+    writer.to_db_file(str(path))
+    geoip = GeoIP(path)
+    expected = {
+        "1.2.3.1": "AU",
+        "1.2.3.127": "AU",
+        "1.2.3.128": "FR",
+        "1.2.3.255": "FR",
+        "1.2.4.1": "NZ",
+        "1.2.2.255": "NZ",
+        "1.3.0.1": None,
+        "1.2.3.2": "AU",
+        "1.2.9.9": "NZ",
+        "1.3.9.9": None,
+    }
+    try:
+        for ip, country in expected.items():
+            answer = geoip.lookup(ip)
+            assert (answer[0] if answer else None) == country, ip
+    finally:
+        geoip.close()
