@@ -79,9 +79,9 @@ class Context:
 
 
 # `due_recheck_seconds` of a backfill whose `due()` reads every stored event (TimeFinder's and
-# IPToCountry's `$exists: false` tests, which no index serves on the embedded store or FerretDB):
-# events that need it come from older versions or other tools, not from this daemon's own loads.
-SCAN_RECHECK_SECONDS = 6 * 3600
+# IPToCountry's `$exists: false` tests, which no index serves): events that need it come from older
+# versions, other tools or a new GeoIP database (a SIGHUP), never from this daemon's own loads.
+SCAN_RECHECK_SECONDS = 24 * 3600
 
 
 class Service:
@@ -94,10 +94,10 @@ class Service:
     runs_on_new_input: ClassVar[bool] = True
     # True: ordered before every other service (Deliveries lays out the files the others read).
     first: ClassVar[bool] = False
-    # Derived services: how long a "not due" answer holds while the inputs are unchanged; None for
-    # LEASE_SECONDS / 2. A service whose `due()` reads every stored event sets hours, so that an
-    # idle daemon does not scan the store every minute; it is still asked at start and whenever
-    # its inputs complete anew.
+    # Derived services: None to be asked `due()` again when the inputs complete anew or after
+    # LEASE_SECONDS / 2; else how long a "not due" answer holds whatever the inputs do (a backfill
+    # whose `due()` reads every stored event, needed only by data its inputs never produce). Every
+    # service is asked again after `prepare()` (start, SIGHUP).
     due_recheck_seconds: ClassVar[float | None] = None
 
     def wants(self, entry: Entry) -> bool:

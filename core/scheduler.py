@@ -476,10 +476,11 @@ class Scheduler:
         Whether a service is due can cost a query over every stored event (TimeFinder's), so a
         service found not due, or being looked at by another daemon (which then decides for the
         same inputs), is not looked at again until its inputs complete anew or LEASE_SECONDS / 2
-        (how often an idle daemon looked before; the service's `due_recheck_seconds` if it sets one)
-        have passed: a drain's second pass, and the other daemons of a batch, no longer repeat that
-        query. A `due()` that could not answer (its store away), or that another daemon was asking, is
-        asked again after LEASE_SECONDS / 2."""
+        (how often an idle daemon looked before) have passed: a drain's second pass, and the other
+        daemons of a batch, no longer repeat that query. A service that sets `due_recheck_seconds`
+        (a backfill whose need never comes from its inputs) is asked again only after that long,
+        whatever its inputs do, or after `prepare()`. A `due()` that could not answer (its store
+        away), or that another daemon was asking, is asked again after LEASE_SECONDS / 2."""
         ran = False
         short = self.settings.LEASE_SECONDS / 2
         for service in self.services:
@@ -489,8 +490,10 @@ class Scheduler:
                 continue
             inputs = self.queue.last_completed(service.depends_on) if service.depends_on else None
             seen = self._derived_seen.get(service.name)
-            if seen is not None and seen[0] == inputs and time.monotonic() - seen[1] < seen[2]:
-                continue
+            if seen is not None and time.monotonic() - seen[1] < seen[2]:
+                backfill = seen[2] > short  # its own period: new inputs do not make it due
+                if backfill or seen[0] == inputs:
+                    continue
             # Several daemons on one queue: one at a time looks whether it is due (after another
             # daemon's run it is not) and runs it; the others go on.
             recheck = short

@@ -201,12 +201,12 @@ class ScanBackfill(Service):
         return False
 
 
-def test_a_backfill_that_scans_the_store_is_asked_again_on_new_input_or_reload_not_every_half_lease(
+def test_a_backfill_that_scans_the_store_is_asked_again_after_its_period_or_a_reload_not_on_new_input(
     tmp_path,
 ):
-    """TimeFinder's and IPToCountry's checks read every stored event: an idle daemon no longer
-    runs them every LEASE_SECONDS / 2, but a new log, a SIGHUP (prepare) or an unanswered check
-    still bring them back."""
+    """TimeFinder's and IPToCountry's checks read every stored event, and the daemon's own loads
+    never make them due: an idle daemon no longer runs them every LEASE_SECONDS / 2 nor after each
+    new log, but a SIGHUP (prepare), an unanswered check, or its own period bring them back."""
     data = make_package(tmp_path / "data")
     (dump_dir(data) / "a.flaky").write_text("x")
     settings = settings_for(data, tmp_path / "var", LEASE_SECONDS="2")
@@ -226,9 +226,12 @@ def test_a_backfill_that_scans_the_store_is_asked_again_on_new_input_or_reload_n
     assert ScanBackfill.asked == 1
     (dump_dir(data) / "b.flaky").write_text("x")
     sched.scan()
-    sched.drain()  # a new input completed
-    assert ScanBackfill.asked == 2
+    sched.drain()  # a new input completed: not asked
+    assert ScanBackfill.asked == 1
     sched.prepare()  # SIGHUP: maybe a new GeoIP database
+    sched.drain()
+    assert ScanBackfill.asked == 2
+    sched._derived_seen["ScanBackfill"] = (None, time.monotonic() - 3601, 3600)  # its period passed
     sched.drain()
     assert ScanBackfill.asked == 3
     sched.prepare()
