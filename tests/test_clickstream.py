@@ -129,6 +129,39 @@ def test_each_line_becomes_a_document_with_time_country_and_source(env, tmp_path
     )
 
 
+@pytest.mark.mongo
+def test_on_mongodb_the_collection_gets_the_contracts_indexes_and_source_file_and_keeps_its_own(env, request):
+    """The data contract's three indexes and `{source_file}` (a new version of a file deletes by
+    it); no `{time_date}` or `{username}`, but one a dashboard created is left in place."""
+    if isinstance(env.docs, SqliteDocumentStore):
+        pytest.skip("the embedded store has its own index set (test_document_store)")
+    from pymongo import MongoClient
+
+    (env.logs / "uqx-edx-events-2015-05-30.log").write_bytes(log_text([event(n) for n in range(3)]))
+    assert env.run() == 0
+    client: MongoClient = MongoClient(request.getfixturevalue("mongo_url"))
+    try:
+        collection = client[env.db]["clickstream"]
+
+        def keys() -> set[tuple[tuple[str, int], ...]]:
+            return {tuple((k, int(v)) for k, v in i["key"].items()) for i in collection.list_indexes()}
+
+        contract = {
+            (("_id", 1),),
+            (("country", 1),),
+            (("event_type", 1), ("context.course_id", 1)),
+            (("context.course_id", 1),),
+            (("source_file", 1),),
+        }
+        assert keys() == contract
+        collection.create_index([("time_date", 1)])  # a dashboard's own, or an older version's
+        (env.logs / "uqx-edx-events-2015-05-31.log").write_bytes(log_text([event(n) for n in range(3)]))
+        assert env.run() == 0
+        assert keys() == contract | {(("time_date", 1),)}
+    finally:
+        client.close()
+
+
 def test_every_time_format_of_the_logs_is_parsed(env):
     times = {
         "2014-05-02T16:01:49.512248+00:00": datetime(2014, 5, 2, 16, 1, 49, 512000),

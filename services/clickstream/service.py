@@ -49,16 +49,17 @@ COLLECTION = "clickstream"
 LOGS = "logs"
 # `<prefix>-YYYY-MM-DD.log[.gz]`: uqx-edx-events-, uqx-edge-events-, universityx-edge-, ...-prod-...
 LOG_NAME = re.compile(r"^[A-Za-z0-9_.\-]+?(\d{4}-\d{2}-\d{2})\.log(?:\.gz)?$")
-# Each index is paid on every insert (on FerretDB ~20 us of server CPU per event each; see
+# Each index is paid on every insert (on FerretDB 20-45 us of server CPU per event each; see
 # bench/README.md, "MongoDB path"), so only those a reader needs: the dashboards' three (data
-# contract), `time_date` (dashboards' time ranges; TimeFinder's `$exists: false` check) and
-# `source_file` (a new version of a file deletes the events it owns). `username` is not among the
-# contract's indexes and none of our queries filter on it, so it has none.
+# contract, the original's three) and `source_file` (a new version of a file deletes the events it
+# owns). `username` and `time_date` are not among the contract's indexes: none of our regular
+# queries filter on them (TimeFinder's `$exists: false` check runs once a day), and `time_date`'s
+# (events in random time order) cost FerretDB ~10% of the ingest. A collection made by an older
+# version keeps them; a dashboard that wants time ranges across courses creates it (README).
 INDEXES: tuple[tuple[tuple[str, int], ...], ...] = (
     (("country", 1),),
     (("event_type", 1), ("context.course_id", 1)),
     (("context.course_id", 1),),
-    (("time_date", 1),),
     (("source_file", 1),),
 )
 # What the daemon's own queries on the collection need: a new version of a file deletes the events
