@@ -496,16 +496,20 @@ class Scheduler:
                     continue
             # Several daemons on one queue: one at a time looks whether it is due (after another
             # daemon's run it is not) and runs it; the others go on.
-            recheck = short
+            period = max(short, service.due_recheck_seconds or short)
             with self.queue.exclusive(service.name) as mine:
                 due = self._derived_due(service, inputs) if mine else None  # the other one tells
                 if due:
-                    self._run_derived(service)
+                    failed = self._run_derived(service)
                     ran = True
-                    self._derived_seen.pop(service.name, None)
-                else:
-                    if due is False:  # answered: the service's own period
-                        recheck = max(short, service.due_recheck_seconds or short)
+                    if failed:  # not again at once (it would fail again, and drain() not end)
+                        self._derived_seen[service.name] = (inputs, time.monotonic(), short)
+                    elif period > short:  # a backfill that ended has nothing left
+                        self._derived_seen[service.name] = (inputs, time.monotonic(), period)
+                    else:
+                        self._derived_seen.pop(service.name, None)
+                else:  # not due: its own period; could not tell: half a lease
+                    recheck = period if due is False else short
                     self._derived_seen[service.name] = (inputs, time.monotonic(), recheck)
         return ran
 
@@ -520,7 +524,8 @@ class Scheduler:
             logging.getLogger(f"ingestor.{service.name}").warning("not run now: %s", exc)
             return None
 
-    def _run_derived(self, service: Service) -> None:
+    def _run_derived(self, service: Service) -> bool:
+        """Run a derived service and record the run; True if it failed."""
         state = self.states[service.name]
         started = self.clock()
         state.status, state.task, state.startdate = "running", "run", started
@@ -535,6 +540,7 @@ class Scheduler:
             state.status, state.task = "idle", ""
         self.queue.record_run(service.name, started, error)
         state.extra = service.status_extra(self.context(service))  # e.g. courses skipped, why
+        return error is not None
 
     def outcome(self) -> tuple[list[str], int]:
         """What the tracking table says of the files of the last scan: the errors of those failed

@@ -121,9 +121,17 @@ def test_a_network_kept_does_not_answer_for_its_neighbours(tmp_path):
         "1.2.9.9": "NZ",
         "1.3.9.9": None,
     }
+    reader = maxminddb.open_database(str(path), maxminddb.MODE_MMAP_EXT)
     try:
         for ip, country in expected.items():
             answer = geoip.lookup(ip)
             assert (answer[0] if answer else None) == country, ip
+        # the same addresses written as IPv6 (IPv4-compatible, IPv4-mapped): another table, the
+        # plain look-up's answers
+        for ip in expected:
+            for written in (f"::{ip}", f"::ffff:{ip}"):
+                assert geoip.lookup(written) == plain_answer(reader, written, False), written
+        assert geoip.lookup("::1.2.3.1") == ("AU", None)  # Python calls it global: looked up
     finally:
         geoip.close()
+        reader.close()

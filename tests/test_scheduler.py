@@ -183,6 +183,10 @@ def test_a_derived_service_found_not_due_is_asked_again_only_after_new_input_or_
     assert (Backfill.asked, calls.count("Backfill")) == (5, 2)
 
 
+class _Looping(BaseException):
+    """Not an Exception: the scheduler does not catch it."""
+
+
 class ScanBackfill(Service):
     """A backfill whose due() reads every stored event (TimeFinder's kind): a long recheck."""
 
@@ -191,14 +195,24 @@ class ScanBackfill(Service):
     depends_on = ("Flaky",)
     runs_on_new_input = False
     due_recheck_seconds = 3600.0
-    asked = 0
+    asked = runs = 0
     away = False  # due() cannot answer: its store is away
+    wanted = False  # events left to backfill
+    broken = False  # run() fails
 
     def due(self, ctx: Context) -> bool:
         ScanBackfill.asked += 1
         if ScanBackfill.away:
             raise TransientError("document store restarting")
-        return False
+        return ScanBackfill.wanted
+
+    def run(self, ctx: Context) -> None:
+        ScanBackfill.runs += 1
+        if ScanBackfill.runs > 20:  # run again and again: end the test, not the suite's time
+            raise _Looping(f"{self.name} ran {ScanBackfill.runs} times")
+        if ScanBackfill.broken:
+            raise RuntimeError("cannot backfill")
+        ScanBackfill.wanted = False
 
 
 def test_a_backfill_that_scans_the_store_is_asked_again_after_its_period_or_a_reload_not_on_new_input(
@@ -209,19 +223,26 @@ def test_a_backfill_that_scans_the_store_is_asked_again_after_its_period_or_a_re
     new log, but a SIGHUP (prepare), an unanswered check, or its own period bring them back."""
     data = make_package(tmp_path / "data")
     (dump_dir(data) / "a.flaky").write_text("x")
-    settings = settings_for(data, tmp_path / "var", LEASE_SECONDS="2")
+    settings = settings_for(data, tmp_path / "var", LEASE_SECONDS="60")
     documents = open_document_store("sqlite", tmp_path / "var")
     flaky = Flaky()
     flaky.failures = 0
     sched = Scheduler(
         settings, [flaky, ScanBackfill()], open_sql_store("sqlite", tmp_path / "var"), lambda: documents
     )
+
+    def age(seconds: float) -> None:
+        """As if `seconds` had passed since the backfill was last looked at."""
+        inputs, when, holds = sched._derived_seen["ScanBackfill"]
+        sched._derived_seen["ScanBackfill"] = (inputs, when - seconds, holds)
+
     sched.prepare()
     sched.scan()
-    ScanBackfill.asked, ScanBackfill.away = 0, False
+    ScanBackfill.asked = ScanBackfill.runs = 0
+    ScanBackfill.away = ScanBackfill.wanted = ScanBackfill.broken = False
     sched.drain()
     assert ScanBackfill.asked == 1
-    time.sleep(1.1)  # past LEASE_SECONDS / 2: a cheap check would be asked again
+    age(31)  # past LEASE_SECONDS / 2: a cheap check would be asked again
     sched.drain()
     assert ScanBackfill.asked == 1
     (dump_dir(data) / "b.flaky").write_text("x")
@@ -231,7 +252,7 @@ def test_a_backfill_that_scans_the_store_is_asked_again_after_its_period_or_a_re
     sched.prepare()  # SIGHUP: maybe a new GeoIP database
     sched.drain()
     assert ScanBackfill.asked == 2
-    sched._derived_seen["ScanBackfill"] = (None, time.monotonic() - 3601, 3600)  # its period passed
+    age(3601)  # its period
     sched.drain()
     assert ScanBackfill.asked == 3
     sched.prepare()
@@ -241,12 +262,43 @@ def test_a_backfill_that_scans_the_store_is_asked_again_after_its_period_or_a_re
     ScanBackfill.away = False
     sched.drain()
     assert ScanBackfill.asked == 4  # not at once
-    time.sleep(1.1)
+    age(31)
     sched.drain()  # unanswered: asked again after LEASE_SECONDS / 2
     assert ScanBackfill.asked == 5
-    time.sleep(1.1)
+    age(31)
     sched.drain()
     assert ScanBackfill.asked == 5
+
+
+def test_a_derived_run_that_fails_is_not_repeated_at_once_and_a_finished_backfill_not_rechecked(tmp_path):
+    """A backfill that stays due and whose run fails used to be asked and run again and again
+    inside one drain(), which then never returned to scan for files."""
+    data = make_package(tmp_path / "data")
+    (dump_dir(data) / "a.flaky").write_text("x")
+    settings = settings_for(data, tmp_path / "var", LEASE_SECONDS="60")
+    documents = open_document_store("sqlite", tmp_path / "var")
+    flaky = Flaky()
+    flaky.failures = 0
+    sched = Scheduler(
+        settings, [flaky, ScanBackfill()], open_sql_store("sqlite", tmp_path / "var"), lambda: documents
+    )
+    sched.prepare()
+    sched.scan()
+    ScanBackfill.asked = ScanBackfill.runs = 0
+    ScanBackfill.away = False
+    ScanBackfill.wanted = ScanBackfill.broken = True
+    sched.drain()  # returns
+    assert (ScanBackfill.asked, ScanBackfill.runs) == (1, 1)
+    sched.drain()
+    assert (ScanBackfill.asked, ScanBackfill.runs) == (1, 1)
+    inputs, when, holds = sched._derived_seen["ScanBackfill"]
+    assert holds == 30  # tried again after LEASE_SECONDS / 2
+    sched._derived_seen["ScanBackfill"] = (inputs, when - 31, holds)
+    ScanBackfill.broken = False
+    sched.drain()  # runs to its end: nothing left, so no scan right after it
+    assert (ScanBackfill.asked, ScanBackfill.runs) == (2, 2)
+    sched.drain()
+    assert (ScanBackfill.asked, ScanBackfill.runs) == (2, 2)
 
 
 # -- leases: a live worker keeps its file ---------------------------------------------------------

@@ -53,8 +53,9 @@ LOG_NAME = re.compile(r"^[A-Za-z0-9_.\-]+?(\d{4}-\d{2}-\d{2})\.log(?:\.gz)?$")
 # bench/README.md, "MongoDB path"), so only those a reader needs: the dashboards' three (data
 # contract, the original's three) and `source_file` (a new version of a file deletes the events it
 # owns). `username` and `time_date` are not among the contract's indexes: none of our regular
-# queries filter on them (TimeFinder's `$exists: false` check runs once a day), and `time_date`'s
-# (events in random time order) cost FerretDB ~10% of the ingest. A collection made by an older
+# queries filter on them (TimeFinder's `$exists: false` check runs once a day; the `_id` form's
+# one-event `time_date` query, once a file, stops at the first event), and `time_date`'s (events in
+# random time order) cost FerretDB ~10% of the ingest. A collection made by an older
 # version keeps them; a dashboard that wants time ranges across courses creates it (README).
 INDEXES: tuple[tuple[tuple[str, int], ...], ...] = (
     (("country", 1),),
