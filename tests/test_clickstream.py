@@ -313,6 +313,52 @@ def test_geolite2_city_gives_country_and_australian_state_and_skips_private_addr
     assert env.scheduler.states["Clickstream"].extra["country"].startswith("on")
 
 
+def test_backfills_read_the_collection_once_whatever_the_number_of_batches(env, tmp_path, monkeypatch):
+    """A new GeoIP database makes every event due for IPToCountry: one query per batch read the
+    collection again from its start each time (quadratic in its size); now one pass, its updates
+    written in batches as it goes."""
+    import services.ip_to_country.service as ip_to_country
+    import services.time_finder.service as time_finder
+
+    ips = ["1.2.3.4", "8.8.8.8", "2a00:1450::1", "", "10.0.0.1"]
+    (env.logs / "uqx-edx-events-2015-05-30.log").write_bytes(
+        log_text([event(n, ip=ips[n % len(ips)]) for n in range(23)])
+    )
+    assert env.run() == 0  # no GeoIP: no look-up
+    docs = env.events()
+    env.docs.delete_many(env.db, "clickstream", {})
+    for doc in docs:  # as an older version stored them: no time_date either
+        doc.pop("time_date")
+    env.docs.insert_many(env.db, "clickstream", docs)
+    monkeypatch.setattr(time_finder, "BATCH", 5)
+    monkeypatch.setattr(ip_to_country, "BATCH", 5)
+    passes: list[str] = []
+    store_class = type(env.docs)
+    find = store_class.find
+
+    def counted_find(self, db, coll, filter=None, projection=None, limit=0):
+        if coll == "clickstream" and limit != 1 and any(k in str(filter) for k in ("time_date", "geoip")):
+            passes.append("time_date" if "time_date" in str(filter) else "geoip")
+        return find(self, db, coll, filter, projection, limit)
+
+    monkeypatch.setattr(store_class, "find", counted_find)
+    assert env.run(GEOIP_DATABASE=str(small_geoip(tmp_path / "c.mmdb"))) == 0
+    assert sorted(passes) == ["geoip", "time_date"]
+    events = env.events()
+    assert len(events) == 23
+    assert all(isinstance(d["time_date"], datetime) for d in events)
+    assert len({d["geoip"] for d in events}) == 1
+    assert {d["ip"]: d.get("country") for d in events} == {
+        "1.2.3.4": "NZ",
+        "8.8.8.8": None,
+        "2a00:1450::1": "FR",
+        "": "",
+        "10.0.0.1": None,
+    }
+    runs = [r for r in env.scheduler.queue.rows() if r.type == "save_run"]
+    assert {r.service_name for r in runs} >= {"TimeFinder", "IPToCountry"}
+
+
 def test_backfill_services_add_time_and_country_to_events_loaded_without_them(env, tmp_path):
     (env.logs / "uqx-edx-events-2015-05-30.log").write_bytes(
         log_text([event(1), event(2, ip="2a00:1450::1"), event(3, ip="8.8.8.8")])

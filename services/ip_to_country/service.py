@@ -1,9 +1,11 @@
 """IPToCountry: backfills `country` (and `subdivision`) on events stored without a GeoIP look-up.
 
 Documents looked up while ingesting carry `geoip` (the build time of the database used). This
-service looks up the ones without it, or with an older database than the configured one, in
-batches, and marks each with the current build, so it always ends and never repeats work. It runs
-only when GEOIP_DATABASE is configured, and records each run as a `save_run` row.
+service looks up the ones without it, or with an older database than the configured one, and marks
+each with the current build, so it always ends and never repeats work: in one pass over the
+collection, its updates written in batches as it goes (a new GeoIP database makes every event due:
+a query per batch would read the collection again from its start each time). It runs only when
+GEOIP_DATABASE is configured, and records each run as a `save_run` row.
 """
 
 from __future__ import annotations
@@ -50,20 +52,23 @@ class IPToCountryService(Service):
         database = ctx.settings.document_db(LOGS)
         build = self.geoip.build_epoch
         total = 0
-        while not ctx.should_stop():
-            docs = list(store.find(database, COLLECTION, self._missing(), projection={"ip": 1}, limit=BATCH))
-            if not docs:
-                break
-            updates = []
-            for doc in docs:
-                ip = doc.get("ip")
-                fields: dict[str, Any] = {"geoip": build}
-                found = self.geoip.lookup(ip) if isinstance(ip, str) else None
-                if found is not None:
-                    fields["country"] = found[0]
-                    if found[1]:
-                        fields["subdivision"] = found[1]
-                updates.append((doc["_id"], fields))
-            store.update_fields(database, COLLECTION, updates)
-            total += len(updates)
+        updates: list[tuple[Any, dict[str, Any]]] = []
+        # A document updated before the pass reaches it no longer matches; one met twice (MongoDB
+        # may) gets the same fields again.
+        for doc in store.find(database, COLLECTION, self._missing(), projection={"ip": 1}):
+            ip = doc.get("ip")
+            fields: dict[str, Any] = {"geoip": build}
+            found = self.geoip.lookup(ip) if isinstance(ip, str) else None
+            if found is not None:
+                fields["country"] = found[0]
+                if found[1]:
+                    fields["subdivision"] = found[1]
+            updates.append((doc["_id"], fields))
+            if len(updates) >= BATCH:
+                total += store.update_fields(database, COLLECTION, updates)
+                updates = []
+                if ctx.should_stop():
+                    break
+        else:
+            total += store.update_fields(database, COLLECTION, updates)
         ctx.log.info("country looked up for %d event(s)", total)

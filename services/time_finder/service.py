@@ -1,11 +1,15 @@
 """TimeFinder: backfills `time_date` on tracking-log events stored without it.
 
 The clickstream service sets `time_date` while ingesting, so this only finds documents loaded by an
-older version or by other tools. It works in batches of ids (each batch's documents stop matching
-once updated, so it always ends), and records each run as a `save_run` row.
+older version or by other tools. It reads them in one pass over the collection and writes their
+updates in batches as it goes (each document stops matching once updated, so it always ends; a
+query per batch would read the collection again from its start each time), and records each run as
+a `save_run` row.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from base_service import SCAN_RECHECK_SECONDS, Context, Service
 from services.clickstream.service import COLLECTION, LOGS
@@ -30,13 +34,16 @@ class TimeFinderService(Service):
         store = ctx.documents()
         database = ctx.settings.document_db(LOGS)
         total = 0
-        while not ctx.should_stop():
-            docs = list(store.find(database, COLLECTION, MISSING, projection={"time": 1}, limit=BATCH))
-            if not docs:
-                break
-            updates = [(d["_id"], {"time_date": _utc_or_none(d.get("time"))}) for d in docs]
-            store.update_fields(database, COLLECTION, updates)
-            total += len(updates)
+        updates: list[tuple[Any, dict[str, Any]]] = []
+        for doc in store.find(database, COLLECTION, MISSING, projection={"time": 1}):
+            updates.append((doc["_id"], {"time_date": _utc_or_none(doc.get("time"))}))
+            if len(updates) >= BATCH:
+                total += store.update_fields(database, COLLECTION, updates)
+                updates = []
+                if ctx.should_stop():
+                    break
+        else:
+            total += store.update_fields(database, COLLECTION, updates)
         ctx.log.info("time_date set on %d event(s)", total)
 
 
