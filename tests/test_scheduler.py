@@ -187,13 +187,10 @@ class _Looping(BaseException):
     """Not an Exception: the scheduler does not catch it."""
 
 
-class ScanBackfill(Service):
+class ScanBackfill(Backfill):
     """A backfill whose due() reads every stored event (TimeFinder's kind): a long recheck."""
 
     name = "ScanBackfill"
-    derived = True
-    depends_on = ("Flaky",)
-    runs_on_new_input = False
     due_recheck_seconds = 3600.0
     asked = runs = 0
     away = False  # due() cannot answer: its store is away
@@ -215,21 +212,25 @@ class ScanBackfill(Service):
         ScanBackfill.wanted = False
 
 
-def test_a_backfill_that_scans_the_store_is_asked_again_after_its_period_or_a_reload_not_on_new_input(
-    tmp_path,
-):
-    """TimeFinder's and IPToCountry's checks read every stored event, and the daemon's own loads
-    never make them due: an idle daemon no longer runs them every LEASE_SECONDS / 2 nor after each
-    new log, but a SIGHUP (prepare), an unanswered check, or its own period bring them back."""
+def _backfill_scheduler(tmp_path: Path) -> tuple[Scheduler, Path]:
+    """A scheduler of Flaky (one file) and ScanBackfill, half a lease 30 s; not yet prepared."""
     data = make_package(tmp_path / "data")
     (dump_dir(data) / "a.flaky").write_text("x")
     settings = settings_for(data, tmp_path / "var", LEASE_SECONDS="60")
     documents = open_document_store("sqlite", tmp_path / "var")
     flaky = Flaky()
     flaky.failures = 0
-    sched = Scheduler(
-        settings, [flaky, ScanBackfill()], open_sql_store("sqlite", tmp_path / "var"), lambda: documents
-    )
+    services = [flaky, ScanBackfill()]
+    return Scheduler(settings, services, open_sql_store("sqlite", tmp_path / "var"), lambda: documents), data
+
+
+def test_a_backfill_that_scans_the_store_is_asked_again_after_its_period_or_a_reload_not_on_new_input(
+    tmp_path,
+):
+    """TimeFinder's and IPToCountry's checks read every stored event, and the daemon's own loads
+    never make them due: an idle daemon no longer runs them every LEASE_SECONDS / 2 nor after each
+    new log, but a SIGHUP (prepare), an unanswered check, or its own period bring them back."""
+    sched, data = _backfill_scheduler(tmp_path)
 
     def age(seconds: float) -> None:
         """As if `seconds` had passed since the backfill was last looked at."""
@@ -273,15 +274,7 @@ def test_a_backfill_that_scans_the_store_is_asked_again_after_its_period_or_a_re
 def test_a_derived_run_that_fails_is_not_repeated_at_once_and_a_finished_backfill_not_rechecked(tmp_path):
     """A backfill that stays due and whose run fails used to be asked and run again and again
     inside one drain(), which then never returned to scan for files."""
-    data = make_package(tmp_path / "data")
-    (dump_dir(data) / "a.flaky").write_text("x")
-    settings = settings_for(data, tmp_path / "var", LEASE_SECONDS="60")
-    documents = open_document_store("sqlite", tmp_path / "var")
-    flaky = Flaky()
-    flaky.failures = 0
-    sched = Scheduler(
-        settings, [flaky, ScanBackfill()], open_sql_store("sqlite", tmp_path / "var"), lambda: documents
-    )
+    sched, _ = _backfill_scheduler(tmp_path)
     sched.prepare()
     sched.scan()
     ScanBackfill.asked = ScanBackfill.runs = 0

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from base_service import SCAN_RECHECK_SECONDS, Context, Service
+from services.clickstream.backfill import set_fields_in_one_pass
 from services.clickstream.service import COLLECTION, LOGS, open_geoip
 from utils.geoip import GeoIP
 
@@ -46,29 +47,20 @@ class IPToCountryService(Service):
         return store.find_one(ctx.settings.document_db(LOGS), COLLECTION, self._missing()) is not None
 
     def run(self, ctx: Context) -> None:
-        if self.geoip is None:
+        geoip = self.geoip
+        if geoip is None:
             return
-        store = ctx.documents()
-        database = ctx.settings.document_db(LOGS)
-        build = self.geoip.build_epoch
-        total = 0
-        updates: list[tuple[Any, dict[str, Any]]] = []
-        # A document updated before the pass reaches it no longer matches; one met twice (MongoDB
-        # may) gets the same fields again.
-        for doc in store.find(database, COLLECTION, self._missing(), projection={"ip": 1}):
+        build = geoip.build_epoch
+
+        def fields_of(doc: dict[str, Any]) -> dict[str, Any]:
             ip = doc.get("ip")
             fields: dict[str, Any] = {"geoip": build}
-            found = self.geoip.lookup(ip) if isinstance(ip, str) else None
+            found = geoip.lookup(ip) if isinstance(ip, str) else None
             if found is not None:
                 fields["country"] = found[0]
                 if found[1]:
                     fields["subdivision"] = found[1]
-            updates.append((doc["_id"], fields))
-            if len(updates) >= BATCH:
-                total += store.update_fields(database, COLLECTION, updates)
-                updates = []
-                if ctx.should_stop():
-                    break
-        else:
-            total += store.update_fields(database, COLLECTION, updates)
+            return fields
+
+        total = set_fields_in_one_pass(ctx, self._missing(), {"ip": 1}, fields_of, BATCH)
         ctx.log.info("country looked up for %d event(s)", total)

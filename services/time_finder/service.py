@@ -9,9 +9,8 @@ a `save_run` row.
 
 from __future__ import annotations
 
-from typing import Any
-
 from base_service import SCAN_RECHECK_SECONDS, Context, Service
+from services.clickstream.backfill import set_fields_in_one_pass
 from services.clickstream.service import COLLECTION, LOGS
 from utils.timeparse import TimeOutOfRange, parse_event_time
 
@@ -31,19 +30,9 @@ class TimeFinderService(Service):
         return store.find_one(ctx.settings.document_db(LOGS), COLLECTION, MISSING) is not None
 
     def run(self, ctx: Context) -> None:
-        store = ctx.documents()
-        database = ctx.settings.document_db(LOGS)
-        total = 0
-        updates: list[tuple[Any, dict[str, Any]]] = []
-        for doc in store.find(database, COLLECTION, MISSING, projection={"time": 1}):
-            updates.append((doc["_id"], {"time_date": _utc_or_none(doc.get("time"))}))
-            if len(updates) >= BATCH:
-                total += store.update_fields(database, COLLECTION, updates)
-                updates = []
-                if ctx.should_stop():
-                    break
-        else:
-            total += store.update_fields(database, COLLECTION, updates)
+        total = set_fields_in_one_pass(
+            ctx, MISSING, {"time": 1}, lambda doc: {"time_date": _utc_or_none(doc.get("time"))}, BATCH
+        )
         ctx.log.info("time_date set on %d event(s)", total)
 
 
