@@ -1,8 +1,8 @@
 """Country (and Australian state) of an IP address, from a MaxMind GeoIP2/GeoLite2 database.
 
-Rules of the contract: `""` for an empty IP or `::1`; private, loopback, link-local, multicast and
-reserved addresses are not looked up (no country); an address the database does not know has no
-country. A small LRU cache in front of the reader makes repeated addresses (most of a log) cheap.
+Rules of the contract: `""` for an empty IP or `::1`; private, loopback, link-local and reserved
+addresses (those `ipaddress` does not call global) are not looked up (no country); an address the
+database does not know has no country. A small LRU cache in front of the reader makes repeated addresses (most of a log) cheap.
 Behind it, each answer is kept for the database's whole network that holds the address (every
 address of a network of the database's search tree has its record), so a new address in a network
 seen before costs no decoding of the record (a City record: ~30 us).
