@@ -29,10 +29,11 @@ from services.clickstream.events import (
     user_of,
 )
 from services.clickstream.ids import content_id
+from stores.documents.mongo import _id_first, _routed, _routes
 from utils.timeparse import TimeOutOfRange, parse_event_time
 
 try:
-    from eventscan import prepare, prepare_bson  # type: ignore[import-not-found, unused-ignore]
+    from eventscan import Bson, bson_routes, prepare, prepare_bson  # type: ignore[import-not-found, unused-ignore]
 except ImportError:  # not built: scripts/test.sh builds it and sets OPTIMUS_REQUIRE_NATIVE
     if os.environ.get("OPTIMUS_REQUIRE_NATIVE") == "1":
         raise
@@ -481,3 +482,34 @@ def test_pymongo_sends_a_prepared_document_as_the_raw_bson_document_of_its_bytes
     assert doc["username"] == "u" and doc.get("username") == "u" and doc.get("absent") is None
     assert "_id" in doc and "absent" not in doc
     assert list(doc) == list(RawBSONDocument(doc.raw)) and len(doc) == len(list(doc))
+
+
+def test_the_store_routes_a_batch_of_prepared_documents_as_it_routes_each_document() -> None:
+    """`bson_routes` (the MongoDB store's routing of a batch of `Bson` documents in one call) gives
+    each lane the positions `_lane_of` gives it, in order; a batch with any other document is left
+    to the store's own loop."""
+    rng = random.Random(9)
+    lines = [_bson_line(rng) for _ in range(3000)]
+    _, _, _, _, _, missing = prepare_bson(lines, 1, True, SOURCE, None, {})
+    places: dict[str | None, tuple[str, str | None, str | None]] = {ip: ("", "AU", None) for _, ip in missing}
+    docs: list[Any] = prepare_bson(lines, 1, True, SOURCE, None, places)[0]
+    assert len(docs) > 300
+    for lanes in (1, 2, 3, 7):
+        routes = bson_routes(docs, lanes)
+        assert routes == [list(route) for route in _routes(docs, lanes)]
+        assert sorted(p for route in routes for p in route) == list(range(len(docs)))
+        batch, routed = _routed(docs, lanes)
+        assert batch == docs and [list(r) for r in routed] == [list(r) for r in _routes(docs, lanes)]
+    assert bson_routes(docs, 0) is None
+    others: list[Any] = [
+        RawBSONDocument(docs[0].raw),  # raw, but not the module's own
+        {"_id": ObjectId(), "x": 1},
+        Bson(bson.encode({"_id": 5, "x": 1})),  # its `_id` is not an ObjectId
+        Bson(bson.encode({"_id": "text"})),
+    ]
+    for other in others:
+        mixed = [*docs[:5], other, *docs[5:9]]
+        assert bson_routes(mixed, 2) is None
+        batch, routed = _routed(mixed, 2)
+        assert batch == [_id_first(doc) for doc in mixed]
+        assert [list(r) for r in routed] == [list(r) for r in _routes(batch, 2)]

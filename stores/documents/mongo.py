@@ -51,6 +51,13 @@ from stores.documents.base import (
 )
 from stores.documents.filters import bson_key, validate_filter
 
+# native/eventscan's routing of a batch of its own raw documents, where it is built (`_routed`).
+_bson_routes: Callable[[list[Any], int], list[list[int]] | None] | None
+try:
+    from eventscan import bson_routes as _bson_routes  # type: ignore[import-not-found, unused-ignore]
+except ImportError:
+    _bson_routes = None
+
 DUPLICATE_KEY = 11000
 # FerretDB 1.24 (SQLite backend) keeps one pooled connection open per statement of an `update`
 # command until the command ends; at about 100 statements its pool (100) is exhausted and the
@@ -266,6 +273,19 @@ def _routes(batch: list[Document], lanes: int) -> list[Sequence[int]]:
     return list(routes)
 
 
+def _routed(docs: list[Document], lanes: int) -> tuple[list[Document], list[Sequence[int]]]:
+    """The batch as sent (`_id_first` of each document) and its `_routes`. A batch of
+    native/eventscan's `Bson` documents, each with an ObjectId `_id` first, is routed by the module
+    in one call, as `_lane_of` routes it: a Python loop over the documents cost ~1.2 us each
+    (bench/README.md, "What bounds the MongoDB path now")."""
+    if lanes > 1 and _bson_routes is not None and isinstance(docs, list):
+        routes: list[list[int]] | None = _bson_routes(docs, lanes)
+        if routes is not None:
+            return docs, list(routes)
+    batch = [_id_first(doc) for doc in docs]
+    return batch, _routes(batch, lanes)
+
+
 class _Lane:
     """A lane's thread for pipelined inserts: runs the sends handed to it, in order."""
 
@@ -388,11 +408,8 @@ class MongoDocumentStore(DocumentStore):
                     raise TerminalError(
                         f"mongodb {collection.full_name}: pipelined inserts after their block"
                     )
-                batch = [_id_first(doc) for doc in docs]
-                sends = [
-                    _Send(collection, batch, route, self._extra(collection), failed)
-                    for route in _routes(batch, len(lanes))
-                ]
+                batch, routes = _routed(docs, len(lanes))
+                sends = [_Send(collection, batch, route, self._extra(collection), failed) for route in routes]
                 future: Future[InsertResult] = Future()
                 future.set_running_or_notify_cancel()  # not to be cancelled: it is being stored
                 left = [len(sends)]

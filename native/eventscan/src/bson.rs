@@ -369,6 +369,31 @@ impl Bson {
     }
 }
 
+/// An ObjectId `_id` as the first element of a document: its type byte and name, after the
+/// document's length (`stores/documents/mongo._RAW_OBJECT_ID`).
+const OBJECT_ID_FIRST: &[u8] = b"\x07_id\x00";
+
+/// `stores/documents/mongo._routes` of a batch of `Bson` documents whose `_id` is an ObjectId
+/// first (as `prepare_bson` makes them): the positions each of `lanes` lanes sends, in order, a
+/// document's lane being its ObjectId's last byte modulo `lanes` (`_lane_of`). None if any item is
+/// another kind of document: the store then routes the batch itself.
+#[pyfunction]
+pub(crate) fn bson_routes(batch: &Bound<'_, PyList>, lanes: usize) -> Option<Vec<Vec<usize>>> {
+    if lanes == 0 {
+        return None;
+    }
+    let mut routes = vec![Vec::with_capacity(batch.len() / lanes + 1); lanes];
+    for (position, item) in batch.iter().enumerate() {
+        let doc = item.downcast::<Bson>().ok()?;
+        let raw = doc.get().raw.bind(item.py()).as_bytes();
+        if raw.len() < 21 || &raw[4..9] != OBJECT_ID_FIRST {
+            return None;
+        }
+        routes[usize::from(raw[20]) % lanes].push(position);
+    }
+    Some(routes)
+}
+
 /// A line's document but for its place: `front` is the length (patched later), `_id`, the
 /// event's own elements and `time_date`; `back` is `geoip`, `source_file`, `source_line` and the
 /// end.
