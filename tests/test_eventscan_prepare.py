@@ -33,7 +33,7 @@ from stores.documents.mongo import _id_first, _routed, _routes
 from utils.timeparse import TimeOutOfRange, parse_event_time
 
 try:
-    from eventscan import Bson, bson_routes, prepare, prepare_bson  # type: ignore[import-not-found, unused-ignore]
+    from eventscan import Bson, CountedRows, bson_routes, prepare, prepare_bson  # type: ignore[import-not-found, unused-ignore]
 except ImportError:  # not built: scripts/test.sh builds it and sets OPTIMUS_REQUIRE_NATIVE
     if os.environ.get("OPTIMUS_REQUIRE_NATIVE") == "1":
         raise
@@ -243,6 +243,16 @@ def check_block(lines: list[bytes], first: int, time_first: bool) -> int:
         want_size,
         want_rest,
     )
+    # with a `CountedRows`, the counted events go there instead
+    counted_rows = CountedRows()
+    assert prepare(lines, first, time_first, TAIL, places, counted_rows) == (
+        want_rows,
+        [],
+        want_numbers,
+        want_size,
+        want_rest,
+    )
+    assert counted_rows.tuples() == want_counted
     return len(want_rows)
 
 
@@ -434,6 +444,21 @@ def test_prepare_bson_gives_what_pymongo_makes_of_the_per_line_paths_document() 
             block, start + 1, time_first, SOURCE, geoip, places
         )
         assert declined_again == declined and missing_again == []
+        # the same call with a `CountedRows`: the same documents, the counted events kept there
+        rows = CountedRows()
+        again = prepare_bson(block, start + 1, time_first, SOURCE, geoip, places, None, rows)
+        assert (
+            [d.raw for d in again[0]] == [d.raw for d in docs]
+            and again[1] == []
+            and again[2:]
+            == (
+                numbers,
+                size,
+                declined,
+                [],
+            )
+        )
+        assert rows.tuples() == counted
         assert numbers == [start + 1 + index for index, _ in missing]
         assert size == sum(len(block[index]) for index, _ in missing)
         for (index, ip), doc, row in zip(missing, docs, counted, strict=True):

@@ -10,8 +10,23 @@ Counted = tuple[str, int | None, str, datetime | None, str, str | None, str | No
 Places = dict[str | None, tuple[str, str | None, str | None]]
 
 def scan(raw: bytes, digest_size: int) -> tuple[dict[str, Any], str, bytes] | None: ...
+
+class CountedRows:
+    """A batch's counted events, kept by the module (the counters' `add_all` reads it)."""
+
+    def __init__(self) -> None: ...
+    def append(self, row: Counted) -> None: ...
+    def __len__(self) -> int: ...
+    def drop_positions(self, positions: set[int]) -> None: ...
+    def tuples(self, prefix: str = "") -> list[Counted]: ...
+
 def prepare(
-    lines: list[bytes], first: int, time_first: bool, tail_prefix: str, places: Places
+    lines: list[bytes],
+    first: int,
+    time_first: bool,
+    tail_prefix: str,
+    places: Places,
+    rows: CountedRows | None = None,
 ) -> tuple[list[tuple[str, str]], list[Counted], list[int], int, list[tuple[int, Ready | None]]]: ...
 
 class Bson:
@@ -35,5 +50,6 @@ def prepare_bson(
     geoip: int | None,
     places: Places,
     line_numbers: list[int] | None = None,
+    rows: CountedRows | None = None,
 ) -> tuple[list[Bson], list[Counted], list[int], int, list[int], list[tuple[int, str | None]]]: ...
 def bson_routes(batch: list[Any], lanes: int) -> list[list[int]] | None: ...

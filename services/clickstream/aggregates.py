@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from services.clickstream import events
 from stores.sql.base import Cursor
@@ -22,6 +22,22 @@ MAX_IPS = 20
 # What the per-file accumulators see of one event: (course, user_id, username, UTC time, event
 # name, country, ip). Only the events the file owns (see `service._Loader.count_owned`) reach them.
 Counted = tuple[str, int | None, str, Any, str, str | None, Any]
+
+
+class CountedRows(Protocol):
+    """native/eventscan's `CountedRows`: a batch's counted events kept by the module, not as a
+    tuple of Python objects each (about 1 us an event to make and read back). The block passes
+    append the events they take, the loader the tuples of the others; the native counters read
+    it as they read a list of tuples."""
+
+    def append(self, row: Counted) -> None: ...
+    def __len__(self) -> int: ...
+    def drop_positions(self, positions: set[int]) -> None: ...
+    def tuples(self, prefix: str = "") -> list[Counted]: ...
+
+
+# A batch's counted events: tuples, or (where the native counters count) a `CountedRows`.
+CountedBatch = list[Counted] | CountedRows
 
 COLUMNS = (
     ("course_id", "VARCHAR(255) NOT NULL"),
@@ -94,11 +110,12 @@ class DayCounts:
         self.days: dict[tuple[str, int | None, str, date], _Day] = {}
         self.native = native_counter("DayCounter") if native else None
 
-    def add_all(self, counted: list[Counted]) -> None:
+    def add_all(self, counted: CountedBatch) -> None:
         """Count events (one loop for a whole batch: a call per event cost as much as the counting)."""
         if self.native is not None:
             self.native.add_all(counted)
             return
+        assert isinstance(counted, list), "a CountedRows is counted by the native counter"
         days, counters = self.days, _COUNTERS
         for course, user_id, username, when, name, country, ip in counted:
             if not course or when is None or (user_id is None and not username):

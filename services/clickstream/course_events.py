@@ -22,7 +22,7 @@ from collections.abc import Callable
 from datetime import date
 from typing import Any
 
-from services.clickstream.aggregates import Counted, native_counter
+from services.clickstream.aggregates import CountedBatch, native_counter
 from stores.sql.base import Cursor
 
 DATABASE = "Person_Course"
@@ -63,11 +63,12 @@ class EventTypeCounts:
         self.per_course: dict[str, int] = {}
         self.native = native_counter("EventTypeCounter") if native else None
 
-    def add_all(self, counted: list[Counted]) -> None:
+    def add_all(self, counted: CountedBatch) -> None:
         """Count events, a batch at a time (see `DayCounts.add_all`)."""
         if self.native is not None:
             self.native.add_all(counted)
             return
+        assert isinstance(counted, list), "a CountedRows is counted by the native counter"
         counts, per_course = self.counts, self.per_course
         for course, _, _, when, event_type, _, _ in counted:
             if not course or when is None:

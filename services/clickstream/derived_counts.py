@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from services.clickstream import course_events, enrolments
-from services.clickstream.aggregates import Counted
+from services.clickstream.aggregates import CountedBatch
 from stores.sql.base import Cursor
 
 ENROLMENT = "edx.course.enrollment."  # the prefix of the enrolment events
@@ -44,9 +44,11 @@ class DerivedCounts:
         if name.startswith(ENROLMENT):
             self.enrolments.note(event, name, course, user_id, username, when)
 
-    def add_all(self, counted: list[Counted]) -> None:
+    def add_all(self, counted: CountedBatch) -> None:
         self.event_types.add_all(counted)
-        for course, user_id, username, when, name, country, _ in counted:
+        # the enrolment events: every tuple is looked at, but of `CountedRows` only these are made
+        enrolments = counted if isinstance(counted, list) else counted.tuples(ENROLMENT)
+        for course, user_id, username, when, name, country, _ in enrolments:
             if name.startswith(ENROLMENT):
                 self.enrolments.add(name, course, user_id, username, when, country)
 

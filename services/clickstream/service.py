@@ -283,7 +283,16 @@ class _Loader:
         self.encoded = self.store.accepts_encoded
         self.batch: list[Any] = []
         self.batch_bytes = 0
-        self.counted: list[Counted] = []
+        self.days = aggregates.DayCounts()
+        self.derived = derived_counts.DerivedCounts()
+        # A batch's counted events: a native `CountedRows` where the native counters count them
+        # (the block passes append theirs to it), else tuples.
+        rows_class = events.native("CountedRows")
+        natively = self.days.native is not None and self.derived.event_types.native is not None
+        self.new_counted: Callable[[], aggregates.CountedBatch] = (
+            rows_class if natively and rows_class is not None else list
+        )
+        self.counted: aggregates.CountedBatch = self.new_counted()
         self.lines: list[int] = []
         self.maybe_lists: list[dict[str, Any]] = []
         self.may_hold_lists = self.store.may_hold_lists(database, COLLECTION, ALWAYS_ADDED)
@@ -304,15 +313,13 @@ class _Loader:
         self.source_tail = f',"source_file":{self.source_json},"source_line":'
         self.tail_prefix = self.geoip_json + self.source_tail  # what `prepare` puts after the place
         self.places: events.Places = {}  # the place fields of each ip seen (`_add_ready`)
-        self.days = aggregates.DayCounts()
-        self.derived = derived_counts.DerivedCounts()
         self.digest = hashlib.blake2b(digest_size=32)
         self.events = 0
         self.inserted = 0
         self.owned = 0
         self.shares: set[str] = set()
         # The owned events of each stored batch, in order, until the reading thread counts them.
-        self.stored: collections.deque[list[Counted]] = collections.deque()
+        self.stored: collections.deque[aggregates.CountedBatch] = collections.deque()
         # Batches share SQLite transactions (`grouped_writes`). Nothing depends on a batch being
         # committed before the end: the counts are written with the file's state, after the last
         # commit, and an ingest that fails is done again from its first line.
@@ -345,10 +352,10 @@ class _Loader:
         while at < len(lines):
             part = lines[at : at + max(self.batch_size - len(self.batch), 1)]
             rows, counted, numbers, size, rest = self.prepare(
-                part, first + at, self.time_first, self.tail_prefix, self.places
+                part, first + at, self.time_first, self.tail_prefix, self.places, self._rows()
             )
             self.batch.extend(rows)
-            self.counted.extend(counted)
+            self._extend_counted(counted)
             self.lines.extend(numbers)
             self.events += len(rows)
             self.batch_bytes += size
@@ -369,7 +376,7 @@ class _Loader:
             part = lines[at : at + max(self.batch_size - len(self.batch), 1)]
             start = first + at
             docs, counted, numbers, size, declined, missing = self.prepare_bson(
-                part, start, self.time_first, self.source, self.geoip_build, self.places, None
+                part, start, self.time_first, self.source, self.geoip_build, self.places, None, self._rows()
             )
             if missing:  # new ips: their places, then those lines again, in one call
                 for ip in {ip for _, ip in missing}:
@@ -383,13 +390,14 @@ class _Loader:
                     self.geoip_build,
                     self.places,
                     [start + i for i in again],
+                    self._rows(),
                 )
                 docs += more[0]
                 counted += more[1]
                 numbers += more[2]
                 size += more[3]
             self.batch.extend(docs)
-            self.counted.extend(counted)
+            self._extend_counted(counted)
             self.lines.extend(numbers)
             self.events += len(docs)
             self.batch_bytes += size
@@ -398,6 +406,16 @@ class _Loader:
             at += len(part)
             if len(self.batch) >= self.batch_size or self.batch_bytes >= BATCH_BYTES:
                 self.flush()
+
+    def _rows(self) -> aggregates.CountedRows | None:
+        """The `CountedRows` the block passes append the batch's counted events to, if it is one."""
+        return None if isinstance(self.counted, list) else self.counted
+
+    def _extend_counted(self, counted: list[Counted]) -> None:
+        """Add what a block pass returned as counted tuples (nothing if it appended to `_rows`)."""
+        if counted:
+            assert isinstance(self.counted, list)
+            self.counted.extend(counted)
 
     def _place(self, ip: str | None) -> tuple[str, str | None, str | None]:
         """The place fields of an ip (stored text, country, subdivision), kept in `places`."""
@@ -552,7 +570,7 @@ class _Loader:
         if not self.batch:
             return
         self.writer.put((self.batch, self.counted, self.lines, self.maybe_lists))
-        self.batch, self.counted, self.lines, self.maybe_lists = [], [], [], []
+        self.batch, self.counted, self.lines, self.maybe_lists = [], self.new_counted(), [], []
         self.batch_bytes = 0
         self.count_stored()
 
@@ -563,7 +581,7 @@ class _Loader:
             self.count_owned(self.stored.popleft())
 
     def _store_batch(
-        self, item: tuple[list[Any], list[Counted], list[int], list[dict[str, Any]]]
+        self, item: tuple[list[Any], aggregates.CountedBatch, list[int], list[dict[str, Any]]]
     ) -> Future[InsertResult]:
         """On the writer thread: hand one batch to the store (`_Writer`)."""
         batch, _, _, maybe_lists = item
@@ -574,7 +592,7 @@ class _Loader:
 
     def _stored_batch(
         self,
-        item: tuple[list[Any], list[Counted], list[int], list[dict[str, Any]]],
+        item: tuple[list[Any], aggregates.CountedBatch, list[int], list[dict[str, Any]]],
         stored: Future[InsertResult],
     ) -> None:
         """On the writer thread: once a batch is stored, hand the events this file owns to `count_stored`."""
@@ -583,7 +601,10 @@ class _Loader:
         self.inserted += result.inserted
         if result.duplicate_at:
             foreign = self._not_owned(batch, lines, result.duplicate_at)
-            counted = [c for position, c in enumerate(counted) if position not in foreign]
+            if isinstance(counted, list):
+                counted = [c for position, c in enumerate(counted) if position not in foreign]
+            else:
+                counted.drop_positions(foreign)
         self.owned += len(counted)
         self.stored.append(counted)
 
@@ -607,7 +628,7 @@ class _Loader:
                     self.shares.add(owner)
         return skipped
 
-    def count_owned(self, counted: list[Counted]) -> None:
+    def count_owned(self, counted: aggregates.CountedBatch) -> None:
         """The one hook of the per-file accumulators: called with the events this file owns."""
         self.days.add_all(counted)
         self.derived.add_all(counted)

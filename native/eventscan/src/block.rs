@@ -18,6 +18,7 @@
 //! for in the page, the event type and the context's path, as `events.course_of` does
 //! (`course_in`).
 
+use crate::counts::{CountedRows, Row};
 use crate::isotime::{self, Time};
 use crate::{blake2b, read, Context, Fields, Val};
 use blake2b_simd::many::{hash_many, HashManyJob};
@@ -330,7 +331,10 @@ pub(crate) fn without_lock<T: Send>(
 ///
 /// The lines are read without the interpreter lock (the other threads of the ingest, which
 /// decompress and write, need it between their own calls); only the results are made with it.
+/// Given `rows`, the counted events are appended to it rather than returned in `counted` (then
+/// empty).
 #[pyfunction]
+#[pyo3(signature = (lines, first, time_first, tail_prefix, places, rows=None))]
 pub(crate) fn prepare<'py>(
     py: Python<'py>,
     lines: &Bound<'py, PyList>,
@@ -338,11 +342,13 @@ pub(crate) fn prepare<'py>(
     time_first: bool,
     tail_prefix: &str,
     places: &Bound<'py, PyDict>,
+    rows: Option<&Bound<'py, CountedRows>>,
 ) -> PyResult<Bound<'py, PyTuple>> {
+    let mut rows = rows.map(|r| r.borrow_mut());
     let (sizes, prepared) = without_lock(py, lines, time_first, |index, raw, hashed| {
         prepare_line(raw, hashed, first + index as u64, time_first, tail_prefix)
     })?;
-    let rows = PyList::empty(py);
+    let documents = PyList::empty(py);
     let counted = PyList::empty(py);
     let numbers = PyList::empty(py);
     let rest = PyList::empty(py);
@@ -364,15 +370,18 @@ pub(crate) fn prepare<'py>(
         text.push_str(&p.head);
         text.push_str(place.to_str()?);
         text.push_str(&p.tail);
-        rows.append((PyString::new(py, &p.key), PyString::new(py, &text)))?;
-        counted.append(counted_to_python(py, &p.common, country, ip)?)?;
+        documents.append((PyString::new(py, &p.key), PyString::new(py, &text)))?;
+        match rows.as_mut() {
+            Some(rows) => rows.rows.push(Row::of(p.common, country.extract()?)),
+            None => counted.append(counted_to_python(py, &p.common, country, ip)?)?,
+        }
         numbers.append(first + index as u64)?;
         size += sizes[index];
     }
     PyTuple::new(
         py,
         [
-            rows.into_any(),
+            documents.into_any(),
             counted.into_any(),
             numbers.into_any(),
             size.into_pyobject(py)?.into_any(),

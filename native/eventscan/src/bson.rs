@@ -11,6 +11,7 @@
 //! and the last value), and `-0` or `-0.0` (orjson reads `-0` as the integer 0, serde as -0.0).
 
 use crate::block::{classify, counted_to_python, ip_to_python, without_lock, Common};
+use crate::counts::{CountedRows, Row};
 use crate::{checked_text, Context, Fields, Key, Val, ADDED, CONTEXT_PICKED, PICKED};
 use pyo3::prelude::*;
 use pyo3::sync::GILOnceCell;
@@ -465,9 +466,10 @@ type Place<'py> = (
 /// whose ip is not yet in `places` (call again with their ip there). `places` maps an ip to
 /// `(place, country, subdivision)`: a `country` that is not None is stored, a `subdivision` if
 /// it is not empty. `geoip` is the GeoIP build stored with each event, if any; `source_file` the
-/// file's name as stored.
+/// file's name as stored. Given `rows`, the counted events are appended to it rather than
+/// returned in `counted` (then empty).
 #[pyfunction]
-#[pyo3(signature = (lines, first, time_first, source_file, geoip, places, line_numbers=None))]
+#[pyo3(signature = (lines, first, time_first, source_file, geoip, places, line_numbers=None, rows=None))]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn prepare_bson<'py>(
     py: Python<'py>,
@@ -478,7 +480,9 @@ pub(crate) fn prepare_bson<'py>(
     geoip: Option<i64>,
     places: &Bound<'py, PyDict>,
     line_numbers: Option<Vec<u64>>,
+    rows: Option<&Bound<'py, CountedRows>>,
 ) -> PyResult<Bound<'py, PyTuple>> {
+    let mut rows = rows.map(|r| r.borrow_mut());
     let number = |index: usize| match &line_numbers {
         Some(numbers) => numbers[index],
         None => first + index as u64,
@@ -529,11 +533,19 @@ pub(crate) fn prepare_bson<'py>(
         doc[..4].copy_from_slice(&length.to_le_bytes());
         let raw = PyBytes::new(py, &doc).unbind();
         documents.append(Bound::new(py, Bson::new(raw))?)?;
-        let country = match country {
-            None => py.None().into_bound(py),
-            Some(country) => country.into_any(),
-        };
-        counted.append(counted_to_python(py, &p.common, country, ip)?)?;
+        match rows.as_mut() {
+            Some(rows) => rows.rows.push(Row::of(
+                p.common,
+                country.map(|c| c.to_str().map(str::to_owned)).transpose()?,
+            )),
+            None => {
+                let country = match country {
+                    None => py.None().into_bound(py),
+                    Some(country) => country.into_any(),
+                };
+                counted.append(counted_to_python(py, &p.common, country, ip)?)?;
+            }
+        }
         numbers.append(number(index))?;
         size += sizes[index];
     }

@@ -4,12 +4,14 @@
 //! first). The Python classes use them where the module is built and keep their own code as the
 //! reference (`tests/test_eventscan_counts.py` compares both).
 
+use crate::block::Common;
+use crate::isotime::Time;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{
     PyDate, PyDateAccess, PyDateTime, PyDict, PyList, PyString, PyTimeAccess, PyTuple,
 };
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// `aggregates.MAX_IPS`.
 const MAX_IPS: usize = 20;
@@ -23,10 +25,37 @@ type Date = (i32, u8, u8);
 
 /// A naive datetime: its fields, and a number that orders as the datetimes do.
 #[derive(Clone, Copy)]
-struct Moment {
+pub(crate) struct Moment {
     date: Date,
     time: (u8, u8, u8),
     order: i64,
+}
+
+impl Moment {
+    fn new(date: Date, time: (u8, u8, u8), micro: u32) -> Moment {
+        let ((year, month, day), (hour, minute, second)) = (date, time);
+        let days = i64::from(year) * 372 + i64::from(month) * 31 + i64::from(day);
+        let seconds =
+            days * 86_400 + i64::from(hour) * 3600 + i64::from(minute) * 60 + i64::from(second);
+        Moment {
+            date,
+            time,
+            order: seconds * 1_000_000 + i64::from(micro),
+        }
+    }
+
+    /// The moment of a time the module read (`isotime`).
+    pub(crate) fn of(t: &Time) -> Moment {
+        Moment::new(
+            (t.year, t.month, t.day),
+            (t.hour, t.minute, t.second),
+            t.micro,
+        )
+    }
+
+    fn micro(&self) -> u32 {
+        self.order.rem_euclid(1_000_000) as u32
+    }
 }
 
 fn moment(when: &Bound<'_, PyAny>) -> PyResult<Option<Moment>> {
@@ -34,17 +63,11 @@ fn moment(when: &Bound<'_, PyAny>) -> PyResult<Option<Moment>> {
         return Ok(None);
     }
     let when = when.downcast::<PyDateTime>()?;
-    let (year, month, day) = (when.get_year(), when.get_month(), when.get_day());
-    let (hour, minute, second) = (when.get_hour(), when.get_minute(), when.get_second());
-    let micro = i64::from(when.get_microsecond());
-    let days = i64::from(year) * 372 + i64::from(month) * 31 + i64::from(day);
-    let seconds =
-        days * 86_400 + i64::from(hour) * 3600 + i64::from(minute) * 60 + i64::from(second);
-    Ok(Some(Moment {
-        date: (year, month, day),
-        time: (hour, minute, second),
-        order: seconds * 1_000_000 + micro,
-    }))
+    Ok(Some(Moment::new(
+        (when.get_year(), when.get_month(), when.get_day()),
+        (when.get_hour(), when.get_minute(), when.get_second()),
+        when.get_microsecond(),
+    )))
 }
 
 /// An optional `str` field: None for None, an error for another type.
@@ -117,9 +140,18 @@ fn put_date(key: &mut Vec<u8>, (year, month, day): Date) {
     key.extend_from_slice(&[month, day]);
 }
 
-/// `each` of the counted tuples that have a time (the others count nowhere).
-fn each_timed(counted: &Bound<'_, PyList>, mut each: impl FnMut(&Counted, Moment)) -> PyResult<()> {
-    for row in counted.iter() {
+/// `each` of the counted events that have a time (the others count nowhere): `counted` is a list
+/// of counted tuples or a `CountedRows`.
+fn each_timed(counted: &Bound<'_, PyAny>, mut each: impl FnMut(&Counted, Moment)) -> PyResult<()> {
+    if let Ok(rows) = counted.downcast::<CountedRows>() {
+        for row in &rows.borrow().rows {
+            if let Some(when) = row.when {
+                each(&row.counted(), when);
+            }
+        }
+        return Ok(());
+    }
+    for row in counted.downcast::<PyList>()?.iter() {
         let items = items(&row)?;
         let c = read(&items)?;
         if let Some(when) = c.when {
@@ -127,6 +159,124 @@ fn each_timed(counted: &Bound<'_, PyList>, mut each: impl FnMut(&Counted, Moment
         }
     }
     Ok(())
+}
+
+/// A counted tuple, owned (`CountedRows`).
+pub(crate) struct Row {
+    pub(crate) course: String,
+    pub(crate) user_id: Option<i64>,
+    pub(crate) username: String,
+    pub(crate) when: Option<Moment>,
+    pub(crate) name: String,
+    pub(crate) country: Option<String>,
+    /// None also for an ip that is not a `str` (it counts nowhere, as in `Counted`)
+    pub(crate) ip: Option<String>,
+}
+
+impl Row {
+    /// The row of a line the block passes took (`block::Common`), with its country.
+    pub(crate) fn of(common: Common, country: Option<String>) -> Row {
+        Row {
+            when: common.when.as_ref().map(Moment::of),
+            course: common.course,
+            user_id: common.user_id,
+            username: common.username,
+            name: common.name,
+            country,
+            ip: common.ip,
+        }
+    }
+
+    fn counted(&self) -> Counted<'_> {
+        Counted {
+            course: &self.course,
+            user_id: self.user_id,
+            username: &self.username,
+            when: self.when,
+            name: &self.name,
+            country: self.country.as_deref(),
+            ip: self.ip.as_deref(),
+        }
+    }
+
+    fn to_python<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        let when = match &self.when {
+            None => py.None().into_bound(py),
+            Some(m) => {
+                let ((y, mo, d), (h, mi, s)) = (m.date, m.time);
+                PyDateTime::new(py, y, mo, d, h, mi, s, m.micro(), None)?.into_any()
+            }
+        };
+        PyTuple::new(
+            py,
+            [
+                self.course.as_str().into_pyobject(py)?.into_any(),
+                self.user_id.into_pyobject(py)?.into_any(),
+                self.username.as_str().into_pyobject(py)?.into_any(),
+                when,
+                self.name.as_str().into_pyobject(py)?.into_any(),
+                self.country.as_deref().into_pyobject(py)?.into_any(),
+                self.ip.as_deref().into_pyobject(py)?.into_any(),
+            ],
+        )
+    }
+}
+
+/// The counted events of a batch, kept here rather than as a tuple of Python objects each (the
+/// block passes append the events they take; the loader appends the others' tuples). The
+/// counters' `add_all` takes it as it takes a list of counted tuples.
+#[pyclass(module = "eventscan")]
+#[derive(Default)]
+pub(crate) struct CountedRows {
+    pub(crate) rows: Vec<Row>,
+}
+
+#[pymethods]
+impl CountedRows {
+    #[new]
+    fn new() -> Self {
+        Self::default()
+    }
+
+    /// Appends a counted tuple `(course, user_id, username, when, name, country, ip)`.
+    fn append(&mut self, row: &Bound<'_, PyAny>) -> PyResult<()> {
+        let items = items(row)?;
+        let c = read(&items)?;
+        self.rows.push(Row {
+            course: c.course.to_owned(),
+            user_id: c.user_id,
+            username: c.username.to_owned(),
+            when: c.when,
+            name: c.name.to_owned(),
+            country: c.country.map(str::to_owned),
+            ip: c.ip.map(str::to_owned),
+        });
+        Ok(())
+    }
+
+    fn __len__(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// Drops the rows at these positions (the others keep their order).
+    fn drop_positions(&mut self, positions: HashSet<usize>) {
+        let mut position = 0;
+        self.rows.retain(|_| {
+            position += 1;
+            !positions.contains(&(position - 1))
+        });
+    }
+
+    /// The rows whose name starts with `prefix` as counted tuples (an ip that was not a `str` is
+    /// None).
+    #[pyo3(signature = (prefix=""))]
+    fn tuples<'py>(&self, py: Python<'py>, prefix: &str) -> PyResult<Bound<'py, PyList>> {
+        let out = PyList::empty(py);
+        for row in self.rows.iter().filter(|r| r.name.starts_with(prefix)) {
+            out.append(row.to_python(py)?)?;
+        }
+        Ok(out)
+    }
 }
 
 struct Day {
@@ -159,7 +309,7 @@ impl DayCounter {
     }
 
     /// `DayCounts.add_all`.
-    fn add_all(&mut self, counted: &Bound<'_, PyList>) -> PyResult<()> {
+    fn add_all(&mut self, counted: &Bound<'_, PyAny>) -> PyResult<()> {
         each_timed(counted, |c, when| self.add(c, when))
     }
 
@@ -285,7 +435,7 @@ impl EventTypeCounter {
     }
 
     /// `EventTypeCounts.add_all`.
-    fn add_all(&mut self, counted: &Bound<'_, PyList>) -> PyResult<()> {
+    fn add_all(&mut self, counted: &Bound<'_, PyAny>) -> PyResult<()> {
         each_timed(counted, |c, when| self.add(c, when))
     }
 

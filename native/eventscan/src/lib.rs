@@ -409,6 +409,7 @@ fn eventscan(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(bson::prepare_bson, m)?)?;
     m.add_function(wrap_pyfunction!(bson::bson_routes, m)?)?;
     m.add_class::<bson::Bson>()?;
+    m.add_class::<counts::CountedRows>()?;
     m.add_class::<counts::DayCounter>()?;
     m.add_class::<counts::EventTypeCounter>()
 }
