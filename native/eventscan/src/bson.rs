@@ -412,7 +412,8 @@ fn bson_line(
     source_file: &str,
     geoip: Option<i64>,
 ) -> PyResult<Option<Parts>> {
-    let mut front = Vec::with_capacity(raw.len() + 64);
+    // BSON takes a little more than the JSON text (a length and a NUL per string): room for it
+    let mut front = Vec::with_capacity(raw.len() + raw.len() / 4 + 64);
     front.extend_from_slice(&[0; 4]);
     front.push(0x07);
     put_cstring(&mut front, "_id");
@@ -504,7 +505,7 @@ pub(crate) fn prepare_bson<'py>(
     let declined = PyList::empty(py);
     let missing = PyList::empty(py);
     let mut size = 0;
-    let mut doc = Vec::new();
+    let mut middle = Vec::new();
     for (index, p) in prepared.into_iter().enumerate() {
         let Some(p) = p? else {
             declined.append(index)?;
@@ -517,21 +518,29 @@ pub(crate) fn prepare_bson<'py>(
         };
         // the place's own str objects: no copy of them for the document or the counted tuple
         let (_, country, subdivision): Place<'py> = place.extract()?;
-        doc.clear();
-        doc.extend_from_slice(&p.front);
+        middle.clear();
         if let Some(country) = &country {
-            put_str(&mut doc, "country", country.to_str()?);
+            put_str(&mut middle, "country", country.to_str()?);
         }
         if let Some(subdivision) = &subdivision {
             let subdivision = subdivision.to_str()?;
             if !subdivision.is_empty() {
-                put_str(&mut doc, "subdivision", subdivision);
+                put_str(&mut middle, "subdivision", subdivision);
             }
         }
-        doc.extend_from_slice(&p.back);
-        let length = doc.len() as i32;
-        doc[..4].copy_from_slice(&length.to_le_bytes());
-        let raw = PyBytes::new(py, &doc).unbind();
+        // written straight into the bytes object: one copy of the document
+        let (front, back) = (p.front.as_slice(), p.back.as_slice());
+        let length = front.len() + middle.len() + back.len();
+        let raw = PyBytes::new_with(py, length, |out| {
+            let (head, rest) = out.split_at_mut(front.len());
+            head.copy_from_slice(front);
+            head[..4].copy_from_slice(&(length as i32).to_le_bytes());
+            let (place, tail) = rest.split_at_mut(middle.len());
+            place.copy_from_slice(&middle);
+            tail.copy_from_slice(back);
+            Ok(())
+        })?
+        .unbind();
         documents.append(Bound::new(py, Bson::new(raw))?)?;
         match rows.as_mut() {
             Some(rows) => rows.rows.push(Row::of(
