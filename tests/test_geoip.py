@@ -77,6 +77,10 @@ def _sample_addresses(rng: random.Random) -> list[str]:
         for _ in range(40):
             ips.append(f"{prefix}:" + ":".join(f"{rng.getrandbits(16):x}" for _ in range(6)))
     ips += ["::ffff:8.8.8.8", "::ffff:10.0.0.1", "", "::1", " 8.8.4.4 ", "not an ip", "1.2.3", "256.1.1.1"]
+    # what the dotted-quad fast path must refuse as `ipaddress` does: leading zeros, other digits,
+    # short and long forms, hex, signs, inner spaces, a trailing dot
+    ips += ["08.8.8.8", "8.8.8.08", "0.0.0.0", "\u0668.8.8.8", "8.8.8", "8.8.8.8.8", "0x8.8.8.8", "+8.8.8.8"]
+    ips += ["8. 8.8.8", "8.8.8.8.", "1234.1.1.1", "8.8.8.8\n", "\t8.8.8.8", "8.8.8.255", "8.8.8.256"]
     rng.shuffle(ips)
     return ips
 

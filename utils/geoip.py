@@ -11,6 +11,7 @@ seen before costs no decoding of the record (a City record: ~30 us).
 from __future__ import annotations
 
 import ipaddress
+import socket
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -50,12 +51,19 @@ class GeoIP:
         """(country ISO code, AU subdivision code or None); "" for no IP; None for no answer."""
         if ip == "" or ip == "::1":
             return ("", None)
+        text = ip.strip()
+        address: ipaddress.IPv4Address | ipaddress.IPv6Address
         try:
-            address = ipaddress.ip_address(ip.strip())
-        except ValueError:
-            return None
-        number = int(address)
-        version = address.version
+            # A dotted quad as `ipaddress` reads one (four decimal octets up to 255, no leading
+            # zero, ASCII only), in a tenth of its time; anything else (IPv6, junk) goes to it.
+            number, version = int.from_bytes(socket.inet_pton(socket.AF_INET, text), "big"), 4
+            address = ipaddress.IPv4Address(number)
+        except OSError:
+            try:
+                address = ipaddress.ip_address(text)
+            except ValueError:
+                return None
+            number, version = int(address), address.version
         if (version == 6 or number >> 24 in MAYBE_NOT_GLOBAL_V4) and not address.is_global:
             return None
         bits = 32 if version == 4 else 128
