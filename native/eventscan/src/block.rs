@@ -344,10 +344,11 @@ pub(crate) fn prepare<'py>(
     places: &Bound<'py, PyDict>,
     rows: Option<&Bound<'py, CountedRows>>,
 ) -> PyResult<Bound<'py, PyTuple>> {
-    let mut rows = rows.map(|r| r.borrow_mut());
     let (sizes, prepared) = without_lock(py, lines, time_first, |index, raw, hashed| {
         prepare_line(raw, hashed, first + index as u64, time_first, tail_prefix)
     })?;
+    // borrowed once the lines are read: no borrow is held while the lock is released
+    let mut rows = rows.map(|r| r.borrow_mut());
     let documents = PyList::empty(py);
     let counted = PyList::empty(py);
     let numbers = PyList::empty(py);

@@ -483,7 +483,6 @@ pub(crate) fn prepare_bson<'py>(
     line_numbers: Option<Vec<u64>>,
     rows: Option<&Bound<'py, CountedRows>>,
 ) -> PyResult<Bound<'py, PyTuple>> {
-    let mut rows = rows.map(|r| r.borrow_mut());
     let number = |index: usize| match &line_numbers {
         Some(numbers) => numbers[index],
         None => first + index as u64,
@@ -499,6 +498,8 @@ pub(crate) fn prepare_bson<'py>(
     let (sizes, prepared) = without_lock(py, lines, time_first, |index, raw, hashed| {
         bson_line(raw, hashed, number(index), time_first, source_file, geoip)
     })?;
+    // borrowed once the lines are read: no borrow is held while the lock is released
+    let mut rows = rows.map(|r| r.borrow_mut());
     let documents = PyList::empty(py);
     let counted = PyList::empty(py);
     let numbers = PyList::empty(py);
