@@ -7,6 +7,7 @@ whole ingest with it must store, reject and count exactly what one without it do
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import os
@@ -19,7 +20,7 @@ import pytest
 
 from bench.generate_logs import write_log
 from core.daemon import Daemon
-from services.clickstream import events
+from services.clickstream import aggregates, course_events, events
 from services.clickstream.events import parse_with_text
 from stores.documents import open_document_store
 from stores.sql import open_sql_store
@@ -265,6 +266,11 @@ def _ingest(
             "SELECT course_id, user_id, username, day, nevents, countries FROM person_course_day",
         )
     )
+    sql = open_sql_store("sqlite", state)
+    for table in ("course_event_type_day", "clickstream_file_courses", "enrolment_events"):
+        days.append(
+            (table, sorted(tuple(row) for row in sql.query("Person_Course", f"SELECT * FROM {table}")))
+        )
     rejects = sorted(p.read_text("utf-8", "replace") for p in (state / "rejects").rglob("*") if p.is_file())
     return stored, days, rejects
 
@@ -290,12 +296,31 @@ def test_an_ingest_with_the_native_pass_stores_rejects_and_counts_what_one_witho
         unfit = (b"NaN", b"Inf", b"e400", b"e308", b"e291", b"[[", b"$oid")
         edges = [e for e in EDGES if backend == "sqlite" or not any(x in e for x in unfit)]
         out.write(b"\n".join(edges) + b"\n" + json.dumps(TYPICAL).encode() + b"\n")
+    # a later file that repeats lines of the first (its events, owned by that file, are not
+    # counted again here: the batch's counted events lose those positions)
+    with gzip.open(logs / "uqx-edx-events-2015-06-01.log.gz") as first:
+        repeated = first.read().split(b"\n")[:700:2]
+    with (logs / "uqx-edx-events-2015-06-02.log").open("wb") as out:
+        out.write(b"\n".join(repeated) + b"\n" + json.dumps({**TYPICAL, "page": "x"}).encode() + b"\n")
     with_native = _ingest(data, tmp_path / "with", unique_name + "a", mongo_url)
     monkeypatch.setattr(events, "native_scan", None)
     monkeypatch.setattr(events, "native_prepare", None)
     monkeypatch.setattr(events, "native_prepare_bson", None)
+    # and the Python counters, fed with tuples (the native ones read the module's `CountedRows`)
+    monkeypatch.setattr(aggregates, "native_counter", lambda name: None)
+    monkeypatch.setattr(course_events, "native_counter", lambda name: None)
     without = _ingest(data, tmp_path / "without", unique_name + "b", mongo_url)
     stored, days, rejects = with_native
     assert len(stored) > 4000 and days and len(rejects) >= 1
     assert any("mongoid" in str(doc) for _, doc in stored)  # an `_id` line, mapped by Python
+    derived = dict(
+        row
+        for row in days
+        if isinstance(row[0], str) and row[0] in ("enrolment_events", "clickstream_file_courses")
+    )
+    assert derived["enrolment_events"]  # read back from the `CountedRows` as tuples
+    # the repeating file counts only its own last line
+    assert [n for source, _, n, _ in derived["clickstream_file_courses"] if source.endswith("06-02.log")] == [
+        1
+    ]
     assert with_native == without

@@ -81,6 +81,7 @@ def _sample_addresses(rng: random.Random) -> list[str]:
     # short and long forms, hex, signs, inner spaces, a trailing dot
     ips += ["08.8.8.8", "8.8.8.08", "0.0.0.0", "\u0668.8.8.8", "8.8.8", "8.8.8.8.8", "0x8.8.8.8", "+8.8.8.8"]
     ips += ["8. 8.8.8", "8.8.8.8.", "1234.1.1.1", "8.8.8.8\n", "\t8.8.8.8", "8.8.8.255", "8.8.8.256"]
+    ips += ["8.8.8.8\x00", "\x00", "8.8\x00.8.8"]  # a NUL: inet_pton raises ValueError, not OSError
     rng.shuffle(ips)
     return ips
 

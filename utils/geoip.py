@@ -58,7 +58,7 @@ class GeoIP:
             # zero, ASCII only), in a tenth of its time; anything else (IPv6, junk) goes to it.
             number, version = int.from_bytes(socket.inet_pton(socket.AF_INET, text), "big"), 4
             address = ipaddress.IPv4Address(number)
-        except OSError:
+        except (OSError, ValueError):  # ValueError: a NUL in the text
             try:
                 address = ipaddress.ip_address(text)
             except ValueError:

@@ -102,8 +102,9 @@ native_prepare = cast(Prepare | None, native("prepare"))
 
 # The same for MongoDB: `prepare_bson(lines, first, time_first, source_file, geoip, places,
 # line_numbers, rows)` (the lines numbered from `first`, or by `line_numbers`, one each) gives
-# the BSON documents (what pymongo makes of the loader's dict, `_id` first), the counted tuples and
-# the line numbers of the common lines whose ip is in `places`, the indexes of the lines left to the
+# the BSON documents (what pymongo makes of the loader's dict, `_id` first), the counted tuples (or
+# none, appended to `rows` if it is given) and the line numbers of the common lines whose ip is in
+# `places`, the indexes of the lines left to the
 # per-line path and `(index, ip)` of those whose ip is not yet in `places`; see
 # native/eventscan/src/bson.rs.
 native_prepare_bson = cast(PrepareBson | None, native("prepare_bson"))

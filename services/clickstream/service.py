@@ -603,7 +603,7 @@ class _Loader:
             foreign = self._not_owned(batch, lines, result.duplicate_at)
             if isinstance(counted, list):
                 counted = [c for position, c in enumerate(counted) if position not in foreign]
-            else:
+            else:  # in place: `_Writer` finishes each batch once
                 counted.drop_positions(foreign)
         self.owned += len(counted)
         self.stored.append(counted)

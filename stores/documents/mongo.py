@@ -51,7 +51,9 @@ from stores.documents.base import (
 )
 from stores.documents.filters import bson_key, validate_filter
 
-# native/eventscan's routing of a batch of its own raw documents, where it is built (`_routed`).
+# native/eventscan's routing of a batch of its own raw documents, where it is built (`_routed`;
+# only its `Bson` documents are routed there, so OPTIMUS_NATIVE_SCAN=0, which makes none, leaves
+# every batch to the Python loop).
 _bson_routes: Callable[[list[Any], int], list[list[int]] | None] | None
 try:
     from eventscan import bson_routes as _bson_routes  # type: ignore[import-not-found, unused-ignore]

@@ -2,7 +2,8 @@
 //! `course_events.EventTypeCounts`, compiled: fed with the same `(course, user_id, username,
 //! when, name, country, ip)` tuples and giving the same rows, in the same order (first seen
 //! first). The Python classes use them where the module is built and keep their own code as the
-//! reference (`tests/test_eventscan_counts.py` compares both).
+//! reference (`tests/test_eventscan_counts.py` compares both). The same events also come as a
+//! `CountedRows`, in which the loader keeps a batch's counted events where these counters count.
 
 use crate::block::Common;
 use crate::isotime::Time;
