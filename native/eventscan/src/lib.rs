@@ -413,7 +413,3 @@ fn eventscan(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<counts::DayCounter>()?;
     m.add_class::<counts::EventTypeCounter>()
 }
-
-/// The module's own allocations (not Python's objects, which CPython allocates).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
