@@ -495,6 +495,31 @@ def test_prepare_bson_leaves_negative_zero_and_repeated_keys_to_the_per_line_pat
         prepare_bson(lines, 1, True, SOURCE, None, {}, [1])
 
 
+def test_prepare_bson_refuses_a_key_twice_only_within_one_object_and_names_long_arrays() -> None:
+    base = '{"context": {"course_id": "c", "user_id": 1}, "username": "u", "time": "2015-05-30T10:00:01Z"'
+    lines = [
+        # the same key in sibling and nested objects, and after an object that held it: taken
+        (base + ', "a": {"a": {"a": 1}, "b": 2}, "b": {"a": [{"a": 3}, {"a": 4}]}}').encode(),
+        # a key twice in a nested object after a deeper one, or at the top after a nested one
+        (base + ', "a": {"b": {"c": 1}, "c": 2, "b": 3}}').encode(),
+        (base + ', "a": {"b": 1}, "b": 2, "a": 3}').encode(),
+        # written with an escape the second time: the same key
+        (base + ', "ab": 1, "a\\u0062": 2}').encode(),
+        (base + ', "context2": {"user_id": 1, "user_id": 2}}').encode(),
+        # arrays past ten and a hundred elements (brackets: at most 100 a line): each element is
+        # named by its index
+        (
+            base + ', "x": ' + json.dumps(list(range(12))) + ', "y": ' + json.dumps(list(range(105))) + "}"
+        ).encode(),
+    ]
+    places = {None: ("", None, None)}
+    docs, _, numbers, _, declined, missing = prepare_bson(lines, 1, True, SOURCE, None, places)
+    assert declined == [1, 2, 3, 4] and missing == [] and numbers == [1, 6]
+    for doc, line in zip(docs, (1, 6), strict=True):
+        assert doc.raw == expected_bson(lines[line - 1], line, True, None, (None, None))
+    assert bson.decode(docs[1].raw)["y"][104] == 104
+
+
 def test_pymongo_sends_a_prepared_document_as_the_raw_bson_document_of_its_bytes() -> None:
     line = b'{"username": "u", "time": "2015-05-30T10:00:01Z", "context": {"course_id": "c", "user_id": 1}}'
     docs, _, _, _, _, _ = prepare_bson([line], 1, True, SOURCE, None, {None: ("", None, None)})

@@ -124,7 +124,7 @@ fn course_in_block(text: &str) -> Option<[&str; 3]> {
     None
 }
 
-fn text_of(value: &Option<Val>) -> Option<&str> {
+fn text_of<'a>(value: &'a Option<Val<'_>>) -> Option<&'a str> {
     match value {
         Some(Val::Str(s)) => Some(s),
         _ => None,
@@ -132,7 +132,7 @@ fn text_of(value: &Option<Val>) -> Option<&str> {
 }
 
 /// `events.user_of`'s id, or Err where Python would read it otherwise than here.
-fn user_id_of(value: &Option<Val>) -> Result<Option<i64>, ()> {
+fn user_id_of(value: &Option<Val<'_>>) -> Result<Option<i64>, ()> {
     match value {
         Some(Val::Int(i)) => Ok(Some(*i)),
         Some(Val::Str(s)) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => {
@@ -160,7 +160,7 @@ pub(crate) fn common<'a>(
 /// `common` of a line whose picked fields `read` (or `bson::read_bson`) gave.
 pub(crate) fn classify(
     raw: &[u8],
-    fields: &Fields,
+    fields: &Fields<'_>,
     time_first: bool,
     hashed: &[u8],
 ) -> PyResult<Option<Common>> {
@@ -287,7 +287,7 @@ pub(crate) fn without_lock<T: Send>(
     py: Python<'_>,
     lines: &Bound<'_, PyList>,
     time_first: bool,
-    each: impl Fn(usize, &[u8], &[u8]) -> T + Send + Sync,
+    mut each: impl FnMut(usize, &[u8], &[u8]) -> T + Send,
 ) -> PyResult<(Vec<usize>, Vec<T>)> {
     // the bytes objects stay referenced here while their contents are read without the lock
     let owned: Vec<Bound<'_, PyBytes>> = lines

@@ -18,7 +18,9 @@ use pyo3::sync::GILOnceCell;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::fmt;
+use std::ops::Range;
 
 fn decline<E: de::Error>() -> E {
     E::custom("left to the per-line path")
@@ -56,6 +58,39 @@ fn put_str(out: &mut Vec<u8>, name: &str, value: &str) {
     put_string(out, value);
 }
 
+/// An array element's name: its index in decimal, without an allocation.
+fn put_index(out: &mut Vec<u8>, mut index: usize) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (index % 10) as u8;
+        index /= 10;
+        if index == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
+    out.push(0);
+}
+
+/// Where a block's documents are written: their bytes, one after the other, and the keys of the
+/// objects being written (where each key's name is in `out`), the innermost object's last. Kept
+/// from one block to the next, so that a block makes no allocation per line for them.
+#[derive(Default)]
+struct Buf {
+    out: Vec<u8>,
+    keys: Vec<Range<usize>>,
+}
+
+/// At most so many bytes of `Buf` are kept for the next block (a block of long lines may take
+/// more while it is written).
+const KEPT: usize = 16 << 20;
+
+thread_local! {
+    static BUF: RefCell<Buf> = RefCell::default();
+}
+
 /// Patch the length of the document or array that starts at `start` and ends here.
 fn close(out: &mut Vec<u8>, start: usize) {
     out.push(0);
@@ -64,7 +99,7 @@ fn close(out: &mut Vec<u8>, start: usize) {
 }
 
 /// A value: its payload is written, its BSON type returned.
-struct Value<'a>(&'a mut Vec<u8>);
+struct Value<'a>(&'a mut Buf);
 
 seed_of_any_value!(Value<'_>);
 
@@ -74,17 +109,17 @@ impl<'de> Visitor<'de> for Value<'_> {
         f.write_str("a JSON value")
     }
     fn visit_bool<E: de::Error>(self, v: bool) -> Result<u8, E> {
-        self.0.push(u8::from(v));
+        self.0.out.push(u8::from(v));
         Ok(0x08)
     }
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<u8, E> {
         match i32::try_from(v) {
             Ok(small) => {
-                self.0.extend_from_slice(&small.to_le_bytes());
+                self.0.out.extend_from_slice(&small.to_le_bytes());
                 Ok(0x10)
             }
             Err(_) => {
-                self.0.extend_from_slice(&v.to_le_bytes());
+                self.0.out.extend_from_slice(&v.to_le_bytes());
                 Ok(0x12)
             }
         }
@@ -101,70 +136,76 @@ impl<'de> Visitor<'de> for Value<'_> {
         if v.abs() >= 1e308 || (v == 0.0 && v.is_sign_negative()) {
             return Err(decline());
         }
-        self.0.extend_from_slice(&v.to_le_bytes());
+        self.0.out.extend_from_slice(&v.to_le_bytes());
         Ok(0x01)
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<u8, E> {
-        put_string(self.0, v);
+        put_string(&mut self.0.out, v);
         Ok(0x02)
     }
     fn visit_unit<E: de::Error>(self) -> Result<u8, E> {
         Ok(0x0A)
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<u8, A::Error> {
-        let out = self.0;
-        let start = out.len();
-        out.extend_from_slice(&[0; 4]);
+        let buf = self.0;
+        let start = buf.out.len();
+        buf.out.extend_from_slice(&[0; 4]);
         let mut index = 0usize;
         loop {
-            let type_at = out.len();
-            out.push(0);
-            put_cstring(out, &index.to_string());
-            match seq.next_element_seed(Value(out))? {
-                Some(kind) => out[type_at] = kind,
+            let type_at = buf.out.len();
+            buf.out.push(0);
+            put_index(&mut buf.out, index);
+            match seq.next_element_seed(Value(buf))? {
+                Some(kind) => buf.out[type_at] = kind,
                 None => {
-                    out.truncate(type_at);
+                    buf.out.truncate(type_at);
                     break;
                 }
             }
             index += 1;
         }
-        close(out, start);
+        close(&mut buf.out, start);
         Ok(0x04)
     }
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<u8, A::Error> {
-        let out = self.0;
-        let start = out.len();
-        out.extend_from_slice(&[0; 4]);
-        Elements(out).visit_map(map)?;
-        close(out, start);
+        let buf = self.0;
+        let start = buf.out.len();
+        buf.out.extend_from_slice(&[0; 4]);
+        Elements(&mut *buf).visit_map(map)?;
+        close(&mut buf.out, start);
         Ok(0x03)
     }
 }
 
 /// Starts the next element of an object being written: reads its key (declined if the object had
-/// it already; the keys so far are in `keys`, this one last) and writes it after a place for the
-/// element's type. Returns that place, or None at the end of the object.
+/// it already: its keys so far are `buf.keys[first..]`) and writes it after a place for the
+/// element's type. Returns that place and the key, or None at the end of the object (its keys
+/// then taken off `buf.keys`).
 fn next_element<'de, A: MapAccess<'de>>(
     map: &mut A,
-    keys: &mut Vec<Cow<'de, str>>,
-    out: &mut Vec<u8>,
-) -> Result<Option<usize>, A::Error> {
+    buf: &mut Buf,
+    first: usize,
+) -> Result<Option<(usize, Cow<'de, str>)>, A::Error> {
     let Some(key) = map.next_key_seed(Key)? else {
+        buf.keys.truncate(first);
         return Ok(None);
     };
-    if keys.contains(&key) {
+    let name = key.as_bytes();
+    if buf.keys[first..]
+        .iter()
+        .any(|at| &buf.out[at.clone()] == name)
+    {
         return Err(decline());
     }
-    let type_at = out.len();
-    out.push(0);
-    put_cstring(out, &key);
-    keys.push(key);
-    Ok(Some(type_at))
+    let type_at = buf.out.len();
+    buf.out.push(0);
+    buf.keys.push(type_at + 1..type_at + 1 + name.len());
+    put_cstring(&mut buf.out, &key);
+    Ok(Some((type_at, key)))
 }
 
 /// The elements of an object (without its length and end), each key once.
-struct Elements<'a>(&'a mut Vec<u8>);
+struct Elements<'a>(&'a mut Buf);
 
 impl<'de> Visitor<'de> for Elements<'_> {
     type Value = ();
@@ -172,10 +213,10 @@ impl<'de> Visitor<'de> for Elements<'_> {
         f.write_str("an object")
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let out = self.0;
-        let mut keys = Vec::new();
-        while let Some(type_at) = next_element(&mut map, &mut keys, out)? {
-            out[type_at] = map.next_value_seed(Value(out))?;
+        let buf = self.0;
+        let first = buf.keys.len();
+        while let Some((type_at, _)) = next_element(&mut map, buf, first)? {
+            buf.out[type_at] = map.next_value_seed(Value(buf))?;
         }
         Ok(())
     }
@@ -184,31 +225,35 @@ impl<'de> Visitor<'de> for Elements<'_> {
 /// A field `read` picks, written as `Value` writes it, and kept: a string or null, or also an
 /// integer where `int` is set (`Pick`'s kinds; any other declines the line).
 struct PickValue<'a> {
-    out: &'a mut Vec<u8>,
+    buf: &'a mut Buf,
     int: bool,
 }
 
 seed_of_any_value!(PickValue<'_>);
 
 impl<'de> Visitor<'de> for PickValue<'_> {
-    type Value = (u8, Val);
+    type Value = (u8, Val<'de>);
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a string or null")
     }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<(u8, Val), E> {
-        put_string(self.out, v);
-        Ok((0x02, Val::Str(v.to_owned())))
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<(u8, Val<'de>), E> {
+        put_string(&mut self.buf.out, v);
+        Ok((0x02, Val::Str(Cow::Borrowed(v))))
     }
-    fn visit_unit<E: de::Error>(self) -> Result<(u8, Val), E> {
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<(u8, Val<'de>), E> {
+        put_string(&mut self.buf.out, v);
+        Ok((0x02, Val::Str(Cow::Owned(v.to_owned()))))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<(u8, Val<'de>), E> {
         Ok((0x0A, Val::Null))
     }
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<(u8, Val), E> {
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<(u8, Val<'de>), E> {
         if !self.int {
             return Err(decline());
         }
-        Ok((Value(self.out).visit_i64::<E>(v)?, Val::Int(v)))
+        Ok((Value(self.buf).visit_i64::<E>(v)?, Val::Int(v)))
     }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<(u8, Val), E> {
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<(u8, Val<'de>), E> {
         match i64::try_from(v) {
             Ok(v) => self.visit_i64(v),
             Err(_) => Err(decline()),
@@ -217,83 +262,83 @@ impl<'de> Visitor<'de> for PickValue<'_> {
 }
 
 /// `context` (`ContextSeed`'s null or object), written as `Value` writes it, its picked fields kept.
-struct ContextValue<'a>(&'a mut Vec<u8>);
+struct ContextValue<'a>(&'a mut Buf);
 
 seed_of_any_value!(ContextValue<'_>);
 
 impl<'de> Visitor<'de> for ContextValue<'_> {
-    type Value = (u8, Context);
+    type Value = (u8, Context<'de>);
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("an object or null")
     }
-    fn visit_unit<E: de::Error>(self) -> Result<(u8, Context), E> {
+    fn visit_unit<E: de::Error>(self) -> Result<(u8, Context<'de>), E> {
         Ok((0x0A, Context::Null))
     }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(u8, Context), A::Error> {
-        let out = self.0;
-        let start = out.len();
-        out.extend_from_slice(&[0; 4]);
-        let mut keys = Vec::new();
-        let mut picked: [Option<Val>; 3] = [None, None, None];
-        while let Some(type_at) = next_element(&mut map, &mut keys, out)? {
-            let key = keys[keys.len() - 1].as_ref();
-            out[type_at] = match CONTEXT_PICKED.iter().position(|name| *name == key) {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(u8, Context<'de>), A::Error> {
+        let buf = self.0;
+        let start = buf.out.len();
+        buf.out.extend_from_slice(&[0; 4]);
+        let first = buf.keys.len();
+        let mut picked: [Option<Val<'de>>; 3] = [None, None, None];
+        while let Some((type_at, key)) = next_element(&mut map, buf, first)? {
+            buf.out[type_at] = match CONTEXT_PICKED.iter().position(|name| *name == key) {
                 Some(at) => {
-                    let (kind, value) = map.next_value_seed(PickValue { out, int: at == 0 })?;
+                    let (kind, value) = map.next_value_seed(PickValue { buf, int: at == 0 })?;
                     picked[at] = Some(value);
                     kind
                 }
-                None => map.next_value_seed(Value(out))?,
+                None => map.next_value_seed(Value(buf))?,
             };
         }
-        close(out, start);
+        close(&mut buf.out, start);
         Ok((0x03, Context::Map(picked)))
     }
 }
 
 /// The event's elements (as `Elements` writes them) and the fields `read` picks (as `Event`
 /// keeps them), in one pass; declined where either declines.
-struct EventElements<'a>(&'a mut Vec<u8>);
+struct EventElements<'a>(&'a mut Buf);
 
 impl<'de> Visitor<'de> for EventElements<'_> {
-    type Value = Fields;
+    type Value = Fields<'de>;
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("an object")
     }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Fields, A::Error> {
-        let out = self.0;
-        let mut keys = Vec::new();
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Fields<'de>, A::Error> {
+        let buf = self.0;
+        let first = buf.keys.len();
         let mut fields = Fields {
             picked: Default::default(),
             context: Context::Absent,
         };
-        while let Some(type_at) = next_element(&mut map, &mut keys, out)? {
-            let key = keys[keys.len() - 1].as_ref();
+        while let Some((type_at, key)) = next_element(&mut map, buf, first)? {
+            let key = key.as_ref();
             if ADDED.contains(&key) {
                 return Err(decline());
             }
-            out[type_at] = if let Some(at) = PICKED.iter().position(|name| *name == key) {
-                let (kind, value) = map.next_value_seed(PickValue { out, int: false })?;
+            buf.out[type_at] = if let Some(at) = PICKED.iter().position(|name| *name == key) {
+                let (kind, value) = map.next_value_seed(PickValue { buf, int: false })?;
                 fields.picked[at] = Some(value);
                 kind
             } else if key == "context" {
-                let (kind, context) = map.next_value_seed(ContextValue(out))?;
+                let (kind, context) = map.next_value_seed(ContextValue(buf))?;
                 fields.context = context;
                 kind
             } else {
-                map.next_value_seed(Value(out))?
+                map.next_value_seed(Value(buf))?
             };
         }
         Ok(fields)
     }
 }
 
-/// `read` and the event's elements written to `out`, in one pass over the line: the picked
-/// fields, or None for a line that `read` or `Elements` would decline.
-fn read_bson(raw: &[u8], out: &mut Vec<u8>) -> Option<Fields> {
+/// `read` and the event's elements written to `buf.out`, in one pass over the line: the picked
+/// fields, or None for a line that `read` or `Elements` would decline (what it wrote is then
+/// left in `buf`: the caller takes it back).
+fn read_bson<'a>(raw: &'a [u8], buf: &mut Buf) -> Option<Fields<'a>> {
     let text = checked_text(raw)?;
     let mut reader = serde_json::Deserializer::from_str(text);
-    let fields = reader.deserialize_map(EventElements(out)).ok()?;
+    let fields = reader.deserialize_map(EventElements(buf)).ok()?;
     reader.end().ok()?;
     Some(fields)
 }
@@ -395,15 +440,17 @@ pub(crate) fn bson_routes(batch: &Bound<'_, PyList>, lanes: usize) -> Option<Vec
     Some(routes)
 }
 
-/// A line's document but for its place: `front` is the length (patched later), `_id`, the
-/// event's own elements and `time_date`; `back` is `geoip`, `source_file`, `source_line` and the
-/// end.
+/// A line's document but for its place, as two runs of `Buf::out`: `front` is the length
+/// (patched later), `_id`, the event's own elements and `time_date`; `back` is `geoip`,
+/// `source_file`, `source_line` and the end.
 struct Parts {
     common: Common,
-    front: Vec<u8>,
-    back: Vec<u8>,
+    front: Range<usize>,
+    back: Range<usize>,
 }
 
+/// Writes a line's document but for its place at the end of `buf.out`; None (nothing written)
+/// for a line left to the per-line path.
 fn bson_line(
     raw: &[u8],
     hashed: &[u8],
@@ -411,44 +458,52 @@ fn bson_line(
     time_first: bool,
     source_file: &str,
     geoip: Option<i64>,
+    buf: &mut Buf,
 ) -> PyResult<Option<Parts>> {
-    // BSON takes a little more than the JSON text (a length and a NUL per string): room for it
-    let mut front = Vec::with_capacity(raw.len() + raw.len() / 4 + 64);
-    front.extend_from_slice(&[0; 4]);
-    front.push(0x07);
-    put_cstring(&mut front, "_id");
-    let id_at = front.len();
-    front.extend_from_slice(&[0; 12]); // the id, once `classify` has made it
-    let Some(fields) = read_bson(raw, &mut front) else {
+    // BSON takes a little more than the JSON text (a length and a NUL per string, the added
+    // fields): room for it (the buffer grows by doubling, and is kept for the next block)
+    buf.out
+        .reserve(raw.len() + raw.len() / 4 + source_file.len() + 128);
+    let start = buf.out.len();
+    buf.keys.clear();
+    buf.out.extend_from_slice(&[0; 4]);
+    buf.out.push(0x07);
+    put_cstring(&mut buf.out, "_id");
+    let id_at = buf.out.len();
+    buf.out.extend_from_slice(&[0; 12]); // the id, once `classify` has made it
+    let common = match read_bson(raw, buf) {
+        Some(fields) => classify(raw, &fields, time_first, hashed)?,
+        None => None,
+    };
+    let Some(common) = common else {
+        buf.out.truncate(start);
         return Ok(None);
     };
-    let Some(common) = classify(raw, &fields, time_first, hashed)? else {
-        return Ok(None);
-    };
-    front[id_at..id_at + 12].copy_from_slice(&common.id);
+    let out = &mut buf.out;
+    out[id_at..id_at + 12].copy_from_slice(&common.id);
     match &common.when {
         None => {
-            front.push(0x0A);
-            put_cstring(&mut front, "time_date");
+            out.push(0x0A);
+            put_cstring(out, "time_date");
         }
         Some(t) => {
-            front.push(0x09);
-            put_cstring(&mut front, "time_date");
+            out.push(0x09);
+            put_cstring(out, "time_date");
             let millis = t.epoch_seconds() * 1000 + i64::from(t.micro / 1000);
-            front.extend_from_slice(&millis.to_le_bytes());
+            out.extend_from_slice(&millis.to_le_bytes());
         }
     }
-    let mut back = Vec::with_capacity(source_file.len() + 48);
+    let middle = out.len();
     if let Some(build) = geoip {
-        put_int(&mut back, "geoip", build);
+        put_int(out, "geoip", build);
     }
-    put_str(&mut back, "source_file", source_file);
-    put_int(&mut back, "source_line", line as i64);
-    back.push(0);
+    put_str(out, "source_file", source_file);
+    put_int(out, "source_line", line as i64);
+    out.push(0);
     Ok(Some(Parts {
         common,
-        front,
-        back,
+        front: start..middle,
+        back: middle..out.len(),
     }))
 }
 
@@ -495,8 +550,19 @@ pub(crate) fn prepare_bson<'py>(
             "line_numbers must have one number per line",
         ));
     }
+    // the documents are written one after the other in the thread's `Buf`, then each copied to
+    // its bytes object: no allocation of its own per line
+    let mut buf = BUF.with(|b| std::mem::take(&mut *b.borrow_mut()));
     let (sizes, prepared) = without_lock(py, lines, time_first, |index, raw, hashed| {
-        bson_line(raw, hashed, number(index), time_first, source_file, geoip)
+        bson_line(
+            raw,
+            hashed,
+            number(index),
+            time_first,
+            source_file,
+            geoip,
+            &mut buf,
+        )
     })?;
     // borrowed once the lines are read: no borrow is held while the lock is released
     let mut rows = rows.map(|r| r.borrow_mut());
@@ -530,7 +596,7 @@ pub(crate) fn prepare_bson<'py>(
             }
         }
         // written straight into the bytes object: one copy of the document
-        let (front, back) = (p.front.as_slice(), p.back.as_slice());
+        let (front, back) = (&buf.out[p.front], &buf.out[p.back]);
         let length = front.len() + middle.len() + back.len();
         let raw = PyBytes::new_with(py, length, |out| {
             let (head, rest) = out.split_at_mut(front.len());
@@ -559,6 +625,9 @@ pub(crate) fn prepare_bson<'py>(
         numbers.append(number(index))?;
         size += sizes[index];
     }
+    buf.out.clear();
+    buf.out.shrink_to(KEPT);
+    BUF.with(|b| *b.borrow_mut() = buf);
     PyTuple::new(
         py,
         [

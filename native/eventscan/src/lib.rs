@@ -62,17 +62,17 @@ pub(crate) const ADDED: [&str; 7] = [
 pub(crate) const PICKED: [&str; 6] = ["time", "username", "ip", "event_type", "name", "page"];
 pub(crate) const CONTEXT_PICKED: [&str; 3] = ["user_id", "course_id", "path"];
 
-#[derive(Clone)]
-pub(crate) enum Val {
+/// A picked value; a string is borrowed from the line where it has no escape.
+pub(crate) enum Val<'a> {
     Null,
-    Str(String),
+    Str(Cow<'a, str>),
     Int(i64),
 }
 
-pub(crate) enum Context {
+pub(crate) enum Context<'a> {
     Absent,
     Null,
-    Map([Option<Val>; 3]),
+    Map([Option<Val<'a>>; 3]),
 }
 
 fn decline<E: de::Error>() -> E {
@@ -162,24 +162,27 @@ struct Pick {
 seed_of_any_value!(Pick);
 
 impl<'de> Visitor<'de> for Pick {
-    type Value = Val;
+    type Value = Val<'de>;
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a string or null")
     }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Val, E> {
-        Ok(Val::Str(v.to_owned()))
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Val<'de>, E> {
+        Ok(Val::Str(Cow::Borrowed(v)))
     }
-    fn visit_unit<E: de::Error>(self) -> Result<Val, E> {
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Val<'de>, E> {
+        Ok(Val::Str(Cow::Owned(v.to_owned())))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Val<'de>, E> {
         Ok(Val::Null)
     }
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Val, E> {
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Val<'de>, E> {
         if self.int {
             Ok(Val::Int(v))
         } else {
             Err(decline())
         }
     }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Val, E> {
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Val<'de>, E> {
         match i64::try_from(v) {
             Ok(v) if self.int => Ok(Val::Int(v)),
             _ => Err(decline()),
@@ -193,15 +196,15 @@ struct ContextSeed;
 seed_of_any_value!(ContextSeed);
 
 impl<'de> Visitor<'de> for ContextSeed {
-    type Value = Context;
+    type Value = Context<'de>;
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("an object or null")
     }
-    fn visit_unit<E: de::Error>(self) -> Result<Context, E> {
+    fn visit_unit<E: de::Error>(self) -> Result<Context<'de>, E> {
         Ok(Context::Null)
     }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Context, A::Error> {
-        let mut picked: [Option<Val>; 3] = [None, None, None];
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Context<'de>, A::Error> {
+        let mut picked: [Option<Val<'de>>; 3] = [None, None, None];
         while let Some(key) = map.next_key_seed(Key)? {
             match CONTEXT_PICKED.iter().position(|name| *name == key) {
                 Some(at) => {
@@ -220,17 +223,17 @@ impl<'de> Visitor<'de> for ContextSeed {
 /// The event: the top-level object.
 struct Event;
 
-pub(crate) struct Fields {
-    pub(crate) picked: [Option<Val>; 6],
-    pub(crate) context: Context,
+pub(crate) struct Fields<'a> {
+    pub(crate) picked: [Option<Val<'a>>; 6],
+    pub(crate) context: Context<'a>,
 }
 
 impl<'de> Visitor<'de> for Event {
-    type Value = Fields;
+    type Value = Fields<'de>;
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("an object")
     }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Fields, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Fields<'de>, A::Error> {
         let mut fields = Fields {
             picked: Default::default(),
             context: Context::Absent,
@@ -317,7 +320,7 @@ pub(crate) fn checked_text(raw: &[u8]) -> Option<&str> {
 
 /// The picked fields of a line stored as it is written, and its text (without a final CR); None
 /// for a line left to the Python parser (see the module's comment).
-pub(crate) fn read(raw: &[u8]) -> Option<(Fields, &str)> {
+pub(crate) fn read(raw: &[u8]) -> Option<(Fields<'_>, &str)> {
     let text = checked_text(raw)?;
     let mut reader = serde_json::Deserializer::from_str(text);
     let fields = reader.deserialize_map(Event).ok()?;
@@ -335,7 +338,7 @@ pub(crate) fn blake2b(raw: &[u8], out: &mut [u8]) -> PyResult<()> {
     Ok(())
 }
 
-fn to_py<'py>(py: Python<'py>, value: &Val) -> PyResult<PyObject> {
+fn to_py<'py>(py: Python<'py>, value: &Val<'_>) -> PyResult<PyObject> {
     Ok(match value {
         Val::Null => py.None(),
         Val::Str(s) => PyString::new(py, s).into_any().unbind(),
