@@ -4,6 +4,8 @@ numbers of the others do not move."""
 from __future__ import annotations
 
 import gzip
+import hashlib
+import random
 import struct
 import zlib
 from pathlib import Path
@@ -34,6 +36,31 @@ def test_long_lines_anywhere_are_reported_with_their_numbers_and_lengths(tmp_pat
     lines, long = read(path, 1000)
     assert lines == [(1, b"a"), (3, b"b"), (5, b"c")]
     assert long == [(2, 3_000_000, b"xxx"), (4, 1500, b"yyy"), (6, 2_500_000, b"zzz")]
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+@pytest.mark.parametrize("last_lf", [False, True])
+def test_the_digest_is_fed_each_yielded_line_and_an_lf_after_it(tmp_path, compressed, last_lf):
+    """Whatever the blocks: lines across block boundaries, too-long lines (not fed) among short
+    ones and across boundaries, an empty line, a last line without its LF."""
+    rng = random.Random(7)
+    sizes = [rng.choice((0, 1, 80, 900, 1100, 5000, 300_000, 1_500_000)) for _ in range(60)]
+    content = [bytes([97 + n % 26]) * size for n, size in enumerate(sizes)]
+    data = b"\n".join(content) + (b"\n" if last_lf else b"")
+    path = tmp_path / ("f.log.gz" if compressed else "f.log")
+    path.write_bytes(gzip.compress(data, compresslevel=1) if compressed else data)
+    fed = hashlib.blake2b(digest_size=32)
+    yielded = []
+    for _, block in iter_line_blocks(path, None, 1_000_000, lambda *_: None, fed):
+        yielded.extend(block)
+    want = [line for line in content if len(line) <= 1_000_000]
+    if not last_lf and content[-1] == b"":
+        want.pop()  # the file ends with an LF after all: no line after it
+    assert yielded == want
+    assert (
+        fed.hexdigest()
+        == hashlib.blake2b(b"".join(line + b"\n" for line in want), digest_size=32).hexdigest()
+    )
 
 
 def test_lines_at_the_limit_are_kept(tmp_path):

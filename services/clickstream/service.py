@@ -659,15 +659,16 @@ Block = tuple[int, list[bytes], list[tuple[int, int, bytes]], int]
 
 def _hashed_blocks(path: Path, max_line: int, digest: Any) -> Iterator[Block]:
     """The file's blocks of lines, each added to the content digest (of the lines that are not too
-    long, LF-terminated). Run by `read_ahead` on its own thread: decompression and hashing release
-    the GIL, so they overlap the parsing. Too-long lines are handed over with the next block, so
-    that they are rejected in line order on the reading thread."""
+    long, LF-terminated) by `iter_line_blocks`. Run by `read_ahead` on its own thread:
+    decompression and hashing release the GIL, so they overlap the parsing. Too-long lines are
+    handed over with the next block, so that they are rejected in line order on the reading
+    thread."""
     long_lines: list[tuple[int, int, bytes]] = []
     position = [0]
     try:
-        for first, lines in iter_line_blocks(path, position, max_line, lambda *line: long_lines.append(line)):
-            digest.update(b"\n".join(lines))  # one copy of the block, not two
-            digest.update(b"\n")
+        for first, lines in iter_line_blocks(
+            path, position, max_line, lambda *line: long_lines.append(line), digest
+        ):
             yield first, lines, long_lines[:], position[0]
             long_lines.clear()
     except TruncatedInput:
