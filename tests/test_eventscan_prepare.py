@@ -512,7 +512,7 @@ def test_prepare_bson_refuses_a_key_twice_only_within_one_object_and_names_long_
             base + ', "x": ' + json.dumps(list(range(12))) + ', "y": ' + json.dumps(list(range(105))) + "}"
         ).encode(),
     ]
-    places = {None: ("", None, None)}
+    places: dict[str | None, tuple[str, str | None, str | None]] = {None: ("", None, None)}
     docs, _, numbers, _, declined, missing = prepare_bson(lines, 1, True, SOURCE, None, places)
     assert declined == [1, 2, 3, 4] and missing == [] and numbers == [1, 6]
     for doc, line in zip(docs, (1, 6), strict=True):
