@@ -10,6 +10,7 @@ from typing import Any
 
 import maxminddb
 import netaddr
+import pytest
 from mmdb_writer import MMDBWriter
 
 from utils.geoip import MAYBE_NOT_GLOBAL_V4, GeoIP
@@ -140,3 +141,92 @@ def test_a_network_kept_does_not_answer_for_its_neighbours(tmp_path):
     finally:
         geoip.close()
         reader.close()
+
+
+def _python_find(reader: Any, address: Any, is_city: bool) -> tuple[Any, int] | None:
+    """What `GeoIP` takes of the Python reader for an address: (answer, prefix length)."""
+    try:
+        record, length = reader.get_with_prefix_len(address)
+    except ValueError:
+        return None
+    geoip = GeoIP.__new__(GeoIP)
+    geoip.is_city = is_city
+    return geoip._answer(record), length
+
+
+def test_the_compiled_reader_answers_as_the_python_reader(tmp_path):
+    """`eventscan.GeoReader.find` gives the Python reader's answer and prefix length, or None
+    (then `GeoIP` asks the Python reader): on GeoLite2 City, and on records of every shape the
+    answer's rules tell apart."""
+    eventscan = pytest.importorskip("eventscan")
+    writer = MMDBWriter(ip_version=6, database_type="GeoIP2-City", ipv4_compatible=True)
+    records: list[dict[str, Any]] = [
+        {"country": {"iso_code": "AU"}, "subdivisions": [{"iso_code": "QLD"}, {"iso_code": "X"}]},
+        {"country": {"iso_code": "AU"}, "subdivisions": []},
+        {"country": {"iso_code": "AU"}, "subdivisions": [{"names": {"en": "Queensland"}}]},
+        {"country": {"iso_code": "AU"}, "subdivisions": [{"iso_code": ""}]},
+        {"country": {}, "registered_country": {"iso_code": "NZ"}},
+        {"country": {"names": {"en": "France"}}, "registered_country": {"iso_code": "NZ"}},
+        {"registered_country": {"iso_code": "FR", "geoname_id": 3017382}},
+        {"country": {"iso_code": ""}},
+        {"city": {"names": {"en": "Brisbane"}}},
+        {"country": {"iso_code": "DE", "names": {"de": "Deutschland", "en": "Germany"}}, "x": [1, 2]},
+    ]
+    for index, record in enumerate(records):
+        writer.insert_network(netaddr.IPSet([f"1.2.{index}.0/24"]), record)
+    writer.insert_network(netaddr.IPSet(["2001:4860::/32"]), {"country": {"iso_code": "US"}})
+    path = tmp_path / "shapes.mmdb"
+    writer.to_db_file(str(path))
+    cases = [
+        (path, [f"1.2.{index}.{host}" for index in range(len(records) + 1) for host in (0, 200)]),
+        (path, ["2001:4860::1", "2001:4861::1", "::ffff:1.2.0.9", "::1.2.5.1", "9.9.9.9"]),
+        (geolite2_city(), _sample_addresses(random.Random(3))),
+    ]
+    for db, ips in cases:
+        reader = maxminddb.open_database(str(db), maxminddb.MODE_MMAP_EXT)
+        for is_city in (True, False):
+            native = eventscan.GeoReader(str(db), is_city)
+            answered = 0
+            for ip in ips:
+                try:
+                    address = ipaddress.ip_address(ip)
+                except ValueError:
+                    continue
+                found = native.find(address.packed)
+                if found is not None:
+                    answered += 1
+                    assert found == _python_find(reader, address, is_city), ip
+            assert answered > len(ips) // 2
+        reader.close()
+    # the shapes' answers, as the rules have them
+    native = eventscan.GeoReader(str(path), True)
+    found = [native.find(ipaddress.ip_address(f"1.2.{index}.1").packed) for index in range(len(records))]
+    assert [each[0] if each else "left to Python" for each in found] == [
+        ("AU", "QLD"),
+        ("AU", None),
+        ("AU", None),
+        ("AU", ""),
+        "left to Python",  # this writer writes the empty map as an empty list: not a map
+        None,
+        ("FR", None),
+        None,
+        None,
+        ("DE", None),
+    ]
+    assert native.find(b"\x01\x02") is None
+
+
+def test_geoip_answers_alike_with_and_without_the_compiled_reader(monkeypatch):
+    pytest.importorskip("eventscan")
+    path = geolite2_city()
+    ips = _sample_addresses(random.Random(5))
+    with_native = GeoIP(path)
+    assert with_native._native is not None
+    monkeypatch.setenv("OPTIMUS_NATIVE_SCAN", "0")
+    without = GeoIP(path)
+    assert without._native is None
+    try:
+        assert [with_native.lookup(ip) for ip in ips] == [without.lookup(ip) for ip in ips]
+    finally:
+        with_native.close()
+        without.close()

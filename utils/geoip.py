@@ -5,12 +5,16 @@ addresses (those `ipaddress` does not call global) are not looked up (no country
 database does not know has no country. A small LRU cache in front of the reader makes repeated addresses (most of a log) cheap.
 Behind it, each answer is kept for the database's whole network that holds the address (every
 address of a network of the database's search tree has its record), so a new address in a network
-seen before costs no decoding of the record (a City record: ~30 us).
+seen before costs no decoding of the record. Where the compiled module `eventscan` is installed
+(native/eventscan), its `GeoReader` looks up a new network and reads of its record only the codes
+the answer takes (~3 us, against ~20 us for the Python reader's decoding of a whole City record);
+the Python reader answers wherever it cannot tell.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
 from functools import lru_cache
 from pathlib import Path
@@ -31,6 +35,19 @@ _UNKNOWN = ("?", None)  # not in the network cache (an answer is never this)
 MAYBE_NOT_GLOBAL_V4 = frozenset((0, 10, 100, 127, 169, 172, 192, 198, 203, *range(224, 256)))
 
 
+def _native_reader(path: Path, is_city: bool) -> Any:
+    """`eventscan.GeoReader` of the file, if the module is installed and not turned off (the
+    same switch as the compiled line scan's, `OPTIMUS_NATIVE_SCAN=0`)."""
+    if os.environ.get("OPTIMUS_NATIVE_SCAN", "1") == "0":
+        return None
+    try:
+        import eventscan  # type: ignore[import-not-found, unused-ignore]
+    except ImportError:
+        return None
+    reader_class = getattr(eventscan, "GeoReader", None)
+    return None if reader_class is None else reader_class(str(path), is_city)
+
+
 class GeoIP:
     """Look-ups in one `.mmdb` file (Country or City database)."""
 
@@ -41,6 +58,7 @@ class GeoIP:
         self.database_type = str(meta.database_type)
         self.build_epoch = int(meta.build_epoch)
         self.is_city = "City" in self.database_type
+        self._native = _native_reader(path, self.is_city)
         self.lookup = lru_cache(maxsize=cache_size)(self._lookup)
         # version -> prefix length -> the network's leading bits -> its answer
         self._networks: dict[int, dict[int, dict[int, Answer]]] = {4: {}, 6: {}}
@@ -72,11 +90,15 @@ class GeoIP:
             known = answers.get(number >> (bits - length), _UNKNOWN)
             if known is not _UNKNOWN:
                 return known
-        try:
-            record, length = self._reader.get_with_prefix_len(address)
-        except ValueError:
-            return None
-        answer = self._answer(record)
+        found = self._native.find(address.packed) if self._native is not None else None
+        if found is not None:
+            answer, length = found
+        else:
+            try:
+                record, length = self._reader.get_with_prefix_len(address)
+            except ValueError:
+                return None
+            answer = self._answer(record)
         if 0 <= length <= bits:
             if self._networks_kept >= self._networks_max:  # bounded: start again
                 for each in self._networks.values():
@@ -102,3 +124,4 @@ class GeoIP:
 
     def close(self) -> None:
         self._reader.close()
+        self._native = None  # unmapped once no look-up holds it

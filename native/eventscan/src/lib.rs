@@ -45,6 +45,7 @@ macro_rules! seed_of_any_value {
 mod block;
 mod bson;
 mod counts;
+mod geo;
 mod isotime;
 
 /// MongoDB's nesting limit; a line with more brackets than this is left to Python.
@@ -413,6 +414,7 @@ fn eventscan(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(bson::bson_routes, m)?)?;
     m.add_class::<bson::Bson>()?;
     m.add_class::<counts::CountedRows>()?;
+    m.add_class::<geo::GeoReader>()?;
     m.add_class::<counts::DayCounter>()?;
     m.add_class::<counts::EventTypeCounter>()
 }
