@@ -518,6 +518,14 @@ def test_prepare_bson_refuses_a_key_twice_only_within_one_object_and_names_long_
     for doc, line in zip(docs, (1, 6), strict=True):
         assert doc.raw == expected_bson(lines[line - 1], line, True, None, (None, None))
     assert bson.decode(docs[1].raw)["y"][104] == 104
+    # an object of more than 1,000 keys is left to the per-line path (each key is compared with
+    # those before it); 1,000 are taken
+    wide = [
+        (base + ', "w": ' + json.dumps({f"k{i}": i for i in range(n)}) + "}").encode() for n in (1000, 1001)
+    ]
+    docs, _, numbers, _, declined, _ = prepare_bson(wide, 1, True, SOURCE, None, places)
+    assert declined == [1] and numbers == [1]
+    assert docs[0].raw == expected_bson(wide[0], 1, True, None, (None, None))
 
 
 def test_pymongo_sends_a_prepared_document_as_the_raw_bson_document_of_its_bytes() -> None:

@@ -4,6 +4,7 @@ network of the database) give exactly the answers of the plain look-up of each a
 from __future__ import annotations
 
 import ipaddress
+import os
 import random
 from pathlib import Path
 from typing import Any
@@ -143,6 +144,17 @@ def test_a_network_kept_does_not_answer_for_its_neighbours(tmp_path):
         reader.close()
 
 
+def _eventscan() -> Any:
+    """The compiled module; required where scripts/test.sh built it (as tests/test_eventscan.py)."""
+    try:
+        import eventscan  # type: ignore[import-not-found, unused-ignore]
+    except ImportError:
+        if os.environ.get("OPTIMUS_REQUIRE_NATIVE") == "1":
+            raise
+        pytest.skip("native/eventscan is not built")
+    return eventscan
+
+
 def _python_find(reader: Any, address: Any, is_city: bool) -> tuple[Any, int] | None:
     """What `GeoIP` takes of the Python reader for an address: (answer, prefix length)."""
     try:
@@ -158,7 +170,7 @@ def test_the_compiled_reader_answers_as_the_python_reader(tmp_path):
     """`eventscan.GeoReader.find` gives the Python reader's answer and prefix length, or None
     (then `GeoIP` asks the Python reader): on GeoLite2 City, and on records of every shape the
     answer's rules tell apart."""
-    eventscan = pytest.importorskip("eventscan")
+    eventscan = _eventscan()
     writer = MMDBWriter(ip_version=6, database_type="GeoIP2-City", ipv4_compatible=True)
     records: list[dict[str, Any]] = [
         {"country": {"iso_code": "AU"}, "subdivisions": [{"iso_code": "QLD"}, {"iso_code": "X"}]},
@@ -217,7 +229,7 @@ def test_the_compiled_reader_answers_as_the_python_reader(tmp_path):
 
 
 def test_geoip_answers_alike_with_and_without_the_compiled_reader(monkeypatch):
-    pytest.importorskip("eventscan")
+    _eventscan()
     path = geolite2_city()
     ips = _sample_addresses(random.Random(5))
     with_native = GeoIP(path)
@@ -230,3 +242,18 @@ def test_geoip_answers_alike_with_and_without_the_compiled_reader(monkeypatch):
     finally:
         with_native.close()
         without.close()
+
+
+def test_a_file_the_compiled_reader_refuses_leaves_the_python_reader(tmp_path, monkeypatch):
+    eventscan = _eventscan()
+
+    class Refusing:
+        def __init__(self, path: str, is_city: bool) -> None:
+            raise OSError("refused")
+
+    monkeypatch.setattr(eventscan, "GeoReader", Refusing)
+    geoip = GeoIP(geolite2_city())
+    try:
+        assert geoip._native is None and geoip.lookup("1.1.1.1") == ("AU", "VIC")
+    finally:
+        geoip.close()

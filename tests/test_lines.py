@@ -40,20 +40,21 @@ def test_long_lines_anywhere_are_reported_with_their_numbers_and_lengths(tmp_pat
 
 @pytest.mark.parametrize("compressed", [False, True])
 @pytest.mark.parametrize("last_lf", [False, True])
-def test_the_digest_is_fed_each_yielded_line_and_an_lf_after_it(tmp_path, compressed, last_lf):
+@pytest.mark.parametrize("limit", [1_000_000, 3_000_000])  # below and past a block (1 MiB)
+def test_the_digest_is_fed_each_yielded_line_and_an_lf_after_it(tmp_path, compressed, last_lf, limit):
     """Whatever the blocks: lines across block boundaries, too-long lines (not fed) among short
     ones and across boundaries, an empty line, a last line without its LF."""
     rng = random.Random(7)
-    sizes = [rng.choice((0, 1, 80, 900, 1100, 5000, 300_000, 1_500_000)) for _ in range(60)]
+    sizes = [rng.choice((0, 1, 80, 900, 1100, 5000, 300_000, 1_500_000, 3_500_000)) for _ in range(60)]
     content = [bytes([97 + n % 26]) * size for n, size in enumerate(sizes)]
     data = b"\n".join(content) + (b"\n" if last_lf else b"")
     path = tmp_path / ("f.log.gz" if compressed else "f.log")
     path.write_bytes(gzip.compress(data, compresslevel=1) if compressed else data)
     fed = hashlib.blake2b(digest_size=32)
     yielded = []
-    for _, block in iter_line_blocks(path, None, 1_000_000, lambda *_: None, fed):
+    for _, block in iter_line_blocks(path, None, limit, lambda *_: None, fed):
         yielded.extend(block)
-    want = [line for line in content if len(line) <= 1_000_000]
+    want = [line for line in content if len(line) <= limit]
     if not last_lf and content[-1] == b"":
         want.pop()  # the file ends with an LF after all: no line after it
     assert yielded == want

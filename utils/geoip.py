@@ -45,7 +45,12 @@ def _native_reader(path: Path, is_city: bool) -> Any:
     except ImportError:
         return None
     reader_class = getattr(eventscan, "GeoReader", None)
-    return None if reader_class is None else reader_class(str(path), is_city)
+    if reader_class is None:
+        return None
+    try:
+        return reader_class(str(path), is_city)
+    except (OSError, ValueError):  # a file it cannot read (or name) that the Python reader may
+        return None
 
 
 class GeoIP:

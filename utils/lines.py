@@ -127,7 +127,8 @@ def iter_line_blocks(
     read, but for the too-long lines (and a final LF).
 
     Each decompressed block is split where it lies: only the line that spans two blocks is put
-    together, and the digest is fed the block itself, not the lines joined again.
+    together, and the digest is fed the block itself, not the lines joined again (but around
+    too-long lines, where the lines kept are joined).
     """
     line_no = 1
     tail = b""  # the start of a line whose end is in a block not yet read

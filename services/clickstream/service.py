@@ -337,7 +337,7 @@ class _Loader:
             yield
 
     def add_lines(self, first: int, lines: list[bytes]) -> None:
-        """Parse and batch a block of lines (the content digest is `_hashed_blocks`' work).
+        """Parse and batch a block of lines (the content digest is fed by `iter_line_blocks`).
 
         With the compiled pass, a batch holds a part's common lines first, then the others: not in
         line order. Nothing depends on that order but `batch`, `counted` and `lines` staying

@@ -83,6 +83,10 @@ struct Buf {
     keys: Vec<Range<usize>>,
 }
 
+/// An object with more keys than this is left to the per-line path (each key is compared with the
+/// object's keys before it).
+const MAX_KEYS: usize = 1000;
+
 /// At most so many bytes of `Buf` are kept for the next block (a block of long lines may take
 /// more while it is written).
 const KEPT: usize = 16 << 20;
@@ -191,9 +195,12 @@ fn next_element<'de, A: MapAccess<'de>>(
         return Ok(None);
     };
     let name = key.as_bytes();
-    if buf.keys[first..]
-        .iter()
-        .any(|at| &buf.out[at.clone()] == name)
+    // a key twice; or an object of so many keys that the search for one would be slow (the
+    // per-line path takes it)
+    if buf.keys.len() - first >= MAX_KEYS
+        || buf.keys[first..]
+            .iter()
+            .any(|at| &buf.out[at.clone()] == name)
     {
         return Err(decline());
     }
@@ -449,8 +456,8 @@ struct Parts {
     back: Range<usize>,
 }
 
-/// Writes a line's document but for its place at the end of `buf.out`; None (nothing written)
-/// for a line left to the per-line path.
+/// Writes a line's document but for its place at the end of `buf.out`; None for a line left to
+/// the per-line path (nothing written, as for an error).
 fn bson_line(
     raw: &[u8],
     hashed: &[u8],
@@ -472,12 +479,15 @@ fn bson_line(
     let id_at = buf.out.len();
     buf.out.extend_from_slice(&[0; 12]); // the id, once `classify` has made it
     let common = match read_bson(raw, buf) {
-        Some(fields) => classify(raw, &fields, time_first, hashed)?,
-        None => None,
+        Some(fields) => classify(raw, &fields, time_first, hashed),
+        None => Ok(None),
     };
-    let Some(common) = common else {
-        buf.out.truncate(start);
-        return Ok(None);
+    let common = match common {
+        Ok(Some(common)) => common,
+        other => {
+            buf.out.truncate(start);
+            return other.map(|_| None);
+        }
     };
     let out = &mut buf.out;
     out[id_at..id_at + 12].copy_from_slice(&common.id);
@@ -551,7 +561,8 @@ pub(crate) fn prepare_bson<'py>(
         ));
     }
     // the documents are written one after the other in the thread's `Buf`, then each copied to
-    // its bytes object: no allocation of its own per line
+    // its bytes object: no allocation of its own per line (on an error the buffer is not put
+    // back: the next call starts a new one)
     let mut buf = BUF.with(|b| std::mem::take(&mut *b.borrow_mut()));
     let (sizes, prepared) = without_lock(py, lines, time_first, |index, raw, hashed| {
         bson_line(
@@ -627,6 +638,8 @@ pub(crate) fn prepare_bson<'py>(
     }
     buf.out.clear();
     buf.out.shrink_to(KEPT);
+    buf.keys.clear();
+    buf.keys.shrink_to(MAX_KEYS);
     BUF.with(|b| *b.borrow_mut() = buf);
     PyTuple::new(
         py,

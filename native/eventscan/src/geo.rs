@@ -152,7 +152,9 @@ impl GeoReader {
     /// `(answer, prefix length)` for an address given as its 4 or 16 packed bytes, as
     /// `GeoIP._answer` of the Python reader's `get_with_prefix_len` gives them (the prefix
     /// length in the address's own bits); None where this reader cannot tell (an address of
-    /// another length, a record it cannot read as a GeoIP one): then ask the Python reader.
+    /// another length, an IPv6 address in an IPv4 database, an IPv4 address answered above the
+    /// IPv4 part of the tree, a record it cannot read as a GeoIP one, any error): then ask the
+    /// Python reader.
     fn find(&self, py: Python<'_>, packed: &[u8]) -> Option<(Answer, u8)> {
         let address = match packed.len() {
             4 => IpAddr::V4(Ipv4Addr::from(<[u8; 4]>::try_from(packed).ok()?)),
