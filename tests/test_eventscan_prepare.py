@@ -472,6 +472,55 @@ def test_prepare_bson_gives_what_pymongo_makes_of_the_per_line_paths_document() 
     assert taken > 600
 
 
+def _enrolment_lines(rng: random.Random, count: int) -> list[bytes]:
+    """Generated lines, a third of them made enrolment events (their `event` a dict or its JSON)."""
+    lines = []
+    for index in range(count):
+        raw = _bson_line(rng)
+        if index % 3 == 0 and b'"agent": "twice"' not in raw:
+            event = json.loads(raw)
+            event["event_type"] = rng.choice(
+                ("edx.course.enrollment.activated", "edx.course.enrollment.mode_changed")
+            )
+            body = {"course_id": "course-v1:UQx+X+1", "user_id": rng.randrange(100), "mode": "audit"}
+            event["event"] = body if rng.random() < 0.5 else json.dumps(body)
+            raw = json.dumps(event).encode()
+        lines.append(raw)
+    return lines
+
+
+def test_given_noted_the_passes_take_the_enrolment_events_and_list_them() -> None:
+    """With `noted`, an enrolment event is taken as any other line (the same document), and its
+    index listed (the loader reads its `event`); without it, it is left to the per-line path."""
+    lines = _enrolment_lines(random.Random(12), 1500)
+    enrolments = {i for i, raw in enumerate(lines) if event_name(json.loads(raw)).startswith(ENROLMENT)}
+    storable = {i for i, raw in enumerate(lines) if python_steps(raw) is not None}
+    assert len(enrolments & storable) > 200
+    _, _, _, _, _, missing = prepare_bson(lines, 1, True, SOURCE, None, {}, None, None, [])
+    places: dict[str | None, tuple[str, str | None, str | None]] = {ip: ("", "AU", None) for _, ip in missing}
+    before = prepare_bson(lines, 1, True, SOURCE, None, places)
+    noted: list[int] = []
+    docs, _, numbers, _, declined, missing = prepare_bson(
+        lines, 1, True, SOURCE, None, places, None, None, noted
+    )
+    assert missing == [] and enrolments.isdisjoint(n - 1 for n in before[2])
+    taken = {n - 1 for n in numbers}
+    assert taken == {n - 1 for n in before[2]} | (enrolments - set(declined))
+    assert set(declined) == set(before[4]) - taken
+    assert sorted(noted) == sorted(taken & enrolments) and len(noted) > 150
+    for number, doc in zip(numbers, docs, strict=True):
+        assert doc.raw == expected_bson(lines[number - 1], number, True, None, ("AU", None))
+    # `prepare` likewise (it takes a few more: BSON has reasons of its own to decline a line)
+    text_noted: list[int] = []
+    rows, _, _, _, rest = prepare(lines, 1, True, TAIL, {}, None, text_noted)
+    text_taken = {index for index, ready in rest if ready is not None}
+    assert rows == [] and taken <= text_taken
+    assert sorted(text_noted) == sorted(text_taken & enrolments) and set(noted) <= set(text_noted)
+    for index, ready in rest:
+        if ready is not None:
+            assert ready == expected(lines[index], 1 + index, True), lines[index]
+
+
 def test_prepare_bson_leaves_negative_zero_and_repeated_keys_to_the_per_line_path() -> None:
     base = '{"context": {"course_id": "c", "user_id": 1}, "username": "u", "time": "2015-05-30T10:00:01Z"'
     lines = [

@@ -27,6 +27,7 @@ def prepare(
     tail_prefix: str,
     places: Places,
     rows: CountedRows | None = None,
+    noted: list[int] | None = None,
 ) -> tuple[list[tuple[str, str]], list[Counted], list[int], int, list[tuple[int, Ready | None]]]: ...
 
 class Bson:
@@ -51,6 +52,7 @@ def prepare_bson(
     places: Places,
     line_numbers: list[int] | None = None,
     rows: CountedRows | None = None,
+    noted: list[int] | None = None,
 ) -> tuple[list[Bson], list[Counted], list[int], int, list[int], list[tuple[int, str | None]]]: ...
 def bson_routes(batch: list[Any], lanes: int) -> list[list[int]] | None: ...
 

@@ -65,10 +65,13 @@ Ready = tuple[str, str, str, datetime | None, str, int | None, str, str, str | N
 Places = dict[str | None, tuple[str, str | None, str | None]]
 Prepared = tuple[list[tuple[str, str]], list[Any], list[int], int, list[tuple[int, Ready | None]]]
 # the last argument: the `CountedRows` the counted events go to (else they are returned as tuples)
-Prepare = Callable[[list[bytes], int, bool, str, Places, Any], Prepared]
+# and the list the indexes of the enrolment events taken go to (without it, they are not taken)
+Prepare = Callable[[list[bytes], int, bool, str, Places, Any, list[int]], Prepared]
 # the documents are `eventscan.Bson`s: sent by pymongo as `RawBSONDocument`s are
 PreparedBson = tuple[list[Any], list[Any], list[int], int, list[int], list[tuple[int, str | None]]]
-PrepareBson = Callable[[list[bytes], int, bool, str, int | None, Places, list[int] | None, Any], PreparedBson]
+PrepareBson = Callable[
+    [list[bytes], int, bool, str, int | None, Places, list[int] | None, Any, list[int]], PreparedBson
+]
 
 
 def native(name: str) -> Any:
@@ -91,17 +94,18 @@ def native(name: str) -> Any:
 native_scan = cast(Scan | None, native("scan"))
 
 # Its whole pass over a block of lines, for the embedded store where the stored text is the line's
-# own: `prepare(lines, first, time_first, tail_prefix, places, rows)` gives the batch rows, the
-# counted tuples (appended to `rows` instead, a `CountedRows`, if it is given) and the line
-# numbers of the common lines whose ip is in `places`, and for the others
+# own: `prepare(lines, first, time_first, tail_prefix, places, rows, noted)` gives the batch
+# rows, the counted tuples (appended to `rows` instead, a `CountedRows`, if it is given) and the
+# line numbers of the common lines whose ip is in `places`, and for the others
 # `(index, ready)`: None (left to the per-line path) or the `Ready` pieces of a line whose ip is not
-# yet in `places`. What it computes is what `parse_event_time`, `course_of`, `user_of`,
+# yet in `places`. Given `noted` (a list), it also takes the enrolment events, and appends the
+# indexes of those it takes to it: their `event` is read for `DerivedCounts.note` by the loader. What it computes is what `parse_event_time`, `course_of`, `user_of`,
 # `event_name` and `content_id` give; see native/eventscan/src/block.rs for the lines it leaves to
 # the per-line path.
 native_prepare = cast(Prepare | None, native("prepare"))
 
 # The same for MongoDB: `prepare_bson(lines, first, time_first, source_file, geoip, places,
-# line_numbers, rows)` (the lines numbered from `first`, or by `line_numbers`, one each) gives
+# line_numbers, rows, noted)` (the lines numbered from `first`, or by `line_numbers`, one each) gives
 # the BSON documents (what pymongo makes of the loader's dict, `_id` first), the counted tuples (or
 # none, appended to `rows` if it is given) and the line numbers of the common lines whose ip is in
 # `places`, the indexes of the lines left to the

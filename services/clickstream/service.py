@@ -351,9 +351,12 @@ class _Loader:
         at = 0
         while at < len(lines):
             part = lines[at : at + max(self.batch_size - len(self.batch), 1)]
+            noted: list[int] = []
             rows, counted, numbers, size, rest = self.prepare(
-                part, first + at, self.time_first, self.tail_prefix, self.places, self._rows()
+                part, first + at, self.time_first, self.tail_prefix, self.places, self._rows(), noted
             )
+            for index in noted:
+                self._note(part[index])
             self.batch.extend(rows)
             self._extend_counted(counted)
             self.lines.extend(numbers)
@@ -375,9 +378,20 @@ class _Loader:
         while at < len(lines):
             part = lines[at : at + max(self.batch_size - len(self.batch), 1)]
             start = first + at
+            noted: list[int] = []
             docs, counted, numbers, size, declined, missing = self.prepare_bson(
-                part, start, self.time_first, self.source, self.geoip_build, self.places, None, self._rows()
+                part,
+                start,
+                self.time_first,
+                self.source,
+                self.geoip_build,
+                self.places,
+                None,
+                self._rows(),
+                noted,
             )
+            for index in noted:
+                self._note(part[index])
             if missing:  # new ips: their places, then those lines again, in one call
                 for ip in {ip for _, ip in missing}:
                     self._place(ip)
@@ -391,6 +405,7 @@ class _Loader:
                     self.places,
                     [start + i for i in again],
                     self._rows(),
+                    [],  # taken as in the first call (its enrolment events noted there)
                 )
                 docs += more[0]
                 counted += more[1]
@@ -406,6 +421,18 @@ class _Loader:
             at += len(part)
             if len(self.batch) >= self.batch_size or self.batch_bytes >= BATCH_BYTES:
                 self.flush()
+
+    def _note(self, raw: bytes) -> None:
+        """`DerivedCounts.note` of an enrolment event the compiled pass took (the rare events
+        whose `event` it keeps, which the pass does not read): the line read whole by orjson, its
+        fields as `_add_each` reads them (the pass reads the same, `tests/test_eventscan.py`)."""
+        event = orjson.loads(raw)
+        try:
+            when = parse_event_time(event.get("time"))
+        except TimeOutOfRange:  # not taken by the pass
+            return
+        user_id, username = user_of(event)
+        self.derived.note(event, event_name(event), course_of(event), user_id, username, when)
 
     def _rows(self) -> aggregates.CountedRows | None:
         """The `CountedRows` the block passes append the batch's counted events to, if it is one."""

@@ -12,7 +12,8 @@
 //! * a string `context.user_id` of other than ASCII digits, or one beyond 64 bits;
 //! * a username whose last character is not printable ASCII (Python strips Unicode spaces there);
 //! * a username or course longer than 255 characters, a time before the year 1000 (rejected);
-//! * an enrolment event (the loader keeps more of it).
+//! * an enrolment event, unless the caller asks for their indexes (`noted`): the loader keeps
+//!   more of it (its `event`, which it reads itself).
 //!
 //! Without a non-empty `context.course_id` (or without a `context` object) the course is looked
 //! for in the page, the event type and the context's path, as `events.course_of` does
@@ -145,16 +146,18 @@ fn user_id_of(value: &Option<Val<'_>>) -> Result<Option<i64>, ()> {
 
 /// The common part of a line the loader can take whole here, and its text; None for a line left
 /// to the per-line path (see the module's comment). `hashed` is the line's digest of
-/// `digest_size(time_first)` bytes (`without_lock` makes it).
+/// `digest_size(time_first)` bytes (`without_lock` makes it). An enrolment event is taken only
+/// where `enrolments` is set (the caller then reads its `event` itself: `prepare`'s `noted`).
 pub(crate) fn common<'a>(
     raw: &'a [u8],
     time_first: bool,
     hashed: &[u8],
+    enrolments: bool,
 ) -> PyResult<Option<(Common, &'a str)>> {
     let Some((fields, text)) = read(raw) else {
         return Ok(None);
     };
-    Ok(classify(raw, &fields, time_first, hashed)?.map(|common| (common, text)))
+    Ok(classify(raw, &fields, time_first, hashed, enrolments)?.map(|common| (common, text)))
 }
 
 /// `common` of a line whose picked fields `read` (or `bson::read_bson`) gave.
@@ -163,6 +166,7 @@ pub(crate) fn classify(
     fields: &Fields<'_>,
     time_first: bool,
     hashed: &[u8],
+    enrolments: bool,
 ) -> PyResult<Option<Common>> {
     let Fields { picked, context } = fields;
     let [time, username, ip, event_type, name, page] = picked;
@@ -202,7 +206,7 @@ pub(crate) fn classify(
         (_, Some(name)) if !name.is_empty() => name,
         _ => "",
     };
-    if name.starts_with(ENROLMENT) {
+    if !enrolments && is_enrolment(name) {
         return Ok(None);
     }
     // the content id (ids.content_id)
@@ -233,8 +237,9 @@ fn prepare_line(
     line: u64,
     time_first: bool,
     tail_prefix: &str,
+    enrolments: bool,
 ) -> PyResult<Option<Prepared>> {
-    let Some((common, text)) = common(raw, time_first, hashed)? else {
+    let Some((common, text)) = common(raw, time_first, hashed, enrolments)? else {
         return Ok(None);
     };
     let mut hex = String::with_capacity(24);
@@ -332,9 +337,12 @@ pub(crate) fn without_lock<T: Send>(
 /// The lines are read without the interpreter lock (the other threads of the ingest, which
 /// decompress and write, need it between their own calls); only the results are made with it.
 /// Given `rows`, the counted events are appended to it rather than returned in `counted` (then
-/// empty).
+/// empty). Given `noted`, the enrolment events are taken too (else left to the per-line path),
+/// and the indexes of those taken are appended to it (whether in `rows` or in `rest`): the
+/// caller reads their `event` for `DerivedCounts.note`.
 #[pyfunction]
-#[pyo3(signature = (lines, first, time_first, tail_prefix, places, rows=None))]
+#[pyo3(signature = (lines, first, time_first, tail_prefix, places, rows=None, noted=None))]
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn prepare<'py>(
     py: Python<'py>,
     lines: &Bound<'py, PyList>,
@@ -343,9 +351,18 @@ pub(crate) fn prepare<'py>(
     tail_prefix: &str,
     places: &Bound<'py, PyDict>,
     rows: Option<&Bound<'py, CountedRows>>,
+    noted: Option<&Bound<'py, PyList>>,
 ) -> PyResult<Bound<'py, PyTuple>> {
+    let enrolments = noted.is_some();
     let (sizes, prepared) = without_lock(py, lines, time_first, |index, raw, hashed| {
-        prepare_line(raw, hashed, first + index as u64, time_first, tail_prefix)
+        prepare_line(
+            raw,
+            hashed,
+            first + index as u64,
+            time_first,
+            tail_prefix,
+            enrolments,
+        )
     })?;
     // borrowed once the lines are read: no borrow is held while the lock is released
     let mut rows = rows.map(|r| r.borrow_mut());
@@ -360,6 +377,7 @@ pub(crate) fn prepare<'py>(
             rest.append((index, py.None()))?;
             continue;
         };
+        note(noted, index, &p.common)?;
         let ip = ip_to_python(py, &p.common.ip);
         let Some(place) = places.get_item(&ip)? else {
             rest.append((index, to_python(py, p)?))?;
@@ -415,6 +433,23 @@ pub(crate) fn ip_to_python<'py>(py: Python<'py>, ip: &Option<String>) -> Bound<'
     match ip {
         None => py.None().into_bound(py),
         Some(ip) => PyString::new(py, ip).into_any(),
+    }
+}
+
+/// Whether an event of this name is an enrolment event (`DerivedCounts` reads its `event`).
+pub(crate) fn is_enrolment(name: &str) -> bool {
+    name.starts_with(ENROLMENT)
+}
+
+/// Appends `index` to `noted` if the line taken is an enrolment event.
+pub(crate) fn note(
+    noted: Option<&Bound<'_, PyList>>,
+    index: usize,
+    common: &Common,
+) -> PyResult<()> {
+    match noted {
+        Some(noted) if is_enrolment(&common.name) => noted.append(index),
+        _ => Ok(()),
     }
 }
 

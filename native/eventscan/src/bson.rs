@@ -10,7 +10,7 @@
 //! then goes through the per-line path): a key twice in one object (Python keeps the first place
 //! and the last value), and `-0` or `-0.0` (orjson reads `-0` as the integer 0, serde as -0.0).
 
-use crate::block::{classify, counted_to_python, ip_to_python, without_lock, Common};
+use crate::block::{classify, counted_to_python, ip_to_python, note, without_lock, Common};
 use crate::counts::{CountedRows, Row};
 use crate::{checked_text, Context, Fields, Key, Val, ADDED, CONTEXT_PICKED, PICKED};
 use pyo3::prelude::*;
@@ -456,17 +456,29 @@ struct Parts {
     back: Range<usize>,
 }
 
+/// What is the same for every line of a `prepare_bson` call.
+struct File<'a> {
+    time_first: bool,
+    source_file: &'a str,
+    geoip: Option<i64>,
+    enrolments: bool,
+}
+
 /// Writes a line's document but for its place at the end of `buf.out`; None for a line left to
 /// the per-line path (nothing written, as for an error).
 fn bson_line(
     raw: &[u8],
     hashed: &[u8],
     line: u64,
-    time_first: bool,
-    source_file: &str,
-    geoip: Option<i64>,
+    file: &File<'_>,
     buf: &mut Buf,
 ) -> PyResult<Option<Parts>> {
+    let File {
+        time_first,
+        source_file,
+        geoip,
+        enrolments,
+    } = *file;
     // BSON takes a little more than the JSON text (a length and a NUL per string, the added
     // fields): room for it (the buffer grows by doubling, and is kept for the next block)
     buf.out
@@ -479,7 +491,7 @@ fn bson_line(
     let id_at = buf.out.len();
     buf.out.extend_from_slice(&[0; 12]); // the id, once `classify` has made it
     let common = match read_bson(raw, buf) {
-        Some(fields) => classify(raw, &fields, time_first, hashed),
+        Some(fields) => classify(raw, &fields, time_first, hashed, enrolments),
         None => Ok(None),
     };
     let common = match common {
@@ -533,9 +545,10 @@ type Place<'py> = (
 /// `(place, country, subdivision)`: a `country` that is not None is stored, a `subdivision` if
 /// it is not empty. `geoip` is the GeoIP build stored with each event, if any; `source_file` the
 /// file's name as stored. Given `rows`, the counted events are appended to it rather than
-/// returned in `counted` (then empty).
+/// returned in `counted` (then empty). Given `noted`, the enrolment events are taken too, and the
+/// indexes of those taken are appended to it (also those in `missing`), as `prepare`'s.
 #[pyfunction]
-#[pyo3(signature = (lines, first, time_first, source_file, geoip, places, line_numbers=None, rows=None))]
+#[pyo3(signature = (lines, first, time_first, source_file, geoip, places, line_numbers=None, rows=None, noted=None))]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn prepare_bson<'py>(
     py: Python<'py>,
@@ -547,7 +560,14 @@ pub(crate) fn prepare_bson<'py>(
     places: &Bound<'py, PyDict>,
     line_numbers: Option<Vec<u64>>,
     rows: Option<&Bound<'py, CountedRows>>,
+    noted: Option<&Bound<'py, PyList>>,
 ) -> PyResult<Bound<'py, PyTuple>> {
+    let file = File {
+        time_first,
+        source_file,
+        geoip,
+        enrolments: noted.is_some(),
+    };
     let number = |index: usize| match &line_numbers {
         Some(numbers) => numbers[index],
         None => first + index as u64,
@@ -565,15 +585,7 @@ pub(crate) fn prepare_bson<'py>(
     // back: the next call starts a new one)
     let mut buf = BUF.with(|b| std::mem::take(&mut *b.borrow_mut()));
     let (sizes, prepared) = without_lock(py, lines, time_first, |index, raw, hashed| {
-        bson_line(
-            raw,
-            hashed,
-            number(index),
-            time_first,
-            source_file,
-            geoip,
-            &mut buf,
-        )
+        bson_line(raw, hashed, number(index), &file, &mut buf)
     })?;
     // borrowed once the lines are read: no borrow is held while the lock is released
     let mut rows = rows.map(|r| r.borrow_mut());
@@ -589,6 +601,7 @@ pub(crate) fn prepare_bson<'py>(
             declined.append(index)?;
             continue;
         };
+        note(noted, index, &p.common)?;
         let ip = ip_to_python(py, &p.common.ip);
         let Some(place) = places.get_item(&ip)? else {
             missing.append((index, ip))?;
