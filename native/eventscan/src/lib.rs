@@ -45,6 +45,7 @@ macro_rules! seed_of_any_value {
 mod block;
 mod bson;
 mod counts;
+mod digest;
 mod geo;
 mod isotime;
 
@@ -415,6 +416,7 @@ fn eventscan(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<bson::Bson>()?;
     m.add_class::<counts::CountedRows>()?;
     m.add_class::<geo::GeoReader>()?;
+    m.add_class::<digest::Blake2b>()?;
     m.add_class::<counts::DayCounter>()?;
     m.add_class::<counts::EventTypeCounter>()
 }
