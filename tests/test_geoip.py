@@ -4,16 +4,15 @@ network of the database) give exactly the answers of the plain look-up of each a
 from __future__ import annotations
 
 import ipaddress
-import os
 import random
 from pathlib import Path
 from typing import Any
 
 import maxminddb
 import netaddr
-import pytest
 from mmdb_writer import MMDBWriter
 
+from tests.native import eventscan_module
 from utils.geoip import MAYBE_NOT_GLOBAL_V4, GeoIP
 
 
@@ -144,17 +143,6 @@ def test_a_network_kept_does_not_answer_for_its_neighbours(tmp_path):
         reader.close()
 
 
-def _eventscan() -> Any:
-    """The compiled module; required where scripts/test.sh built it (as tests/test_eventscan.py)."""
-    try:
-        import eventscan  # type: ignore[import-not-found, unused-ignore]
-    except ImportError:
-        if os.environ.get("OPTIMUS_REQUIRE_NATIVE") == "1":
-            raise
-        pytest.skip("native/eventscan is not built")
-    return eventscan
-
-
 def _python_find(reader: Any, address: Any, is_city: bool) -> tuple[Any, int] | None:
     """What `GeoIP` takes of the Python reader for an address: (answer, prefix length)."""
     try:
@@ -170,7 +158,7 @@ def test_the_compiled_reader_answers_as_the_python_reader(tmp_path):
     """`eventscan.GeoReader.find` gives the Python reader's answer and prefix length, or None
     (then `GeoIP` asks the Python reader): on GeoLite2 City, and on records of every shape the
     answer's rules tell apart."""
-    eventscan = _eventscan()
+    eventscan = eventscan_module()
     writer = MMDBWriter(ip_version=6, database_type="GeoIP2-City", ipv4_compatible=True)
     records: list[dict[str, Any]] = [
         {"country": {"iso_code": "AU"}, "subdivisions": [{"iso_code": "QLD"}, {"iso_code": "X"}]},
@@ -229,7 +217,7 @@ def test_the_compiled_reader_answers_as_the_python_reader(tmp_path):
 
 
 def test_geoip_answers_alike_with_and_without_the_compiled_reader(monkeypatch):
-    _eventscan()
+    eventscan_module()
     path = geolite2_city()
     ips = _sample_addresses(random.Random(5))
     with_native = GeoIP(path)
@@ -245,7 +233,7 @@ def test_geoip_answers_alike_with_and_without_the_compiled_reader(monkeypatch):
 
 
 def test_a_file_the_compiled_reader_refuses_leaves_the_python_reader(tmp_path, monkeypatch):
-    eventscan = _eventscan()
+    eventscan = eventscan_module()
 
     class Refusing:
         def __init__(self, path: str, is_city: bool) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.native import eventscan_module
 from utils.lines import iter_line_blocks
 
 
@@ -161,3 +162,15 @@ def test_a_member_header_that_never_ends_is_corrupt_in_bounded_memory(tmp_path):
         for _, block in iter_line_blocks(path):
             got.extend(block)
     assert got == [b"a"]
+
+
+def test_the_compiled_split_is_bytes_split():
+    split = eventscan_module().split_lines
+    rng = random.Random(2)
+    for data in (b"", b"\n", b"a", b"a\n", b"\n\n", b"ab\ncd", b"\r\n\x00\n\xff"):
+        assert split(data) == data.split(b"\n")
+    for _ in range(300):
+        data = bytes(rng.choice(b"\nab\r\x00") for _ in range(rng.randrange(0, 3000)))
+        assert split(data) == data.split(b"\n")
+    with pytest.raises(TypeError):
+        split("text")

@@ -10,6 +10,7 @@ kept.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Protocol, cast
@@ -28,6 +29,23 @@ DEFAULT_MAX_LINE = 8 << 20  # 8 MiB: edX cuts lines at 50,000 characters; a BSON
 HEAD = 1024  # bytes of a too-long line kept for the rejects file
 
 TooLong = Callable[[int, int, bytes], None]
+
+
+def _splitter() -> Callable[[bytes], list[bytes]]:
+    """`bytes.split(b"\n")`: `eventscan.split_lines` where the module is built (the line ends
+    found by `memchr`, where CPython compares byte by byte: 0.13 against 0.46 us a tracking-log
+    line), unless `OPTIMUS_NATIVE_SCAN=0` turns the module off."""
+    if os.environ.get("OPTIMUS_NATIVE_SCAN", "1") != "0":
+        try:
+            from eventscan import split_lines  # type: ignore[import-not-found, unused-ignore]
+        except ImportError:
+            pass
+        else:
+            return cast(Callable[[bytes], list[bytes]], split_lines)
+    return lambda data: data.split(b"\n")
+
+
+_split = _splitter()
 
 
 class TruncatedInput(Exception):
@@ -146,7 +164,7 @@ def iter_line_blocks(
                 line_no += 1
                 skipping = -1
                 chunk = chunk[cut + 1 :]
-            lines = chunk.split(b"\n")
+            lines = _split(chunk)
             rest = lines.pop()  # after the block's last LF: the start of the next line
             if not lines:  # no LF in this block
                 tail = tail + rest if tail else rest

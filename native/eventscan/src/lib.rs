@@ -48,6 +48,7 @@ mod counts;
 mod digest;
 mod geo;
 mod isotime;
+mod lines;
 
 /// MongoDB's nesting limit; a line with more brackets than this is left to Python.
 const MAX_BRACKETS: usize = 100;
@@ -413,6 +414,7 @@ fn eventscan(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(block::prepare, m)?)?;
     m.add_function(wrap_pyfunction!(bson::prepare_bson, m)?)?;
     m.add_function(wrap_pyfunction!(bson::bson_routes, m)?)?;
+    m.add_function(wrap_pyfunction!(lines::split_lines, m)?)?;
     m.add_class::<bson::Bson>()?;
     m.add_class::<counts::CountedRows>()?;
     m.add_class::<geo::GeoReader>()?;
