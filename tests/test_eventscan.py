@@ -20,7 +20,7 @@ import pytest
 
 from bench.generate_logs import write_log
 from core.daemon import Daemon
-from services.clickstream import aggregates, course_events, events
+from services.clickstream import aggregates, course_events, events, service
 from services.clickstream.events import parse_with_text
 from stores.documents import open_document_store
 from stores.sql import open_sql_store
@@ -324,3 +324,23 @@ def test_an_ingest_with_the_native_pass_stores_rejects_and_counts_what_one_witho
         1
     ]
     assert with_native == without
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("mongo", marks=pytest.mark.mongo)])
+def test_a_full_place_cache_loses_no_line(
+    tmp_path: Path,
+    unique_name: str,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
+    backend: str,
+) -> None:
+    """The loader's `places` is emptied once it holds MAX_PLACES ips, also between two of the new
+    ips of one block: every line is still stored, rejected and counted as with a large cache."""
+    mongo_url = "sqlite" if backend == "sqlite" else request.getfixturevalue("mongo_url")
+    data = make_package(tmp_path / "data")
+    logs = (data / "clickstream_logs" / "latest").resolve()
+    write_log(logs / "uqx-edx-events-2015-06-01.log.gz", 3000, seed=8, bad_every=300)
+    whole = _ingest(data, tmp_path / "whole", unique_name + "a", mongo_url)
+    monkeypatch.setattr(service, "MAX_PLACES", 3)
+    small = _ingest(data, tmp_path / "small", unique_name + "b", mongo_url)
+    assert len(whole[0]) >= 3000 and small == whole

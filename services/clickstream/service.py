@@ -393,8 +393,10 @@ class _Loader:
             for index in noted:
                 self._note(part[index])
             if missing:  # new ips: their places, then those lines again, in one call
-                for ip in {ip for _, ip in missing}:
-                    self._place(ip)
+                # the places of just these ips, in a dict of their own: `_place` may empty
+                # `places` (MAX_PLACES) between two of them, and a line whose ip is missing
+                # again would not be stored
+                fresh = {ip: self._place(ip) for ip in {ip for _, ip in missing}}
                 again = [index for index, _ in missing]
                 more = self.prepare_bson(
                     [part[i] for i in again],
@@ -402,11 +404,13 @@ class _Loader:
                     self.time_first,
                     self.source,
                     self.geoip_build,
-                    self.places,
+                    fresh,
                     [start + i for i in again],
                     self._rows(),
                     [],  # taken as in the first call (its enrolment events noted there)
                 )
+                if more[4] or more[5]:  # the first call took them, and every ip has its place
+                    raise RuntimeError(f"{self.source}: lines {more[4] + more[5]} of a block not taken again")
                 docs += more[0]
                 counted += more[1]
                 numbers += more[2]
