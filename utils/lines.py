@@ -124,7 +124,8 @@ def _ignore(line_no: int, length: int, head: bytes) -> None:
 
 
 class Digest(Protocol):
-    """What `iter_line_blocks` feeds the lines it yields to (a `hashlib` object)."""
+    """What `iter_line_blocks` feeds the lines it yields to (a `hashlib` object, or
+    `eventscan.Blake2b`)."""
 
     def update(self, data: bytes | memoryview, /) -> None: ...
 

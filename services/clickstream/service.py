@@ -430,7 +430,12 @@ class _Loader:
         """`DerivedCounts.note` of an enrolment event the compiled pass took (the rare events
         whose `event` it keeps, which the pass does not read): the line read whole by orjson, its
         fields as `_add_each` reads them (the pass reads the same, `tests/test_eventscan.py`)."""
-        event = orjson.loads(raw)
+        try:
+            event = orjson.loads(raw)
+        except orjson.JSONDecodeError:  # not for a line the pass takes; as `_add_each` if so
+            event = parse_with_text(raw)[0]
+            if event is None:
+                return
         try:
             when = parse_event_time(event.get("time"))
         except TimeOutOfRange:  # not taken by the pass

@@ -30,10 +30,15 @@ impl Blake2b {
         if !data.is_c_contiguous() {
             return Err(PyValueError::new_err("update takes contiguous bytes"));
         }
+        if data.len_bytes() == 0 {
+            return Ok(()); // (its pointer may be null)
+        }
         // SAFETY: `data` holds the exporter's buffer until it is dropped, after the hashing; its
-        // `len_bytes()` bytes from `buf_ptr()` are contiguous (checked). A read-only buffer
-        // (bytes, a memoryview of bytes) cannot change, so it is read without the lock; any
-        // other (a bytearray) only with it, as no other thread can then change it.
+        // `len_bytes()` bytes from `buf_ptr()` (not null: not empty) are contiguous (checked).
+        // A read-only buffer is read without the lock, as hashlib reads one: what the loader
+        // feeds, bytes and memoryviews of them, cannot change. (A read-only view of memory that
+        // something else writes to would be a data race here as in hashlib: not to be fed.) Any
+        // other buffer (a bytearray) is read with the lock held, so no thread can change it.
         let bytes =
             unsafe { std::slice::from_raw_parts(data.buf_ptr() as *const u8, data.len_bytes()) };
         let state = &mut self.state;
