@@ -99,9 +99,10 @@ native_scan = cast(Scan | None, native("scan"))
 # line numbers of the common lines whose ip is in `places`, and for the others
 # `(index, ready)`: None (left to the per-line path) or the `Ready` pieces of a line whose ip is not
 # yet in `places`. Given `noted` (a list), it also takes the enrolment events, and appends the
-# indexes of those it takes to it: their `event` is read for `DerivedCounts.note` by the loader. What it computes is what `parse_event_time`, `course_of`, `user_of`,
-# `event_name` and `content_id` give; see native/eventscan/src/block.rs for the lines it leaves to
-# the per-line path.
+# indexes of those it takes to it: their `event` is read for `DerivedCounts.note` by the loader.
+# What it computes is what `parse_event_time`, `course_of`, `user_of`, `event_name` and
+# `content_id` give; see native/eventscan/src/block.rs for the lines it leaves to the per-line
+# path.
 native_prepare = cast(Prepare | None, native("prepare"))
 
 # The same for MongoDB: `prepare_bson(lines, first, time_first, source_file, geoip, places,
