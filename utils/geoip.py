@@ -14,13 +14,14 @@ the Python reader answers wherever it cannot tell.
 from __future__ import annotations
 
 import ipaddress
-import os
 import socket
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import maxminddb
+
+from utils.native import native
 
 NO_ANSWER = None
 Answer = tuple[str, str | None] | None
@@ -36,15 +37,9 @@ MAYBE_NOT_GLOBAL_V4 = frozenset((0, 10, 100, 127, 169, 172, 192, 198, 203, *rang
 
 
 def _native_reader(path: Path, is_city: bool) -> Any:
-    """`eventscan.GeoReader` of the file, if the module is installed and not turned off (the
-    same switch as the compiled line scan's, `OPTIMUS_NATIVE_SCAN=0`)."""
-    if os.environ.get("OPTIMUS_NATIVE_SCAN", "1") == "0":
-        return None
-    try:
-        import eventscan  # type: ignore[import-not-found, unused-ignore]
-    except ImportError:
-        return None
-    reader_class = getattr(eventscan, "GeoReader", None)
+    """`eventscan.GeoReader` of the file, where the module is built and not turned off
+    (`utils/native.py`)."""
+    reader_class = native("GeoReader")
     if reader_class is None:
         return None
     try:

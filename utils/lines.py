@@ -10,7 +10,6 @@ kept.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Protocol, cast
@@ -22,6 +21,8 @@ from typing import Protocol, cast
 # short gives nothing of the data before the cut that it had not handed out yet.)
 from isal import isal_zlib as zlib
 
+from utils.native import native
+
 _InflateError = cast(type[Exception], zlib.error)  # an exception class (the stubs call it an instance)
 
 BLOCK = 1 << 20
@@ -32,16 +33,12 @@ TooLong = Callable[[int, int, bytes], None]
 
 
 def _splitter() -> Callable[[bytes], list[bytes]]:
-    """`bytes.split(b"\\n")`: `eventscan.split_lines` where the module is built (the line ends
-    found by `memchr`, where CPython compares byte by byte: 0.13 against 0.46 us a tracking-log
-    line), unless `OPTIMUS_NATIVE_SCAN=0` turns the module off."""
-    if os.environ.get("OPTIMUS_NATIVE_SCAN", "1") != "0":
-        try:
-            from eventscan import split_lines  # type: ignore[import-not-found, unused-ignore]
-        except ImportError:
-            pass
-        else:
-            return cast(Callable[[bytes], list[bytes]], split_lines)
+    """`bytes.split(b"\\n")`: `eventscan.split_lines` where the module is built and not turned
+    off (`utils/native.py`; the line ends found by `memchr`, where CPython compares byte by byte:
+    0.13 against 0.46 us a tracking-log line)."""
+    split_lines = native("split_lines")
+    if split_lines is not None:
+        return cast(Callable[[bytes], list[bytes]], split_lines)
     return lambda data: data.split(b"\n")
 
 

@@ -14,7 +14,6 @@ event's own `_id` (2012-era logs) is kept as `mongoid`.
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Callable
 from datetime import datetime
@@ -23,6 +22,7 @@ from typing import Any, cast
 import orjson
 from bson import ObjectId
 
+from utils.native import native
 from utils.timeparse import parse_event_time
 
 TRUNCATION_LENGTHS = (512, 2043, 10000, 50000)
@@ -72,17 +72,6 @@ PreparedBson = tuple[list[Any], list[Any], list[int], int, list[int], list[tuple
 PrepareBson = Callable[
     [list[bytes], int, bool, str, int | None, Places, list[int] | None, Any, list[int]], PreparedBson
 ]
-
-
-def native(name: str) -> Any:
-    """A function of `eventscan` (native/eventscan), if it is installed and not turned off."""
-    if os.environ.get("OPTIMUS_NATIVE_SCAN", "1") == "0":
-        return None
-    try:
-        import eventscan  # type: ignore[import-not-found, unused-ignore]
-    except ImportError:
-        return None
-    return getattr(eventscan, name, None)
 
 
 # The compiled first pass of a line, where it is built: `scan(raw, size)` gives `(fields, text,
