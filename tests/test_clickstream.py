@@ -10,6 +10,7 @@ import os
 from datetime import datetime
 from pathlib import Path
 
+import blake3
 import netaddr
 import pytest
 from bson import ObjectId
@@ -608,6 +609,22 @@ def test_a_log_removed_from_disk_keeps_its_events_and_delivered_again_counts_not
     assert sorted(per_user_day.values()) == [1] * 8, "each stored event counted once, whatever the files"
     rows = {r.path: r for r in env.scheduler.queue.rows(service="Clickstream")}
     assert rows[str(newer / a.name)].state == states.DUPLICATE, "a delivered again is a's duplicate"
+
+
+def test_the_content_hash_is_blake3_of_the_decompressed_lines_and_a_gzipped_copy_is_a_duplicate(env):
+    """What a user checks with `b3sum` on the log (the text, or the `.log.gz` unzipped): the
+    tracking row's `content_hash`; and a gzipped copy under another day's name is a duplicate."""
+    text = log_text([user_event(u) for u in range(1, 4)])
+    plain = env.logs / "uqx-edx-events-2015-05-30.log"
+    plain.write_bytes(text)
+    copy = env.logs / "uqx-edge-events-2015-05-30.log.gz"
+    copy.write_bytes(gzip.compress(text))
+    assert env.run() == 0
+    rows = env.rows()
+    want = blake3.blake3(text).hexdigest()
+    assert {rows[plain.name].content_hash, rows[copy.name].content_hash} == {want}
+    assert sorted([rows[plain.name].state, rows[copy.name].state]) == sorted([states.DONE, states.DUPLICATE])
+    assert len(env.events()) == 3
 
 
 def test_values_a_fast_parser_could_read_otherwise_are_stored_as_json_reads_them(env):

@@ -9,7 +9,6 @@ comparison with and without the compiled pass is in test_eventscan.py.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 import os
@@ -621,26 +620,3 @@ def test_the_store_routes_a_batch_of_prepared_documents_as_it_routes_each_docume
         batch, routed = _routed(mixed, 2)
         assert batch == [_id_first(doc) for doc in mixed]
         assert [list(r) for r in routed] == [list(r) for r in _routes(batch, 2)]
-
-
-def test_the_compiled_blake2b_gives_hashlibs_digest_however_it_is_fed() -> None:
-    from eventscan import Blake2b
-
-    rng = random.Random(4)
-    for size in (32, 1, 64, 12):
-        data = rng.randbytes(rng.randrange(1, 3_000_000))
-        compiled, reference = Blake2b(digest_size=size), hashlib.blake2b(digest_size=size)
-        at = 0
-        while at < len(data):
-            end = min(len(data), at + rng.choice((0, 1, 127, 128, 129, 70_000, 1 << 20)))
-            piece = data[at:end]
-            fed: bytes | memoryview | bytearray = rng.choice(
-                (piece, memoryview(data)[at:end], bytearray(piece))
-            )
-            compiled.update(fed)
-            reference.update(piece)
-            at = end
-        assert compiled.hexdigest() == reference.hexdigest() and compiled.digest() == reference.digest()
-    assert Blake2b(digest_size=32).hexdigest() == hashlib.blake2b(digest_size=32).hexdigest()
-    with pytest.raises(ValueError):
-        Blake2b(digest_size=65)

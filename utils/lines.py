@@ -122,7 +122,7 @@ def _ignore(line_no: int, length: int, head: bytes) -> None:
 
 class Digest(Protocol):
     """What `iter_line_blocks` feeds the lines it yields to (a `hashlib` object, or
-    `eventscan.Blake2b`)."""
+    `blake3.blake3`)."""
 
     def update(self, data: bytes | memoryview, /) -> None: ...
 

@@ -45,7 +45,6 @@ macro_rules! seed_of_any_value {
 mod block;
 mod bson;
 mod counts;
-mod digest;
 mod geo;
 mod isotime;
 mod lines;
@@ -418,7 +417,6 @@ fn eventscan(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<bson::Bson>()?;
     m.add_class::<counts::CountedRows>()?;
     m.add_class::<geo::GeoReader>()?;
-    m.add_class::<digest::Blake2b>()?;
     m.add_class::<counts::DayCounter>()?;
     m.add_class::<counts::EventTypeCounter>()
 }
