@@ -7,12 +7,12 @@
 
 use crate::block::Common;
 use crate::isotime::Time;
+use foldhash::{HashMap, HashSet};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{
     PyDate, PyDateAccess, PyDateTime, PyDict, PyList, PyString, PyTimeAccess, PyTuple,
 };
-use std::collections::{HashMap, HashSet};
 
 /// `aggregates.MAX_IPS`.
 const MAX_IPS: usize = 20;
