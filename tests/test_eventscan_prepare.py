@@ -13,6 +13,7 @@ import itertools
 import json
 import os
 import random
+from collections.abc import Callable
 from typing import Any
 
 import bson
@@ -428,6 +429,21 @@ def test_the_course_in_the_page_or_path_is_the_one_python_finds() -> None:
     assert "" in courses and len(courses) > 100, "found and not found, many forms"
 
 
+def _maker(
+    places: dict[str | None, tuple[str, str | None, str | None]],
+    kept: dict[str | None, tuple[str, str | None, str | None]],
+    asked: list[str | None],
+) -> Callable[[str | None], tuple[str, str | None, str | None]]:
+    """A `place` for `prepare_bson`: the place in `places`, kept in `kept`, the ip noted in `asked`."""
+
+    def place(ip: str | None) -> tuple[str, str | None, str | None]:
+        asked.append(ip)
+        kept[ip] = places[ip]
+        return places[ip]
+
+    return place
+
+
 def test_prepare_bson_gives_what_pymongo_makes_of_the_per_line_paths_document() -> None:
     rng = random.Random(5)
     lines = [_bson_line(rng) for _ in range(6000)]
@@ -459,6 +475,15 @@ def test_prepare_bson_gives_what_pymongo_makes_of_the_per_line_paths_document() 
             )
         )
         assert rows.tuples() == counted
+        # with `place`, called once for each new ip (kept in the places it looks in), the same in
+        # one call: no line missing, nothing read twice
+        asked: list[str | None] = []
+        kept: dict[str | None, tuple[str, str | None, str | None]] = {}
+        once = prepare_bson(
+            block, start + 1, time_first, SOURCE, geoip, kept, None, None, None, _maker(places, kept, asked)
+        )
+        assert sorted(asked, key=str) == sorted(ips, key=str) and once[4:] == (declined, [])
+        assert [d.raw for d in once[0]] == [d.raw for d in docs] and once[1:4] == (counted, numbers, size)
         assert numbers == [start + 1 + index for index, _ in missing]
         assert size == sum(len(block[index]) for index, _ in missing)
         for (index, ip), doc, row in zip(missing, docs, counted, strict=True):

@@ -1,4 +1,4 @@
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -53,6 +53,7 @@ def prepare_bson(
     line_numbers: list[int] | None = None,
     rows: CountedRows | None = None,
     noted: list[int] | None = None,
+    place: Callable[[str | None], tuple[str, str | None, str | None]] | None = None,
 ) -> tuple[list[Bson], list[Counted], list[int], int, list[int], list[tuple[int, str | None]]]: ...
 def bson_routes(batch: list[Any], lanes: int) -> list[list[int]] | None: ...
 def split_lines(data: bytes) -> list[bytes]: ...

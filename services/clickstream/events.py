@@ -70,7 +70,19 @@ Prepare = Callable[[list[bytes], int, bool, str, Places, Any, list[int]], Prepar
 # the documents are `eventscan.Bson`s: sent by pymongo as `RawBSONDocument`s are
 PreparedBson = tuple[list[Any], list[Any], list[int], int, list[int], list[tuple[int, str | None]]]
 PrepareBson = Callable[
-    [list[bytes], int, bool, str, int | None, Places, list[int] | None, Any, list[int]], PreparedBson
+    [
+        list[bytes],
+        int,
+        bool,
+        str,
+        int | None,
+        Places,
+        list[int] | None,
+        Any,
+        list[int],
+        Callable[[str | None], tuple[str, str | None, str | None]],
+    ],
+    PreparedBson,
 ]
 
 
@@ -95,11 +107,11 @@ native_scan = cast(Scan | None, native("scan"))
 native_prepare = cast(Prepare | None, native("prepare"))
 
 # The same for MongoDB: `prepare_bson(lines, first, time_first, source_file, geoip, places,
-# line_numbers, rows, noted)` (the lines numbered from `first`, or by `line_numbers`, one each) gives
-# the BSON documents (what pymongo makes of the loader's dict, `_id` first), the counted tuples (or
-# none, appended to `rows` if it is given) and the line numbers of the common lines whose ip is in
-# `places`, the indexes of the lines left to the
-# per-line path and `(index, ip)` of those whose ip is not yet in `places`; see
+# line_numbers, rows, noted, place)` (the lines numbered from `first`, or by `line_numbers`, one
+# each) gives the BSON documents (what pymongo makes of the loader's dict, `_id` first), the counted
+# tuples (or none, appended to `rows` if it is given) and the line numbers of the common lines, the
+# indexes of the lines left to the per-line path and `(index, ip)` of those whose ip is not in
+# `places` (none where `place(ip)`, called for such an ip, gives its place); see
 # native/eventscan/src/bson.rs.
 native_prepare_bson = cast(PrepareBson | None, native("prepare_bson"))
 

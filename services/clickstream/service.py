@@ -372,7 +372,8 @@ class _Loader:
                 self.flush()
 
     def _add_bson(self, first: int, lines: list[bytes]) -> None:
-        """`add_lines` on MongoDB, where `prepare_bson` makes the documents of the common lines."""
+        """`add_lines` on MongoDB, where `prepare_bson` makes the documents of the common lines
+        (a new ip's place made by `_place` when the module meets it: no line read twice)."""
         assert self.prepare_bson is not None
         at = 0
         while at < len(lines):
@@ -389,32 +390,12 @@ class _Loader:
                 None,
                 self._rows(),
                 noted,
+                self._place,
             )
+            if missing:  # never, with `place` given; a line left out would be lost
+                raise RuntimeError(f"{self.source}: lines {missing} of a block not taken")
             for index in noted:
                 self._note(part[index])
-            if missing:  # new ips: their places, then those lines again, in one call
-                # the places of just these ips, in a dict of their own: `_place` may empty
-                # `places` (MAX_PLACES) between two of them, and a line whose ip is missing
-                # again would not be stored
-                fresh = {ip: self._place(ip) for ip in {ip for _, ip in missing}}
-                again = [index for index, _ in missing]
-                more = self.prepare_bson(
-                    [part[i] for i in again],
-                    start,
-                    self.time_first,
-                    self.source,
-                    self.geoip_build,
-                    fresh,
-                    [start + i for i in again],
-                    self._rows(),
-                    [],  # taken as in the first call (its enrolment events noted there)
-                )
-                if more[4] or more[5]:  # the first call took them, and every ip has its place
-                    raise RuntimeError(f"{self.source}: lines {more[4] + more[5]} of a block not taken again")
-                docs += more[0]
-                counted += more[1]
-                numbers += more[2]
-                size += more[3]
             self.batch.extend(docs)
             self._extend_counted(counted)
             self.lines.extend(numbers)

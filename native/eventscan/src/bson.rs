@@ -546,9 +546,12 @@ type Place<'py> = (
 /// it is not empty. `geoip` is the GeoIP build stored with each event, if any; `source_file` the
 /// file's name as stored. Given `rows`, the counted events are appended to it rather than
 /// returned in `counted` (then empty). Given `noted`, the enrolment events are taken too, and the
-/// indexes of those taken are appended to it (also those in `missing`), as `prepare`'s.
+/// indexes of those taken are appended to it (also those in `missing`), as `prepare`'s. Given
+/// `place`, a callable, a line whose ip is not in `places` is not `missing`: its place is
+/// `place(ip)` (a value as `places`' ones; the caller keeps it there if it will), and it is taken
+/// in its turn.
 #[pyfunction]
-#[pyo3(signature = (lines, first, time_first, source_file, geoip, places, line_numbers=None, rows=None, noted=None))]
+#[pyo3(signature = (lines, first, time_first, source_file, geoip, places, line_numbers=None, rows=None, noted=None, place=None))]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn prepare_bson<'py>(
     py: Python<'py>,
@@ -561,6 +564,7 @@ pub(crate) fn prepare_bson<'py>(
     line_numbers: Option<Vec<u64>>,
     rows: Option<&Bound<'py, CountedRows>>,
     noted: Option<&Bound<'py, PyList>>,
+    place: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyTuple>> {
     let file = File {
         time_first,
@@ -603,9 +607,15 @@ pub(crate) fn prepare_bson<'py>(
         };
         note(noted, index, &p.common)?;
         let ip = ip_to_python(py, &p.common.ip);
-        let Some(place) = places.get_item(&ip)? else {
-            missing.append((index, ip))?;
-            continue;
+        let place = match (places.get_item(&ip)?, place) {
+            (Some(known), _) => known,
+            // a new ip's place, made by the loader (which keeps it in `places`): the line is
+            // not read a second time
+            (None, Some(make)) => make.call1((&ip,))?,
+            (None, None) => {
+                missing.append((index, ip))?;
+                continue;
+            }
         };
         // the place's own str objects: no copy of them for the document or the counted tuple
         let (_, country, subdivision): Place<'py> = place.extract()?;
