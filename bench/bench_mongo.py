@@ -16,7 +16,12 @@ child process, alternating so that the machine's load falls on all of them alike
 * **ours**: the daemon's Clickstream ingest of the same file into the same server, as in production
   (`Daemon(settings, foreground=False).run(once=True)` with `SERVICES=Clickstream`, GeoIP on, the
   embedded SQL store for the tracking table and the per-day counts, as bench/clickstream_child.py
-  runs it), whole run: start-up with index creation, the file, the completion transaction.
+  runs it), whole run: start-up with index creation, the file, the completion transaction;
+* **ours, the store discarding**: the same, but the document store's inserts keep nothing and send
+  nothing (one batch at a time, each counted as inserted): our reading side alone (decompression,
+  digest, parse, documents, counts), without pymongo's encoding, the sends, and the sharing of the
+  machine with a server that is storing. What the ingest costs our process where the server is far
+  faster than the test server, but for the sends.
 
 For each: wall time, events/s, the child's CPU time (user + system, its threads included) per event
 and as a multiple of the bare parse's, the server's CPU time over the run (`/proc/<pid>/stat` of the
@@ -26,7 +31,8 @@ during all measurements (a production host also serves the dashboards). `--drop-
 (repeatable) and `--batch N` add a run of ours per round without the service's index(es) on FIELD
 and/or with `CLICKSTREAM_BATCH=N`, to measure what they cost. Ours also runs on the log's first
 `--head-events` lines (a tenth by default), so that our CPU per event beyond the run's fixed cost
-(interpreter, start-up, completion) is the difference of the two, per event. Prints a Markdown table and
+(interpreter, start-up, completion) is the difference of the two, per event (also with the
+store discarding). Prints a Markdown table and
 writes every run to `--json` (default `<work-dir>/results-mongo.json`). Each run's database is
 dropped after it.
 """
@@ -197,6 +203,8 @@ def _ours(spec: dict[str, Any]) -> tuple[dict[str, Any], Any]:
             ingest_seconds[0] += time.perf_counter() - started
 
     ClickstreamService.ingest = timed  # type: ignore[method-assign]
+    if spec.get("discard"):
+        _discarding()
     daemon = Daemon(settings, foreground=False)
 
     def after(status: int) -> dict[str, Any]:
@@ -211,10 +219,24 @@ def _ours(spec: dict[str, Any]) -> tuple[dict[str, Any], Any]:
             "status": status,
             "ingest_seconds": ingest_seconds[0],
             "files": [{"state": r.state, "rows_loaded": r.rows_loaded, "error": r.error} for r in rows],
-            "events": stored,
+            # with the store discarding, the events the file loaded (none is stored)
+            "events": sum(r.rows_loaded or 0 for r in rows) if spec.get("discard") else stored,
         }
 
     return {"after": after}, lambda: daemon.run(once=True)
+
+
+def _discarding() -> None:
+    """Make the MongoDB store's inserts keep and send nothing (each batch counted as inserted, one
+    at a time): ours then measures our reading side alone."""
+    from stores.documents import DocumentStore, MongoDocumentStore
+    from stores.documents.base import InsertResult
+
+    def insert_many(self: Any, db: str, coll: str, docs: Any) -> InsertResult:
+        return InsertResult(len(list(docs)), 0)
+
+    MongoDocumentStore.insert_many = insert_many  # type: ignore[method-assign]
+    MongoDocumentStore.pipelined_inserts = DocumentStore.pipelined_inserts  # type: ignore[method-assign]
 
 
 def _server(spec: dict[str, Any]) -> dict[str, Any]:
@@ -393,7 +415,9 @@ class Runs:
         spec["server_pid"] = self.pid
         return self._server_timed(lambda: child("bench.bench_mongo", spec), database)
 
-    def ours(self, file: Path, drop_indexes: Sequence[str] = (), batch: int | None = None) -> dict[str, Any]:
+    def ours(
+        self, file: Path, drop_indexes: Sequence[str] = (), batch: int | None = None, discard: bool = False
+    ) -> dict[str, Any]:
         prefix = f"bm{self.token}o{self.count}"
         self.count += 1
         database = prefix + "logs"
@@ -409,6 +433,7 @@ class Runs:
             "server_pid": self.pid,
             "drop_indexes": list(drop_indexes),
             "batch": batch,
+            "discard": discard,
         }
         try:
             result = self._server_timed(lambda: child("bench.bench_mongo", spec), database)
@@ -549,8 +574,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     measured["reference: insert_many of the raw lines, 3 indexes"] = []
     measured["ours: Clickstream daemon ingest"] = []
     head_name = f"ours, the log's first {head_events:,} lines"
+    discard_name = "ours, the store discarding (our reading side alone)"
+    discard_head_name = f"{discard_name}, the first {head_events:,} lines"
+    measured[discard_name] = []
     if head is not None:
         measured[head_name] = []
+        measured[discard_head_name] = []
     changes = [f"without the index(es) on {', '.join(args.drop_index)}"] if args.drop_index else []
     changes += [f"CLICKSTREAM_BATCH={args.batch}"] if args.batch else []
     variant = f"ours, {' and '.join(changes)}"
@@ -567,8 +596,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             measured["ours: Clickstream daemon ingest"].append(ours)
             if changes:
                 measured[variant].append(runs.ours(file, args.drop_index, args.batch))
+            measured[discard_name].append(runs.ours(file, discard=True))
             if head is not None:
                 measured[head_name].append(runs.ours(head))
+                measured[discard_head_name].append(runs.ours(head, discard=True))
             ratio = (ours["events"] / ours["wall_seconds"]) / (ref["events"] / ref["wall_seconds"])
             ratios.append(ratio)
             print(f"round {round_ + 1}: reference {ref['wall_seconds']:.1f} s, ours {ours['wall_seconds']:.1f} s "
@@ -585,10 +616,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows = [summarize(name, found, per_event) for name, found in measured.items()]
     table = markdown(rows, ratios)
     beyond = marginal(measured["ours: Clickstream daemon ingest"], measured[head_name]) if head else None
-    if beyond is not None and per_event:
+    alone = marginal(measured[discard_name], measured[discard_head_name]) if head else None
+    if beyond is not None and alone is not None and per_event:
         table += (
             f"\n\nOur process's CPU per event beyond its fixed cost (the whole log's runs less its first "
-            f"{head_events:,} lines', medians): {beyond * 1e6:.1f} us, {beyond / per_event:.2f}x the bare parse."
+            f"{head_events:,} lines', medians): {beyond * 1e6:.1f} us, {beyond / per_event:.2f}x the bare parse; "
+            f"with the store discarding, {alone * 1e6:.1f} us, {alone / per_event:.2f}x."
         )
     print()
     print(table)
@@ -601,6 +634,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "ratios_ours_to_reference": ratios,
         "ours_cpu_us_per_event_beyond_fixed": beyond * 1e6 if beyond is not None else None,
         "ours_cpu_beyond_fixed_x_bare": beyond / per_event if beyond is not None and per_event else None,
+        "ours_discarding_cpu_us_per_event_beyond_fixed": alone * 1e6 if alone is not None else None,
+        "ours_discarding_cpu_beyond_fixed_x_bare": alone / per_event
+        if alone is not None and per_event
+        else None,
         "machine": {
             "cores": os.cpu_count(),
             "python": platform.python_version(),
