@@ -613,7 +613,7 @@ def test_a_log_removed_from_disk_keeps_its_events_and_delivered_again_counts_not
 
 def test_the_content_hash_is_blake3_of_the_decompressed_lines_and_a_gzipped_copy_is_a_duplicate(env):
     """What a user checks with `b3sum` on the log (the text, or the `.log.gz` unzipped): the
-    tracking row's `content_hash`; and a gzipped copy under another day's name is a duplicate."""
+    tracking row's `content_hash`; and a gzipped copy under another name is a duplicate."""
     text = log_text([user_event(u) for u in range(1, 4)])
     plain = env.logs / "uqx-edx-events-2015-05-30.log"
     plain.write_bytes(text)
@@ -625,6 +625,29 @@ def test_the_content_hash_is_blake3_of_the_decompressed_lines_and_a_gzipped_copy
     assert {rows[plain.name].content_hash, rows[copy.name].content_hash} == {want}
     assert sorted([rows[plain.name].state, rows[copy.name].state]) == sorted([states.DONE, states.DUPLICATE])
     assert len(env.events()) == 3
+
+
+def test_a_copy_of_a_file_done_with_the_former_digest_stores_and_counts_nothing_twice(env):
+    """Files done before 246c8d0 carry a BLAKE2b `content_hash`: a copy of one, under another name,
+    is not found as its duplicate. It is done as a file of its own that owns none of its events:
+    nothing is stored again, and the per-day counts are the first file's alone."""
+    text = log_text([user_event(u) for u in range(1, 5)])
+    first = env.logs / "uqx-edx-events-2015-05-30.log"
+    first.write_bytes(text)
+    assert env.run() == 0
+    queue = env.scheduler.queue
+    with queue.store.transaction(queue.database) as cur:  # the row as the former version left it
+        cur.execute(
+            "UPDATE ingestor SET content_hash=? WHERE path=?",
+            (hashlib.blake2b(text, digest_size=32).hexdigest(), str(first)),
+        )
+    days, events = env.days(), env.events()
+    copy = env.logs / "uqx-edge-events-2015-05-30.log.gz"
+    copy.write_bytes(gzip.compress(text))
+    assert env.run() == 0
+    row = env.rows()[copy.name]
+    assert row.state == states.DONE and row.content_hash == blake3.blake3(text).hexdigest()
+    assert env.events() == events and env.days() == days
 
 
 def test_values_a_fast_parser_could_read_otherwise_are_stored_as_json_reads_them(env):

@@ -433,11 +433,15 @@ def _maker(
     places: dict[str | None, tuple[str, str | None, str | None]],
     kept: dict[str | None, tuple[str, str | None, str | None]],
     asked: list[str | None],
+    forget: bool = False,
 ) -> Callable[[str | None], tuple[str, str | None, str | None]]:
-    """A `place` for `prepare_bson`: the place in `places`, kept in `kept`, the ip noted in `asked`."""
+    """A `place` for `prepare_bson`: the place in `places`, kept in `kept` (emptied first if
+    `forget`), the ip noted in `asked`."""
 
     def place(ip: str | None) -> tuple[str, str | None, str | None]:
         asked.append(ip)
+        if forget:
+            kept.clear()
         kept[ip] = places[ip]
         return places[ip]
 
@@ -475,15 +479,27 @@ def test_prepare_bson_gives_what_pymongo_makes_of_the_per_line_paths_document() 
             )
         )
         assert rows.tuples() == counted
-        # with `place`, called once for each new ip (kept in the places it looks in), the same in
-        # one call: no line missing, nothing read twice
+        # with `place`, called for each new ip (kept in the places it looks in, which it may empty
+        # as the loader's `_place` does at MAX_PLACES), the same in one call, as the loader makes
+        # it: no line missing, nothing read twice
         asked: list[str | None] = []
         kept: dict[str | None, tuple[str, str | None, str | None]] = {}
+        forget = start % 1000 == 0
+        # (the enrolment events taken too, where `noted` is given: their ips placed as well)
+        new_ips = {
+            ip for _, ip in prepare_bson(block, start + 1, time_first, SOURCE, geoip, {}, None, None, [])[5]
+        }
+        every = {ip: places.get(ip, ("", "NZ", None)) for ip in new_ips}
+        want_noted: list[int] = []
+        want = prepare_bson(block, start + 1, time_first, SOURCE, geoip, every, None, None, want_noted)
+        once_rows, once_noted = CountedRows(), list[int]()
         once = prepare_bson(
-            block, start + 1, time_first, SOURCE, geoip, kept, None, None, None, _maker(places, kept, asked)
-        )
-        assert sorted(asked, key=str) == sorted(ips, key=str) and once[4:] == (declined, [])
-        assert [d.raw for d in once[0]] == [d.raw for d in docs] and once[1:4] == (counted, numbers, size)
+            block, start + 1, time_first, SOURCE, geoip, kept, None, once_rows, once_noted,
+            _maker(every, kept, asked, forget),
+        )  # fmt: skip
+        assert set(asked) == new_ips and (forget or len(asked) == len(new_ips))
+        assert [d.raw for d in once[0]] == [d.raw for d in want[0]] and once[1] == [] and once[5] == []
+        assert once[2:5] == want[2:5] and once_rows.tuples() == want[1] and once_noted == want_noted
         assert numbers == [start + 1 + index for index, _ in missing]
         assert size == sum(len(block[index]) for index, _ in missing)
         for (index, ip), doc, row in zip(missing, docs, counted, strict=True):

@@ -665,9 +665,10 @@ def _file_digest() -> Any:
     thread that feeds it every decompressed byte, against ~930 for BLAKE2b (1.2 us an event of
     a tracking log, which the loader's own CPU per event is measured by; bench/README.md).
 
-    Files completed before 2026-12 carry a BLAKE2b digest. A copy of one of them delivered under
-    another name is therefore not recognised as its copy: it completes as a file of its own that
-    owns none of its events (they are the first file's), so nothing is stored or counted twice."""
+    Files done before 246c8d0 carry a BLAKE2b digest. A copy of one of them delivered under
+    another name is therefore not recognised as its copy: it is done as a file of its own that
+    owns none of its events (they are the first file's), so no event is stored or counted twice
+    (README: only the API's `rows_loaded` totals count its lines again)."""
     return blake3.blake3()
 
 

@@ -591,8 +591,6 @@ pub(crate) fn prepare_bson<'py>(
     let (sizes, prepared) = without_lock(py, lines, time_first, |index, raw, hashed| {
         bson_line(raw, hashed, number(index), &file, &mut buf)
     })?;
-    // borrowed once the lines are read: no borrow is held while the lock is released
-    let mut rows = rows.map(|r| r.borrow_mut());
     let documents = PyList::empty(py);
     let counted = PyList::empty(py);
     let numbers = PyList::empty(py);
@@ -643,8 +641,9 @@ pub(crate) fn prepare_bson<'py>(
         })?
         .unbind();
         documents.append(Bound::new(py, Bson::new(raw))?)?;
-        match rows.as_mut() {
-            Some(rows) => rows.rows.push(Row::of(
+        match rows {
+            // borrowed for each row only: `place` runs Python code between two rows
+            Some(rows) => rows.borrow_mut().rows.push(Row::of(
                 p.common,
                 country.map(|c| c.to_str().map(str::to_owned)).transpose()?,
             )),
