@@ -466,7 +466,7 @@ def test_prepare_bson_gives_what_pymongo_makes_of_the_per_line_paths_document() 
         assert declined_again == declined and missing_again == []
         # the same call with a `CountedRows`: the same documents, the counted events kept there
         rows = CountedRows()
-        again = prepare_bson(block, start + 1, time_first, SOURCE, geoip, places, None, rows)
+        again = prepare_bson(block, start + 1, time_first, SOURCE, geoip, places, rows)
         assert (
             [d.raw for d in again[0]] == [d.raw for d in docs]
             and again[1] == []
@@ -486,15 +486,13 @@ def test_prepare_bson_gives_what_pymongo_makes_of_the_per_line_paths_document() 
         kept: dict[str | None, tuple[str, str | None, str | None]] = {}
         forget = start % 1000 == 0
         # (the enrolment events taken too, where `noted` is given: their ips placed as well)
-        new_ips = {
-            ip for _, ip in prepare_bson(block, start + 1, time_first, SOURCE, geoip, {}, None, None, [])[5]
-        }
+        new_ips = {ip for _, ip in prepare_bson(block, start + 1, time_first, SOURCE, geoip, {}, None, [])[5]}
         every = {ip: places.get(ip, ("", "NZ", None)) for ip in new_ips}
         want_noted: list[int] = []
-        want = prepare_bson(block, start + 1, time_first, SOURCE, geoip, every, None, None, want_noted)
+        want = prepare_bson(block, start + 1, time_first, SOURCE, geoip, every, None, want_noted)
         once_rows, once_noted = CountedRows(), list[int]()
         once = prepare_bson(
-            block, start + 1, time_first, SOURCE, geoip, kept, None, once_rows, once_noted,
+            block, start + 1, time_first, SOURCE, geoip, kept, once_rows, once_noted,
             _maker(every, kept, asked, forget),
         )  # fmt: skip
         assert set(asked) == new_ips and (forget or len(asked) == len(new_ips))
@@ -537,13 +535,11 @@ def test_given_noted_the_passes_take_the_enrolment_events_and_list_them() -> Non
     enrolments = {i for i, raw in enumerate(lines) if event_name(json.loads(raw)).startswith(ENROLMENT)}
     storable = {i for i, raw in enumerate(lines) if python_steps(raw) is not None}
     assert len(enrolments & storable) > 200
-    _, _, _, _, _, missing = prepare_bson(lines, 1, True, SOURCE, None, {}, None, None, [])
+    _, _, _, _, _, missing = prepare_bson(lines, 1, True, SOURCE, None, {}, None, [])
     places: dict[str | None, tuple[str, str | None, str | None]] = {ip: ("", "AU", None) for _, ip in missing}
     before = prepare_bson(lines, 1, True, SOURCE, None, places)
     noted: list[int] = []
-    docs, _, numbers, _, declined, missing = prepare_bson(
-        lines, 1, True, SOURCE, None, places, None, None, noted
-    )
+    docs, _, numbers, _, declined, missing = prepare_bson(lines, 1, True, SOURCE, None, places, None, noted)
     assert missing == [] and enrolments.isdisjoint(n - 1 for n in before[2])
     taken = {n - 1 for n in numbers}
     assert taken == {n - 1 for n in before[2]} | (enrolments - set(declined))
@@ -578,11 +574,6 @@ def test_prepare_bson_leaves_negative_zero_and_repeated_keys_to_the_per_line_pat
     assert numbers == [3, 5]
     assert bson.decode(docs[1].raw)["x"] == [-1, 2147483648, 1.5]
     assert docs[0].raw == expected_bson(lines[2], 3, True, None, (None, None))
-    # lines numbered one by one (the loader's second call, for the lines of new ips)
-    again = prepare_bson([lines[4], lines[2]], 0, True, SOURCE, None, {None: ("", None, None)}, [5, 3])
-    assert [doc.raw for doc in again[0]] == [docs[1].raw, docs[0].raw] and again[2] == [5, 3]
-    with pytest.raises(ValueError):
-        prepare_bson(lines, 1, True, SOURCE, None, {}, [1])
 
 
 def test_prepare_bson_refuses_a_key_twice_only_within_one_object_and_names_long_arrays() -> None:

@@ -50,7 +50,6 @@ def prepare_bson(
     source_file: str,
     geoip: int | None,
     places: Places,
-    line_numbers: list[int] | None = None,
     rows: CountedRows | None = None,
     noted: list[int] | None = None,
     place: Callable[[str | None], tuple[str, str | None, str | None]] | None = None,

@@ -77,7 +77,6 @@ PrepareBson = Callable[
         str,
         int | None,
         Places,
-        list[int] | None,
         Any,
         list[int],
         Callable[[str | None], tuple[str, str | None, str | None]],
@@ -106,13 +105,12 @@ native_scan = cast(Scan | None, native("scan"))
 # path.
 native_prepare = cast(Prepare | None, native("prepare"))
 
-# The same for MongoDB: `prepare_bson(lines, first, time_first, source_file, geoip, places,
-# line_numbers, rows, noted, place)` (the lines numbered from `first`, or by `line_numbers`, one
-# each) gives the BSON documents (what pymongo makes of the loader's dict, `_id` first), the counted
-# tuples (or none, appended to `rows` if it is given) and the line numbers of the common lines, the
-# indexes of the lines left to the per-line path and `(index, ip)` of those whose ip is not in
-# `places` (none where `place(ip)`, called for such an ip, gives its place); see
-# native/eventscan/src/bson.rs.
+# The same for MongoDB: `prepare_bson(lines, first, time_first, source_file, geoip, places, rows,
+# noted, place)` (the lines numbered from `first`) gives the BSON documents (what pymongo makes of
+# the loader's dict, `_id` first), the counted tuples (or none, appended to `rows` if it is given)
+# and the line numbers of the common lines, the indexes of the lines left to the per-line path and
+# `(index, ip)` of those whose ip is not in `places` (none where `place(ip)`, called for such an
+# ip, gives its place); see native/eventscan/src/bson.rs.
 native_prepare_bson = cast(PrepareBson | None, native("prepare_bson"))
 
 

@@ -387,7 +387,6 @@ class _Loader:
                 self.source,
                 self.geoip_build,
                 self.places,
-                None,
                 self._rows(),
                 noted,
                 self._place,

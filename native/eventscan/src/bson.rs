@@ -537,11 +537,11 @@ type Place<'py> = (
 );
 
 /// `prepare` for MongoDB: returns `(documents, counted, numbers, size, declined, missing)`.
-/// The lines are numbered from `first`, or by `line_numbers` where it is given (one per line).
+/// The lines are numbered from `first`.
 /// `documents` holds the BSON (`Bson`) of the lines taken whose ip is a key of `places` (the absent or
 /// null ip is the key None), `counted`, `numbers` and `size` as `prepare`'s; `declined` the
 /// indexes of the lines left to the per-line path, `missing` `(index, ip)` of the lines taken
-/// whose ip is not yet in `places` (call again with their ip there). `places` maps an ip to
+/// whose ip is not yet in `places` (call again with their ip there, or give `place`). `places` maps an ip to
 /// `(place, country, subdivision)`: a `country` that is not None is stored, a `subdivision` if
 /// it is not empty. `geoip` is the GeoIP build stored with each event, if any; `source_file` the
 /// file's name as stored. Given `rows`, the counted events are appended to it rather than
@@ -551,7 +551,7 @@ type Place<'py> = (
 /// `place(ip)` (a value as `places`' ones; the caller keeps it there if it will), and it is taken
 /// in its turn.
 #[pyfunction]
-#[pyo3(signature = (lines, first, time_first, source_file, geoip, places, line_numbers=None, rows=None, noted=None, place=None))]
+#[pyo3(signature = (lines, first, time_first, source_file, geoip, places, rows=None, noted=None, place=None))]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn prepare_bson<'py>(
     py: Python<'py>,
@@ -561,7 +561,6 @@ pub(crate) fn prepare_bson<'py>(
     source_file: &str,
     geoip: Option<i64>,
     places: &Bound<'py, PyDict>,
-    line_numbers: Option<Vec<u64>>,
     rows: Option<&Bound<'py, CountedRows>>,
     noted: Option<&Bound<'py, PyList>>,
     place: Option<&Bound<'py, PyAny>>,
@@ -572,18 +571,7 @@ pub(crate) fn prepare_bson<'py>(
         geoip,
         enrolments: noted.is_some(),
     };
-    let number = |index: usize| match &line_numbers {
-        Some(numbers) => numbers[index],
-        None => first + index as u64,
-    };
-    if line_numbers
-        .as_ref()
-        .is_some_and(|n| n.len() != lines.len())
-    {
-        return Err(pyo3::exceptions::PyValueError::new_err(
-            "line_numbers must have one number per line",
-        ));
-    }
+    let number = |index: usize| first + index as u64;
     // the documents are written one after the other in the thread's `Buf`, then each copied to
     // its bytes object: no allocation of its own per line (on an error the buffer is not put
     // back: the next call starts a new one)
