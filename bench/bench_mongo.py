@@ -54,7 +54,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Sequence, Sized
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -233,7 +233,7 @@ def _discarding() -> None:
     from stores.documents.base import InsertResult
 
     def insert_many(self: Any, db: str, coll: str, docs: Any) -> InsertResult:
-        return InsertResult(len(list(docs)), 0)
+        return InsertResult(len(docs) if isinstance(docs, Sized) else len(list(docs)), 0)
 
     MongoDocumentStore.insert_many = insert_many  # type: ignore[method-assign]
     MongoDocumentStore.pipelined_inserts = DocumentStore.pipelined_inserts  # type: ignore[method-assign]

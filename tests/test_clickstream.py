@@ -18,6 +18,7 @@ from mmdb_writer import MMDBWriter
 
 from core import states
 from core.daemon import Daemon
+from services.clickstream import events as events_module
 from services.clickstream.events import parse
 from services.clickstream.service import log_date
 from stores.documents import SqliteDocumentStore, open_document_store
@@ -544,6 +545,23 @@ def test_lines_the_store_or_the_aggregates_cannot_hold_are_rejected_and_the_rest
         "9\ttime 0999-01-01T00:00:00 is before the year 1000",
     ):
         assert expected in text
+
+
+@pytest.mark.mongo
+def test_on_mongodb_a_line_bson_cannot_hold_is_rejected_alone(env, monkeypatch):
+    """The parser rejects what BSON cannot hold; were one let through (here, by turning that check
+    off), its encoding for the batch fails that line alone, kept as a reject, the file done."""
+    if env.docs.accepts_encoded:
+        pytest.skip("the MongoDB store's batches")
+    monkeypatch.setattr(events_module, "_unstorable", lambda *args: "")
+    lines = [event(1), event(2, username="\ud800"), event(3)]
+    (env.logs / "uqx-edx-events-2015-05-30.log").write_bytes(log_text(lines))
+    assert env.run() == 0
+    row = env.rows()["uqx-edx-events-2015-05-30.log"]
+    assert (row.state, row.rows_loaded, row.rows_rejected) == (states.DONE, 2, 1)
+    assert sorted(d["username"] for d in env.events()) == ["user1", "user3"]
+    text = next((env.state / "rejects" / "Clickstream").glob("*.tsv")).read_text()
+    assert "\n2\tnot storable: " in "\n" + text
 
 
 @pytest.mark.mysql

@@ -33,6 +33,7 @@ from stores.documents import (
     open_document_store,
 )
 from tests.documents import drop_database, index_names, list_collections, list_databases
+from tests.native import eventscan_module
 
 COURSE = "UQx/BIOIMG101x/1T2014"
 OTHER_COURSE = "course-v1:UQx+Think101x+1T2016"
@@ -300,6 +301,58 @@ def test_raw_and_dict_documents_with_one_id_keep_the_first_in_the_batch(mongo_ur
     store = MongoDocumentStore(mongo_url, insert_lanes=3)
     try:
         assert_first_of_each_id_stored(store, db, batch, store.insert_many(db, "c", sent))
+    finally:
+        drop_database(store, db)
+        store.close()
+
+
+def bson_batch(docs: list[dict]) -> Any:
+    """native/eventscan's `BsonBatch` of the documents (what the Clickstream service hands over)."""
+    batch = eventscan_module().BsonBatch()
+    for doc in docs:
+        batch.append(bson.encode(doc))
+    return batch
+
+
+@pytest.mark.mongo
+@pytest.mark.parametrize("lanes,chunk", [(2, 1000), (3, 7)])
+def test_a_bson_batch_is_stored_as_its_documents_each_counted_at_its_position(
+    mongo_url: str, db: str, monkeypatch: pytest.MonkeyPatch, lanes: int, chunk: int
+) -> None:
+    """A lane sends a command's documents as one run of their bytes: the server stores each, and
+    its duplicates come back at their positions in the batch, the first of each `_id` stored."""
+    monkeypatch.setattr(mongo_module, "INSERT_CHUNK", chunk)
+    batch = repeated_ids(6000, 1500, seed=15)
+    store = MongoDocumentStore(mongo_url, insert_lanes=lanes)
+    try:
+        with store.pipelined_inserts(db, "c") as submit:
+            futures = [submit(bson_batch(batch[start : start + 2000])) for start in range(0, 6000, 2000)]
+        results = [future.result() for future in futures]
+        later = tuple(2000 * k + p for k, result in enumerate(results) for p in result.duplicate_at)
+        inserted = sum(result.inserted for result in results)
+        assert_first_of_each_id_stored(store, db, batch, InsertResult(inserted, len(later), later))
+        # sent again, outside a pipelined block: every one a duplicate
+        again = store.insert_many(db, "c", bson_batch(batch[:1500]))
+        assert again == InsertResult(0, 1500, tuple(range(1500)))
+    finally:
+        drop_database(store, db)
+        store.close()
+
+
+@pytest.mark.mongo
+def test_a_run_over_the_limit_of_a_command_is_halved_and_a_document_over_it_fails(
+    mongo_url: str, db: str
+) -> None:
+    """Five documents of 4 MiB make a run of 20 MiB, over a command's 16 MiB: sent in halves. A
+    document of 17 MiB fails its batch as a dict of that size does."""
+    store = MongoDocumentStore(mongo_url, insert_lanes=1)
+    try:
+        big = [{"_id": ObjectId(), "n": n, "blob": "x" * (4 << 20)} for n in range(5)]
+        assert store.insert_many(db, "c", bson_batch(big)) == InsertResult(5, 0)
+        assert sorted(doc["n"] for doc in store.find(db, "c", {}, {"n": 1})) == [0, 1, 2, 3, 4]
+        with pytest.raises(BadDataError):
+            store.insert_many(db, "c", bson_batch([{"_id": ObjectId(), "blob": "x" * (17 << 20)}]))
+        assert store.count(db, "c") == 5
     finally:
         drop_database(store, db)
         store.close()

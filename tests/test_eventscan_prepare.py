@@ -20,6 +20,7 @@ import bson
 import pytest
 from bson import ObjectId
 from bson.raw_bson import RawBSONDocument
+from pymongo import message as pymongo_message
 
 from services.clickstream.derived_counts import ENROLMENT
 from services.clickstream.events import (
@@ -30,15 +31,31 @@ from services.clickstream.events import (
     user_of,
 )
 from services.clickstream.ids import content_id
-from stores.documents.mongo import _id_first, _routed, _routes
+from stores.documents.mongo import _routed, _routes
 from utils.timeparse import TimeOutOfRange, parse_event_time
 
 try:
-    from eventscan import Bson, CountedRows, bson_routes, prepare, prepare_bson  # type: ignore[import-not-found, unused-ignore]
+    from eventscan import (  # type: ignore[import-not-found, unused-ignore]
+        Bson,
+        BsonBatch,
+        CountedRows,
+        prepare,
+    )
+    from eventscan import prepare_bson as into_batch
 except ImportError:  # not built: scripts/test.sh builds it and sets OPTIMUS_REQUIRE_NATIVE
     if os.environ.get("OPTIMUS_REQUIRE_NATIVE") == "1":
         raise
     pytest.skip("native/eventscan is not built", allow_module_level=True)
+
+
+def prepare_bson(lines: list[bytes], first: int, *args: Any) -> tuple[Any, ...]:
+    """`prepare_bson` (`lines, first, time_first, source_file, geoip, places`, then `rows, noted,
+    place`) into a new `BsonBatch`: its documents (`Bson`s, `batch[i]`), then what it returned."""
+    batch = BsonBatch()
+    time_first, source_file, geoip, places, *rest = args
+    returned = into_batch(lines, first, time_first, source_file, geoip, places, batch, *rest)
+    return (list(batch), *returned)
+
 
 TAIL = ',"geoip":1700000000,"source_file":"/data/x-2015-06-01.log.gz","source_line":'
 
@@ -623,32 +640,76 @@ def test_pymongo_sends_a_prepared_document_as_the_raw_bson_document_of_its_bytes
     assert list(doc) == list(RawBSONDocument(doc.raw)) and len(doc) == len(list(doc))
 
 
+def test_pymongo_sends_a_run_of_a_batch_as_the_documents_it_holds() -> None:
+    """The MongoDB store's lanes send a command's documents as one `BsonRun`: pymongo's message
+    is byte for byte the one it makes of those documents, each a `RawBSONDocument` (its header
+    aside, whose request id is new for each message)."""
+    lines = [
+        b'{"username": "u%d", "time": "2015-05-30T10:00:0%dZ", "context": {"course_id": "c", "user_id": %d}}'
+        % (n, n, n)
+        for n in range(5)
+    ]
+    batch = BsonBatch()
+    into_batch(lines, 1, True, SOURCE, None, {None: ("", None, None)}, batch)
+    assert len(batch) == 5
+
+    def message(documents: list[Any]) -> tuple[bytes, bytes, int]:
+        command = {"insert": "clickstream", "documents": documents, "ordered": False}
+        _, sent, _, _ = pymongo_message._op_msg(0, command, "db", None, bson.DEFAULT_CODEC_OPTIONS)
+        assert command["documents"] is documents  # put back after
+        return sent[:4], sent[16:], len(sent)
+
+    each = [RawBSONDocument(doc.raw) for doc in batch]
+    assert message([batch.run([0, 1, 2, 3, 4])]) == message(each)
+    assert message([batch.run([3, 0])]) == message([each[3], each[0]])
+
+
 def test_the_store_routes_a_batch_of_prepared_documents_as_it_routes_each_document() -> None:
-    """`bson_routes` (the MongoDB store's routing of a batch of `Bson` documents in one call) gives
-    each lane the positions `_lane_of` gives it, in order; a batch with any other document is left
-    to the store's own loop."""
+    """A `BsonBatch` routes itself (in one call, for the MongoDB store) as the store routes each
+    document, in order; a batch holding a document whose `_id` is not an ObjectId first is left to
+    the store's own loop over its documents."""
     rng = random.Random(9)
     lines = [_bson_line(rng) for _ in range(3000)]
     _, _, _, _, _, missing = prepare_bson(lines, 1, True, SOURCE, None, {})
     places: dict[str | None, tuple[str, str | None, str | None]] = {ip: ("", "AU", None) for _, ip in missing}
-    docs: list[Any] = prepare_bson(lines, 1, True, SOURCE, None, places)[0]
-    assert len(docs) > 300
+    batch = BsonBatch()
+    numbers = into_batch(lines, 1, True, SOURCE, None, places, batch)[1]
+    docs = list(batch)
+    assert len(docs) == len(batch) == len(numbers) > 300
     for lanes in (1, 2, 3, 7):
-        routes = bson_routes(docs, lanes)
-        assert routes == [list(route) for route in _routes(docs, lanes)]
+        routes = batch.routes(lanes)
+        assert routes == [list(route) for route in _routes(docs, lanes)]  # type: ignore[arg-type]
         assert sorted(p for route in routes for p in route) == list(range(len(docs)))
-        batch, routed = _routed(docs, lanes)
-        assert batch == docs and [list(r) for r in routed] == [list(r) for r in _routes(docs, lanes)]
-    assert bson_routes(docs, 0) is None
-    others: list[Any] = [
-        RawBSONDocument(docs[0].raw),  # raw, but not the module's own
-        {"_id": ObjectId(), "x": 1},
-        Bson(bson.encode({"_id": 5, "x": 1})),  # its `_id` is not an ObjectId
-        Bson(bson.encode({"_id": "text"})),
-    ]
-    for other in others:
-        mixed = [*docs[:5], other, *docs[5:9]]
-        assert bson_routes(mixed, 2) is None
-        batch, routed = _routed(mixed, 2)
-        assert batch == [_id_first(doc) for doc in mixed]
-        assert [list(r) for r in routed] == [list(r) for r in _routes(batch, 2)]
+        sent, routed = _routed(batch, lanes)  # type: ignore[arg-type]
+        assert sent is batch and routed == routes
+    assert batch.routes(0) is None
+    for other in ({"_id": 5, "x": 1}, {"_id": "text"}, {"_id": {"oid": 1}}):
+        mixed = BsonBatch()
+        for doc in [*docs[:5], Bson(bson.encode(other)), *docs[5:9]]:
+            mixed.append(doc.raw)
+        assert mixed.routes(2) is None
+        sent, routed = _routed(mixed, 2)  # type: ignore[arg-type]
+        assert [d.raw for d in sent] == [d.raw for d in mixed]  # type: ignore[attr-defined]
+        assert [list(r) for r in routed] == [list(r) for r in _routes(list(mixed), 2)]  # type: ignore[arg-type]
+
+
+def test_a_batch_holds_whole_documents_and_gives_runs_of_them() -> None:
+    """`append` takes one whole BSON document; `batch[i]` is a copy of the i-th, `run(positions)`
+    those documents one after the other (what a command of the MongoDB store sends)."""
+    docs = [bson.encode({"_id": ObjectId(), "n": n, "s": "x" * n}) for n in range(40)]
+    batch = BsonBatch()
+    for raw in docs:
+        batch.append(raw)
+    assert len(batch) == 40 and batch[3].raw == docs[3] and batch[-1].raw == docs[-1]
+    assert batch[7]["n"] == 7 and batch[7]["_id"] == bson.decode(docs[7])["_id"]
+    with pytest.raises(IndexError):
+        batch[40]
+    run = batch.run([5, 1, 39])
+    assert run.raw == docs[5] + docs[1] + docs[39] and len(run) == 3 and run._type_marker == 101
+    assert batch.run([]).raw == b"" and batch.run(range(2, 4)).raw == docs[2] + docs[3]
+    with pytest.raises(IndexError):
+        batch.run([40])
+    for broken in (b"", docs[0][:-1], docs[0] + b"\x00", b"\x05\x00\x00\x00\x01", docs[0] + docs[1]):
+        with pytest.raises(ValueError, match="not one whole BSON document"):
+            batch.append(broken)
+    assert len(batch) == 40

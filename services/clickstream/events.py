@@ -67,8 +67,8 @@ Prepared = tuple[list[tuple[str, str]], list[Any], list[int], int, list[tuple[in
 # the last argument: the `CountedRows` the counted events go to (else they are returned as tuples)
 # and the list the indexes of the enrolment events taken go to (without it, they are not taken)
 Prepare = Callable[[list[bytes], int, bool, str, Places, Any, list[int]], Prepared]
-# the documents are `eventscan.Bson`s: sent by pymongo as `RawBSONDocument`s are
-PreparedBson = tuple[list[Any], list[Any], list[int], int, list[int], list[tuple[int, str | None]]]
+# (counted, numbers, size, declined, missing): the documents are appended to the `BsonBatch` given
+PreparedBson = tuple[list[Any], list[int], int, list[int], list[tuple[int, str | None]]]
 PrepareBson = Callable[
     [
         list[bytes],
@@ -77,6 +77,7 @@ PrepareBson = Callable[
         str,
         int | None,
         Places,
+        Any,
         Any,
         list[int],
         Callable[[str | None], tuple[str, str | None, str | None]],
@@ -105,12 +106,13 @@ native_scan = cast(Scan | None, native("scan"))
 # path.
 native_prepare = cast(Prepare | None, native("prepare"))
 
-# The same for MongoDB: `prepare_bson(lines, first, time_first, source_file, geoip, places, rows,
-# noted, place)` (the lines numbered from `first`) gives the BSON documents (what pymongo makes of
-# the loader's dict, `_id` first), the counted tuples (or none, appended to `rows` if it is given)
-# and the line numbers of the common lines, the indexes of the lines left to the per-line path and
-# `(index, ip)` of those whose ip is not in `places` (none where `place(ip)`, called for such an
-# ip, gives its place); see native/eventscan/src/bson.rs.
+# The same for MongoDB: `prepare_bson(lines, first, time_first, source_file, geoip, places, batch,
+# rows, noted, place)` (the lines numbered from `first`) appends the BSON documents (what pymongo
+# makes of the loader's dict, `_id` first) to `batch`, a `BsonBatch`, and gives the counted tuples
+# (or none, appended to `rows` if it is given) and the line numbers of the common lines (one for
+# each document), the indexes of the lines left to the per-line path and `(index, ip)` of those
+# whose ip is not in `places` (none where `place(ip)`, called for such an ip, gives its place);
+# see native/eventscan/src/bson.rs.
 native_prepare_bson = cast(PrepareBson | None, native("prepare_bson"))
 
 

@@ -26,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import blake3
+import bson
+import bson.errors
 import orjson
 from bson import ObjectId
 
@@ -281,7 +283,12 @@ class _Loader:
         self.geoip_build = service.geoip.build_epoch if service.geoip else None
         self.batch_size = service.batch
         self.encoded = self.store.accepts_encoded
-        self.batch: list[Any] = []
+        # On MongoDB, with the compiled pass, the batch is the module's `BsonBatch`: the documents'
+        # BSON one after the other, the common lines' made by `events.native_prepare_bson`.
+        self.prepare_bson = None if self.encoded else events.native_prepare_bson
+        batch_class = events.native("BsonBatch") if self.prepare_bson is not None else None
+        self.new_batch: Callable[[], Any] = batch_class if batch_class is not None else list
+        self.batch: Any = self.new_batch()
         self.batch_bytes = 0
         self.days = aggregates.DayCounts()
         self.derived = derived_counts.DerivedCounts()
@@ -305,8 +312,6 @@ class _Loader:
         # Where the loader needs only those fields, the compiled pass also does the rest of its work
         # on the common lines, a block at a time (`events.native_prepare`).
         self.prepare = None if self.whole else events.native_prepare
-        # On MongoDB, it makes the BSON documents of the common lines (`events.native_prepare_bson`).
-        self.prepare_bson = None if self.encoded else events.native_prepare_bson
         self.time_first = collection_uses_time_ids(self.store, database, COLLECTION)  # see ids.py
         # What follows `source_file` in every stored text of this file (geoip is per file too).
         self.geoip_json = "" if self.geoip_build is None else f',"geoip":{self.geoip_build}'
@@ -380,13 +385,14 @@ class _Loader:
             part = lines[at : at + max(self.batch_size - len(self.batch), 1)]
             start = first + at
             noted: list[int] = []
-            docs, counted, numbers, size, declined, missing = self.prepare_bson(
+            counted, numbers, size, declined, missing = self.prepare_bson(
                 part,
                 start,
                 self.time_first,
                 self.source,
                 self.geoip_build,
                 self.places,
+                self.batch,
                 self._rows(),
                 noted,
                 self._place,
@@ -395,10 +401,9 @@ class _Loader:
                 raise RuntimeError(f"{self.source}: lines {missing} of a block not taken")
             for index in noted:
                 self._note(part[index])
-            self.batch.extend(docs)
             self._extend_counted(counted)
             self.lines.extend(numbers)
-            self.events += len(docs)
+            self.events += len(numbers)  # a document appended to the batch for each
             self.batch_bytes += size
             for index in declined:
                 self._add_each(start + index, part[index : index + 1])
@@ -518,7 +523,15 @@ class _Loader:
             else:
                 self._complete(event, when, country, subdivision, line)
                 event["_id"] = ObjectId(digest)
-                self.batch.append(event)
+                if type(self.batch) is list:
+                    self.batch.append(event)
+                else:  # a `BsonBatch`: the document pymongo would make of the dict, `_id` first
+                    try:
+                        self.batch.append(bson.encode({"_id": event["_id"], **event}))
+                    except (bson.errors.BSONError, TypeError, ValueError, OverflowError) as exc:
+                        # (`parse_with_text` rejects what BSON cannot hold first: not expected)
+                        rejects.add(line, f"not storable: {exc}", raw)
+                        continue
             name = event_name(event)
             counted.append((course, user_id, username, when, name, country, ip))
             self.derived.note(event, name, course, user_id, username, when)
@@ -586,7 +599,7 @@ class _Loader:
         if not self.batch:
             return
         self.writer.put((self.batch, self.counted, self.lines, self.maybe_lists))
-        self.batch, self.counted, self.lines, self.maybe_lists = [], self.new_counted(), [], []
+        self.batch, self.counted, self.lines, self.maybe_lists = self.new_batch(), self.new_counted(), [], []
         self.batch_bytes = 0
         self.count_stored()
 

@@ -355,7 +355,7 @@ class DocumentStore(ABC):
     @contextmanager
     def pipelined_inserts(
         self, db: str, coll: str
-    ) -> Iterator[Callable[[list[Document]], Future[InsertResult]]]:
+    ) -> Iterator[Callable[[Sequence[Document]], Future[InsertResult]]]:
         """For a bulk loader: `submit(batch)` inserts the batch as `insert_many` does and returns
         the future of its result, so that the next batch can be handed over while this one is
         stored. Batches are stored as if one after the other (of documents with one `_id`, the

@@ -51,14 +51,18 @@ from stores.documents.base import (
 )
 from stores.documents.filters import bson_key, validate_filter
 
-# native/eventscan's routing of a batch of its own raw documents, where it is built (`_routed`;
-# only its `Bson` documents are routed there, so OPTIMUS_NATIVE_SCAN=0, which makes none, leaves
-# every batch to the Python loop).
-_bson_routes: Callable[[list[Any], int], list[list[int]] | None] | None
+# native/eventscan's batch of raw documents, where it is built: what the clickstream loader hands
+# over on MongoDB (unless OPTIMUS_NATIVE_SCAN=0). It routes itself (`BsonBatch.routes`) and gives
+# each command's documents as one run of bytes (`_Send._command`); any other batch is a list of
+# documents, routed and sent one at a time.
+_BsonBatch: type | None
 try:
-    from eventscan import bson_routes as _bson_routes  # type: ignore[import-not-found, unused-ignore]
+    from eventscan import BsonBatch as _BsonBatch  # type: ignore[import-not-found, unused-ignore]
 except ImportError:
-    _bson_routes = None
+    _BsonBatch = None
+
+# A batch as the store sends it: a list of documents (`_id` first), or a `BsonBatch`.
+Batch = Sequence[Document]
 
 DUPLICATE_KEY = 11000
 # FerretDB 1.24 (SQLite backend) keeps one pooled connection open per statement of an `update`
@@ -206,12 +210,13 @@ class _Send:
     def __init__(
         self,
         collection: Collection[Document],
-        batch: list[Document],
+        batch: Batch,
         route: Sequence[int],
         extra: dict[str, Any],
         failed: list[BaseException],
     ) -> None:
         self.collection, self.batch, self.route, self.extra = collection, batch, route, extra
+        self.runs = _is_bson_batch(batch)
         self.failed = failed
         self.inserted = 0
         self.errors: list[dict[str, Any]] = []
@@ -249,7 +254,11 @@ class _Send:
         """One `insert` command of the route's [start:end] (halved while it is over the 16 MiB
         limit of a command)."""
         route = self.route
-        documents = [self.batch[route[i]] for i in range(start, end)]
+        documents: list[Any]
+        if self.runs:  # one run of the documents' bytes, sent as they are (eventscan's `BsonRun`)
+            documents = [self.batch.run(route[start:end])]  # type: ignore[attr-defined]
+        else:
+            documents = [self.batch[route[i]] for i in range(start, end)]
         command = {"insert": self.collection.name, "documents": documents, "ordered": False, **self.extra}
         try:
             reply = self.collection.database.command(command)
@@ -275,15 +284,19 @@ def _routes(batch: list[Document], lanes: int) -> list[Sequence[int]]:
     return list(routes)
 
 
-def _routed(docs: list[Document], lanes: int) -> tuple[list[Document], list[Sequence[int]]]:
-    """The batch as sent (`_id_first` of each document) and its `_routes`. A batch of
-    native/eventscan's `Bson` documents, each with an ObjectId `_id` first, is routed by the module
-    in one call, as `_lane_of` routes it: a Python loop over the documents cost ~1.2 us each
-    (bench/README.md, "What bounds the MongoDB path now")."""
-    if lanes > 1 and _bson_routes is not None and isinstance(docs, list):
-        routes: list[list[int]] | None = _bson_routes(docs, lanes)
+def _is_bson_batch(docs: object) -> bool:
+    return _BsonBatch is not None and isinstance(docs, _BsonBatch)
+
+
+def _routed(docs: Iterable[Document], lanes: int) -> tuple[Batch, list[Sequence[int]]]:
+    """The batch as sent (`_id_first` of each document) and its `_routes`. A `BsonBatch` whose
+    documents all have an ObjectId `_id` first (as the loader makes them) is sent as it is and
+    routes itself, as `_lane_of` routes each document: a Python loop over the documents cost ~1.2
+    us each (bench/README.md, "What bounds the MongoDB path now")."""
+    if _is_bson_batch(docs):
+        routes: list[list[int]] | None = docs.routes(lanes)  # type: ignore[attr-defined]
         if routes is not None:
-            return docs, list(routes)
+            return docs, list(routes)  # type: ignore[return-value]
     batch = [_id_first(doc) for doc in docs]
     return batch, _routes(batch, lanes)
 
@@ -374,23 +387,21 @@ class MongoDocumentStore(DocumentStore):
 
         Duplicate `_id`s come back as write errors (code 11000) and are counted; any other write
         error raises once the whole batch was sent (what was written stays: a retry skips it)."""
-        batch = list(docs)
+        batch: Batch = docs if _is_bson_batch(docs) else list(docs)  # type: ignore[assignment]
         if len(batch) <= INSERT_CHUNK or self._lanes == 1:
             return self._insert_here(self._coll(db, coll), batch)
         with self.pipelined_inserts(db, coll) as submit:
             return submit(batch).result()
 
-    def _insert_here(self, collection: Collection[Document], docs: list[Document]) -> InsertResult:
+    def _insert_here(self, collection: Collection[Document], docs: Iterable[Document]) -> InsertResult:
         """A batch sent by the calling thread alone, as one lane."""
-        batch = [_id_first(doc) for doc in docs]
-        send = _Send(collection, batch, range(len(batch)), self._extra(collection), [])
+        batch, (route,) = _routed(docs, 1)
+        send = _Send(collection, batch, route, self._extra(collection), [])
         send.run()
         return self._result(collection, batch, [send])
 
     @contextmanager
-    def pipelined_inserts(
-        self, db: str, coll: str
-    ) -> Iterator[Callable[[list[Document]], Future[InsertResult]]]:
+    def pipelined_inserts(self, db: str, coll: str) -> Iterator[Callable[[Batch], Future[InsertResult]]]:
         """Each batch's commands go to the store's lanes, each a thread of this block that sends
         its share of one batch after its share of the previous one: a lane that is done with a
         batch goes on with the next while the other finishes. A document's lane is `_lane_of` its
@@ -405,7 +416,7 @@ class MongoDocumentStore(DocumentStore):
                 yield lambda docs: completed(self._insert_here(collection, docs))
                 return
 
-            def submit(docs: list[Document]) -> Future[InsertResult]:
+            def submit(docs: Batch) -> Future[InsertResult]:
                 if ended:
                     raise TerminalError(
                         f"mongodb {collection.full_name}: pipelined inserts after their block"
@@ -443,9 +454,7 @@ class MongoDocumentStore(DocumentStore):
         wc = collection.write_concern
         return {} if wc.is_server_default else {"writeConcern": wc.document}
 
-    def _result(
-        self, collection: Collection[Document], batch: list[Document], sends: list[_Send]
-    ) -> InsertResult:
+    def _result(self, collection: Collection[Document], batch: Batch, sends: list[_Send]) -> InsertResult:
         """A batch's result from its sends: the first error that ended one, raised; else the
         documents inserted and the duplicates counted (`_after_duplicates`)."""
         for send in sends:
@@ -461,7 +470,7 @@ class MongoDocumentStore(DocumentStore):
     def _after_duplicates(
         self,
         collection: Collection[Document],
-        batch: list[Document],
+        batch: Batch,
         inserted: int,
         errors: list[dict[str, Any]],
         concern_errors: list[Any],

@@ -13,6 +13,7 @@
 use crate::block::{classify, counted_to_python, ip_to_python, note, without_lock, Common};
 use crate::counts::{CountedRows, Row};
 use crate::{checked_text, Context, Fields, Key, Val, ADDED, CONTEXT_PICKED, PICKED};
+use pyo3::exceptions::{PyIndexError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::GILOnceCell;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
@@ -426,25 +427,166 @@ impl Bson {
 /// document's length (`stores/documents/mongo._RAW_OBJECT_ID`).
 const OBJECT_ID_FIRST: &[u8] = b"\x07_id\x00";
 
-/// `stores/documents/mongo._routes` of a batch of `Bson` documents whose `_id` is an ObjectId
-/// first (as `prepare_bson` makes them): the positions each of `lanes` lanes sends, in order, a
-/// document's lane being its ObjectId's last byte modulo `lanes` (`_lane_of`). None if any item is
-/// another kind of document: the store then routes the batch itself.
-#[pyfunction]
-pub(crate) fn bson_routes(batch: &Bound<'_, PyList>, lanes: usize) -> Option<Vec<Vec<usize>>> {
-    if lanes == 0 {
-        return None;
+/// A batch of BSON documents for MongoDB, one after the other in one buffer: what `prepare_bson`
+/// appends its documents to, and `append` any other (the loader's dicts, encoded by bson).
+///
+/// One buffer rather than an object per document: the documents are made on the reading thread
+/// and sent, long after, by the store's insert lanes; an object each meant a cache miss on each
+/// side for every document (its reference count, its bytes), a Python loop to gather a command's
+/// documents and pymongo's encoder reading them one by one, and freeing them one by one on the
+/// writer thread: 2.7 us of CPU an event on the writer's side (bench/README.md). `run` gives the
+/// documents of one `insert` command as one run of bytes, which the lane hands to pymongo.
+///
+/// It reads as a sequence of `Bson`s (`batch[i]`, a copy of that document: for the rare look-up
+/// of a duplicate's `_id`).
+#[pyclass(module = "eventscan", sequence)]
+#[derive(Default)]
+pub(crate) struct BsonBatch {
+    buf: Vec<u8>,
+    /// where each document starts in `buf`; it ends where the next starts, the last at the end
+    starts: Vec<usize>,
+}
+
+impl BsonBatch {
+    fn document(&self, index: usize) -> &[u8] {
+        let end = self
+            .starts
+            .get(index + 1)
+            .copied()
+            .unwrap_or(self.buf.len());
+        &self.buf[self.starts[index]..end]
     }
-    let mut routes = vec![Vec::with_capacity(batch.len() / lanes + 1); lanes];
-    for (position, item) in batch.iter().enumerate() {
-        let doc = item.downcast::<Bson>().ok()?;
-        let raw = doc.get().raw.bind(item.py()).as_bytes();
-        if raw.len() < 21 || &raw[4..9] != OBJECT_ID_FIRST {
+}
+
+#[pymethods]
+impl BsonBatch {
+    #[new]
+    fn new() -> Self {
+        BsonBatch::default()
+    }
+
+    fn __len__(&self) -> usize {
+        self.starts.len()
+    }
+
+    fn __getitem__(&self, py: Python<'_>, index: isize) -> PyResult<Bson> {
+        let len = self.starts.len() as isize;
+        let at = if index < 0 { index + len } else { index };
+        if !(0..len).contains(&at) {
+            return Err(PyIndexError::new_err("BsonBatch index out of range"));
+        }
+        Ok(Bson::new(
+            PyBytes::new(py, self.document(at as usize)).unbind(),
+        ))
+    }
+
+    /// Append one document's BSON (a `bytes`), checked to be one whole document: its length
+    /// prefix its size, its last byte the end.
+    fn append(&mut self, raw: &[u8]) -> PyResult<()> {
+        let whole = raw.len() >= 5
+            && raw.len() <= i32::MAX as usize
+            && raw[..4] == (raw.len() as i32).to_le_bytes()
+            && raw[raw.len() - 1] == 0;
+        if !whole {
+            return Err(PyValueError::new_err("not one whole BSON document"));
+        }
+        self.starts.push(self.buf.len());
+        self.buf.extend_from_slice(raw);
+        Ok(())
+    }
+
+    /// `stores/documents/mongo._routes` of the batch, if every document's `_id` is an ObjectId
+    /// first (as `prepare_bson` and the loader make them): the positions each of `lanes` lanes
+    /// sends, in order, a document's lane being its ObjectId's last byte modulo `lanes`
+    /// (`_lane_of`). None otherwise (or for no lane): the store then routes it itself.
+    fn routes(&self, lanes: usize) -> Option<Vec<Vec<usize>>> {
+        if lanes == 0 {
             return None;
         }
-        routes[usize::from(raw[20]) % lanes].push(position);
+        let mut routes = vec![Vec::with_capacity(self.starts.len() / lanes + 1); lanes];
+        for position in 0..self.starts.len() {
+            let raw = self.document(position);
+            if raw.len() < 21 || &raw[4..9] != OBJECT_ID_FIRST {
+                return None;
+            }
+            routes[usize::from(raw[20]) % lanes].push(position);
+        }
+        Some(routes)
     }
-    Some(routes)
+
+    /// The documents at `positions`, in that order, as one run of bytes (`BsonRun`).
+    fn run(&self, py: Python<'_>, positions: Vec<usize>) -> PyResult<BsonRun> {
+        let mut length = 0;
+        for &position in &positions {
+            if position >= self.starts.len() {
+                return Err(PyIndexError::new_err("BsonBatch index out of range"));
+            }
+            length += self.document(position).len();
+        }
+        // a bytes object of that length, not yet written (`PyBytes::new_with` would zero it first)
+        // SAFETY: `PyBytes_FromStringAndSize` with no source gives a new bytes object (or NULL,
+        // an error); its contents are written below before it is returned
+        let raw = unsafe {
+            Bound::from_owned_ptr_or_err(
+                py,
+                pyo3::ffi::PyBytes_FromStringAndSize(
+                    std::ptr::null(),
+                    length as pyo3::ffi::Py_ssize_t,
+                ),
+            )?
+            .downcast_into_unchecked::<PyBytes>()
+        };
+        // SAFETY: the object is new, `length` bytes long, and not yet seen by any other code
+        let out = unsafe {
+            std::slice::from_raw_parts_mut(
+                pyo3::ffi::PyBytes_AsString(raw.as_ptr()) as *mut u8,
+                length,
+            )
+        };
+        // copied without the lock: the reading thread makes the next batch meanwhile
+        py.allow_threads(|| {
+            let mut at = 0;
+            for &position in &positions {
+                let document = self.document(position);
+                out[at..at + document.len()].copy_from_slice(document);
+                at += document.len();
+            }
+        });
+        Ok(BsonRun {
+            raw: raw.unbind(),
+            count: positions.len(),
+        })
+    }
+}
+
+/// Documents sent as one run: pymongo's encoder writes an object of `_type_marker` 101 as the
+/// bytes of its `raw`, without reading them, and the documents of an `insert` command go in a
+/// section of their own (OP_MSG's document sequence: the documents one after the other), so the
+/// run reaches the server as its documents, each counted (`n`, a write error's `index`) in
+/// order. Made by `BsonBatch.run` for the MongoDB store's lanes, and nothing else: it is not one
+/// document, and has no reading of one.
+#[pyclass(frozen, module = "eventscan")]
+pub(crate) struct BsonRun {
+    raw: Py<PyBytes>,
+    count: usize,
+}
+
+#[pymethods]
+impl BsonRun {
+    /// bson's `_RAW_BSON_DOCUMENT_MARKER`.
+    #[classattr]
+    #[pyo3(name = "_type_marker")]
+    const TYPE_MARKER: i64 = 101;
+
+    #[getter]
+    fn raw(&self, py: Python<'_>) -> Py<PyBytes> {
+        self.raw.clone_ref(py)
+    }
+
+    /// The number of documents in the run.
+    fn __len__(&self) -> usize {
+        self.count
+    }
 }
 
 /// A line's document but for its place, as two runs of `Buf::out`: `front` is the length
@@ -536,22 +678,22 @@ type Place<'py> = (
     Option<Bound<'py, PyString>>,
 );
 
-/// `prepare` for MongoDB: returns `(documents, counted, numbers, size, declined, missing)`.
-/// The lines are numbered from `first`.
-/// `documents` holds the BSON (`Bson`) of the lines taken whose ip is a key of `places` (the absent or
-/// null ip is the key None), `counted`, `numbers` and `size` as `prepare`'s; `declined` the
-/// indexes of the lines left to the per-line path, `missing` `(index, ip)` of the lines taken
-/// whose ip is not yet in `places` (call again with their ip there, or give `place`). `places` maps an ip to
-/// `(place, country, subdivision)`: a `country` that is not None is stored, a `subdivision` if
-/// it is not empty. `geoip` is the GeoIP build stored with each event, if any; `source_file` the
-/// file's name as stored. Given `rows`, the counted events are appended to it rather than
-/// returned in `counted` (then empty). Given `noted`, the enrolment events are taken too, and the
-/// indexes of those taken are appended to it (also those in `missing`), as `prepare`'s. Given
-/// `place`, a callable, a line whose ip is not in `places` is not `missing`: its place is
-/// `place(ip)` (a value as `places`' ones; the caller keeps it there if it will), and it is taken
-/// in its turn.
+/// `prepare` for MongoDB: appends the documents of the lines taken to `batch`, returns
+/// `(counted, numbers, size, declined, missing)`. The lines are numbered from `first`.
+/// A line is taken, its BSON appended to `batch`, where its ip is a key of `places` (the absent
+/// or null ip is the key None); `counted`, `numbers` and `size` are `prepare`'s (one number for
+/// each document appended); `declined` the indexes of the lines left to the per-line path,
+/// `missing` `(index, ip)` of the lines taken whose ip is not yet in `places` (call again with
+/// their ip there, or give `place`). `places` maps an ip to `(place, country, subdivision)`: a
+/// `country` that is not None is stored, a `subdivision` if it is not empty. `geoip` is the
+/// GeoIP build stored with each event, if any; `source_file` the file's name as stored. Given
+/// `rows`, the counted events are appended to it rather than returned in `counted` (then empty).
+/// Given `noted`, the enrolment events are taken too, and the indexes of those taken are
+/// appended to it (also those in `missing`), as `prepare`'s. Given `place`, a callable, a line
+/// whose ip is not in `places` is not `missing`: its place is `place(ip)` (a value as `places`'
+/// ones; the caller keeps it there if it will), and it is taken in its turn.
 #[pyfunction]
-#[pyo3(signature = (lines, first, time_first, source_file, geoip, places, rows=None, noted=None, place=None))]
+#[pyo3(signature = (lines, first, time_first, source_file, geoip, places, batch, rows=None, noted=None, place=None))]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn prepare_bson<'py>(
     py: Python<'py>,
@@ -561,6 +703,7 @@ pub(crate) fn prepare_bson<'py>(
     source_file: &str,
     geoip: Option<i64>,
     places: &Bound<'py, PyDict>,
+    batch: &Bound<'py, BsonBatch>,
     rows: Option<&Bound<'py, CountedRows>>,
     noted: Option<&Bound<'py, PyList>>,
     place: Option<&Bound<'py, PyAny>>,
@@ -573,13 +716,12 @@ pub(crate) fn prepare_bson<'py>(
     };
     let number = |index: usize| first + index as u64;
     // the documents are written one after the other in the thread's `Buf`, then each copied to
-    // its bytes object: no allocation of its own per line (on an error the buffer is not put
-    // back: the next call starts a new one)
+    // the batch with its place: no allocation of its own per line (on an error the buffer is
+    // not put back: the next call starts a new one)
     let mut buf = BUF.with(|b| std::mem::take(&mut *b.borrow_mut()));
     let (sizes, prepared) = without_lock(py, lines, time_first, |index, raw, hashed| {
         bson_line(raw, hashed, number(index), &file, &mut buf)
     })?;
-    let documents = PyList::empty(py);
     let counted = PyList::empty(py);
     let numbers = PyList::empty(py);
     let declined = PyList::empty(py);
@@ -603,7 +745,7 @@ pub(crate) fn prepare_bson<'py>(
                 continue;
             }
         };
-        // the place's own str objects: no copy of them for the document or the counted tuple
+        // the place's own str objects: no copy of them for the counted tuple
         let (_, country, subdivision): Place<'py> = place.extract()?;
         middle.clear();
         if let Some(country) = &country {
@@ -615,22 +757,20 @@ pub(crate) fn prepare_bson<'py>(
                 put_str(&mut middle, "subdivision", subdivision);
             }
         }
-        // written straight into the bytes object: one copy of the document
-        let (front, back) = (&buf.out[p.front], &buf.out[p.back]);
-        let length = front.len() + middle.len() + back.len();
-        let raw = PyBytes::new_with(py, length, |out| {
-            let (head, rest) = out.split_at_mut(front.len());
-            head.copy_from_slice(front);
-            head[..4].copy_from_slice(&(length as i32).to_le_bytes());
-            let (place, tail) = rest.split_at_mut(middle.len());
-            place.copy_from_slice(&middle);
-            tail.copy_from_slice(back);
-            Ok(())
-        })?
-        .unbind();
-        documents.append(Bound::new(py, Bson::new(raw))?)?;
+        {
+            // borrowed for each document only: `place` runs Python code between two
+            let mut batch = batch.borrow_mut();
+            let (front, back) = (&buf.out[p.front], &buf.out[p.back]);
+            let length = front.len() + middle.len() + back.len();
+            let start = batch.buf.len();
+            batch.starts.push(start);
+            batch.buf.extend_from_slice(front);
+            batch.buf[start..start + 4].copy_from_slice(&(length as i32).to_le_bytes());
+            batch.buf.extend_from_slice(&middle);
+            batch.buf.extend_from_slice(back);
+        }
         match rows {
-            // borrowed for each row only: `place` runs Python code between two rows
+            // borrowed for each row only, as the batch
             Some(rows) => rows.borrow_mut().rows.push(Row::of(
                 p.common,
                 country.map(|c| c.to_str().map(str::to_owned)).transpose()?,
@@ -654,7 +794,6 @@ pub(crate) fn prepare_bson<'py>(
     PyTuple::new(
         py,
         [
-            documents.into_any(),
             counted.into_any(),
             numbers.into_any(),
             size.into_pyobject(py)?.into_any(),

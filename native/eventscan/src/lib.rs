@@ -412,9 +412,10 @@ fn eventscan(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(scan, m)?)?;
     m.add_function(wrap_pyfunction!(block::prepare, m)?)?;
     m.add_function(wrap_pyfunction!(bson::prepare_bson, m)?)?;
-    m.add_function(wrap_pyfunction!(bson::bson_routes, m)?)?;
     m.add_function(wrap_pyfunction!(lines::split_lines, m)?)?;
     m.add_class::<bson::Bson>()?;
+    m.add_class::<bson::BsonBatch>()?;
+    m.add_class::<bson::BsonRun>()?;
     m.add_class::<counts::CountedRows>()?;
     m.add_class::<geo::GeoReader>()?;
     m.add_class::<counts::DayCounter>()?;
