@@ -167,9 +167,10 @@ def test_every_edge_line_is_declined_or_read_as_python_reads_it() -> None:
 
 
 def test_a_run_of_19_digits_is_found_wherever_it_starts() -> None:
-    """`scan` looks at every 19th byte for digits (any 19 in a row include one): runs of 18, 19 and
-    20 digits at every offset, in a string and as a number, against Python's own test."""
-    for offset in range(45):
+    """`scan` reads a line 64 bytes at a time for digits: runs of 18, 19 and 20 digits at every
+    offset (within a chunk, across one or two chunk ends, at the end), in a string and as a
+    number, against Python's own test."""
+    for offset in range(140):
         for length in (18, 19, 20):
             digits = b"7" * length
             for raw in (

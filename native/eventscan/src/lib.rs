@@ -283,31 +283,76 @@ fn suspect(body: &[u8]) -> bool {
     })
 }
 
-/// Whether `body` has 19 ASCII digits in a row. Any 19 consecutive positions include one that is a
-/// multiple of 19, so only those are looked at, and the run around a digit found there measured.
+/// Whether `body` has 19 ASCII digits in a row. Read 64 bytes at a time as a mask of their digits
+/// (`digit_mask`), where a run of 19 set bits is found by shifts (`has_run_in`); a run across two
+/// chunks by counting the digits that end one and start the next. Looking at the bytes one by one
+/// (the digits of a timestamp, an id) took 0.33 us a line of the benchmark's log, this 0.12.
 fn has_long_digit_run(body: &[u8]) -> bool {
-    const RUN: usize = 19;
-    let digit = |b: u8| b.wrapping_sub(b'0') < 10;
-    let mut at = 0;
-    while at < body.len() {
-        if !digit(body[at]) {
-            at += RUN;
+    const RUN: u32 = 19;
+    // the digits in a row that end the bytes before the chunk being read
+    let mut carried = 0u32;
+    let mut chunks = body.chunks_exact(64);
+    for chunk in &mut chunks {
+        let mask = digit_mask(chunk.try_into().expect("64 bytes"));
+        if mask == u64::MAX {
+            carried += 64;
+            if carried >= RUN {
+                return true;
+            }
             continue;
         }
-        let mut start = at;
-        while start > 0 && digit(body[start - 1]) {
-            start -= 1;
-        }
-        let mut end = at + 1;
-        while end < body.len() && digit(body[end]) {
-            end += 1;
-        }
-        if end - start >= RUN {
+        if carried + mask.trailing_ones() >= RUN || has_run_in(mask) {
             return true;
         }
-        at = end.div_ceil(RUN) * RUN; // the next multiple of 19 past the run
+        carried = mask.leading_ones();
     }
-    false
+    let mut rest = [0u8; 64]; // the last bytes, then NULs (no digit)
+    rest[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+    let mask = digit_mask(&rest);
+    carried + mask.trailing_ones() >= RUN || has_run_in(mask)
+}
+
+/// Bit i set where byte i is an ASCII digit: 16 bytes a compare.
+#[cfg(target_arch = "x86_64")]
+fn digit_mask(chunk: &[u8; 64]) -> u64 {
+    use std::arch::x86_64::{
+        __m128i, _mm_and_si128, _mm_cmpgt_epi8, _mm_cmplt_epi8, _mm_loadu_si128, _mm_movemask_epi8,
+        _mm_set1_epi8,
+    };
+    let mut mask = 0u64;
+    // SAFETY: SSE2 is part of every x86_64 CPU; each load reads 16 of the chunk's 64 bytes
+    unsafe {
+        let below = _mm_set1_epi8(b'0' as i8 - 1);
+        let above = _mm_set1_epi8(b'9' as i8 + 1);
+        for k in 0..4 {
+            let bytes = _mm_loadu_si128(chunk.as_ptr().add(16 * k) as *const __m128i);
+            // signed compares: the bytes from 0x80 up are negative, below '0'
+            let digits = _mm_and_si128(_mm_cmpgt_epi8(bytes, below), _mm_cmplt_epi8(bytes, above));
+            mask |= u64::from(_mm_movemask_epi8(digits) as u16) << (16 * k);
+        }
+    }
+    mask
+}
+
+/// Bit i set where byte i is an ASCII digit.
+#[cfg(not(target_arch = "x86_64"))]
+fn digit_mask(chunk: &[u8; 64]) -> u64 {
+    let mut mask = 0u64;
+    for (i, &b) in chunk.iter().enumerate() {
+        mask |= u64::from(b.is_ascii_digit()) << i;
+    }
+    mask
+}
+
+/// Whether `mask` has 19 set bits in a row.
+fn has_run_in(mask: u64) -> bool {
+    // bit i of `m` set: bits i to i + 2^k - 1 of `mask` are, for k = 1, 2, 4, 8, 16; then 19
+    let mut m = mask & (mask >> 1);
+    m &= m >> 2;
+    m &= m >> 4;
+    m &= m >> 8;
+    m &= mask >> 16 & mask >> 17 & mask >> 18;
+    m != 0
 }
 
 /// The text of a line (without a final CR) that passes the byte tests before the parse (an
@@ -420,4 +465,67 @@ fn eventscan(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<geo::GeoReader>()?;
     m.add_class::<counts::DayCounter>()?;
     m.add_class::<counts::EventTypeCounter>()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `has_long_digit_run` answers, a byte at a time.
+    fn run_of_19(body: &[u8]) -> bool {
+        let mut run = 0;
+        for &b in body {
+            run = if b.is_ascii_digit() { run + 1 } else { 0 };
+            if run >= 19 {
+                return true;
+            }
+        }
+        false
+    }
+
+    #[test]
+    fn a_long_digit_run_is_found_wherever_it_lies() {
+        // runs of 18, 19 and 20 digits at every offset of lines of many lengths (across the
+        // 64-byte chunks, and the end), among digits and other bytes
+        for length in [0, 1, 18, 19, 20, 63, 64, 65, 127, 128, 129, 200] {
+            for run in [18, 19, 20, 64, 65] {
+                for at in 0..length {
+                    for filler in [b'a', b'/', b':', b'0'] {
+                        let mut body = vec![filler; length];
+                        for (i, b) in body.iter_mut().enumerate() {
+                            if filler == b'0' && i % 7 == 3 {
+                                *b = b'x'; // digits broken into short runs
+                            }
+                        }
+                        for b in body.iter_mut().skip(at).take(run) {
+                            *b = b'7';
+                        }
+                        assert_eq!(
+                            has_long_digit_run(&body),
+                            run_of_19(&body),
+                            "{length} {run} {at}"
+                        );
+                    }
+                }
+            }
+        }
+        // pseudo-random lines of digits and others
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        for _ in 0..20_000 {
+            let length = (state % 300) as usize;
+            let body: Vec<u8> = (0..length)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    if state % 16 == 0 {
+                        b'-'
+                    } else {
+                        b'0' + (state % 10) as u8
+                    }
+                })
+                .collect();
+            assert_eq!(has_long_digit_run(&body), run_of_19(&body));
+        }
+    }
 }
