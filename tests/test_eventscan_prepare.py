@@ -21,6 +21,7 @@ import pytest
 from bson import ObjectId
 from bson.raw_bson import RawBSONDocument
 from pymongo import message as pymongo_message
+from pymongo.compression_support import ZlibContext
 
 from services.clickstream.derived_counts import ENROLMENT
 from services.clickstream.events import (
@@ -31,7 +32,7 @@ from services.clickstream.events import (
     user_of,
 )
 from services.clickstream.ids import content_id
-from stores.documents.mongo import _routed, _routes
+from stores.documents.mongo import _routed, _routes, _runs_sent_as_documents
 from utils.timeparse import TimeOutOfRange, parse_event_time
 
 try:
@@ -662,6 +663,36 @@ def test_pymongo_sends_a_run_of_a_batch_as_the_documents_it_holds() -> None:
     each = [RawBSONDocument(doc.raw) for doc in batch]
     assert message([batch.run([0, 1, 2, 3, 4])]) == message(each)
     assert message([batch.run([3, 0])]) == message([each[3], each[0]])
+    # compressed too; the store checks the same once before it sends runs
+    ctx = ZlibContext(-1)
+    run = {"insert": "clickstream", "documents": [batch.run([1, 4])], "ordered": False}
+    one_by_one = {**run, "documents": [each[1], each[4]]}
+    compressed = [
+        pymongo_message._op_msg(0, c, "db", None, bson.DEFAULT_CODEC_OPTIONS, ctx)[1]
+        for c in (run, one_by_one)
+    ]
+    assert compressed[0][16:] == compressed[1][16:]
+    assert _runs_sent_as_documents()
+
+
+def test_prepare_bson_appends_to_a_batch_after_what_it_holds() -> None:
+    """The loader's batch holds the documents of several blocks and of the per-line path, in turn:
+    each stays whole and in its place."""
+    lines = [
+        b'{"username": "u%d", "time": "2015-05-30T10:00:0%dZ", "context": {"course_id": "c", "user_id": %d}}'
+        % (n, n, n)
+        for n in range(6)
+    ]
+    places: dict[str | None, tuple[str, str | None, str | None]] = {None: ("", None, None)}
+    alone = [doc.raw for doc in prepare_bson(lines, 1, True, SOURCE, None, places)[0]]
+    first, last = bson.encode({"_id": ObjectId(), "n": 1}), bson.encode({"_id": ObjectId(), "n": 2})
+    batch = BsonBatch()
+    batch.append(first)
+    into_batch(lines[:3], 1, True, SOURCE, None, places, batch)
+    into_batch(lines[3:], 4, True, SOURCE, None, places, batch)
+    batch.append(last)
+    assert [doc.raw for doc in batch] == [first, *alone, last]
+    assert batch.run([0, 7, 3]).raw == first + last + alone[2]
 
 
 def test_the_store_routes_a_batch_of_prepared_documents_as_it_routes_each_document() -> None:

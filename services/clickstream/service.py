@@ -328,7 +328,7 @@ class _Loader:
         # Batches share SQLite transactions (`grouped_writes`). Nothing depends on a batch being
         # committed before the end: the counts are written with the file's state, after the last
         # commit, and an ingest that fails is done again from its first line.
-        self.submit: Callable[[list[Any]], Future[InsertResult]] | None = None  # in the writer's session
+        self.submit: Callable[[Any], Future[InsertResult]] | None = None  # in the writer's session
         self.writer = _Writer(self._store_batch, self._stored_batch, self._session)
 
     @contextmanager
@@ -610,7 +610,7 @@ class _Loader:
             self.count_owned(self.stored.popleft())
 
     def _store_batch(
-        self, item: tuple[list[Any], aggregates.CountedBatch, list[int], list[dict[str, Any]]]
+        self, item: tuple[Any, aggregates.CountedBatch, list[int], list[dict[str, Any]]]
     ) -> Future[InsertResult]:
         """On the writer thread: hand one batch to the store (`_Writer`)."""
         batch, _, _, maybe_lists = item
@@ -621,7 +621,7 @@ class _Loader:
 
     def _stored_batch(
         self,
-        item: tuple[list[Any], aggregates.CountedBatch, list[int], list[dict[str, Any]]],
+        item: tuple[Any, aggregates.CountedBatch, list[int], list[dict[str, Any]]],
         stored: Future[InsertResult],
     ) -> None:
         """On the writer thread: once a batch is stored, hand the events this file owns to `count_stored`."""
@@ -637,7 +637,7 @@ class _Loader:
         self.owned += len(counted)
         self.stored.append(counted)
 
-    def _not_owned(self, batch: list[Any], lines: list[int], positions: tuple[int, ...]) -> set[int]:
+    def _not_owned(self, batch: Any, lines: list[int], positions: tuple[int, ...]) -> set[int]:
         """The positions of duplicates this file must not count (one query, for those ids only):
         stored by another file (remembered in `shares`), or an identical earlier line of this file.
         A duplicate stored from this very line (an attempt before a crash) is this file's own."""

@@ -360,7 +360,7 @@ class DocumentStore(ABC):
         the future of its result, so that the next batch can be handed over while this one is
         stored. Batches are stored as if one after the other (of documents with one `_id`, the
         first submitted is the one stored), and the block ends once every submitted batch is.
-        The batch's list may be read until its future is done: the caller does not change it.
+        The batch may be read until its future is done: the caller does not change it.
         The default stores a batch before `submit` returns; an error is raised by `submit`."""
 
         yield lambda batch: completed(self.insert_many(db, coll, batch))

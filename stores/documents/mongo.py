@@ -7,6 +7,7 @@ shared language first, so a filter MongoDB would accept but SQLite could not is 
 
 from __future__ import annotations
 
+import functools
 import queue
 import re
 import threading
@@ -63,6 +64,38 @@ except ImportError:
 
 # A batch as the store sends it: a list of documents (`_id` first), or a `BsonBatch`.
 Batch = Sequence[Document]
+
+
+@functools.lru_cache(maxsize=1)
+def _runs_sent_as_documents() -> bool:
+    """Whether this pymongo sends a `BsonRun` (documents one after the other, `_type_marker` 101)
+    as the documents it holds: it writes an `insert` command's `documents` as OP_MSG's document
+    sequence, each raw document's bytes as they are, so the message is byte for byte the one it
+    makes of the documents one by one. Checked once, plain and compressed; were a later pymongo to
+    read raw documents otherwise, each document of a `BsonBatch` is sent on its own as before."""
+    if _BsonBatch is None:
+        return False
+    try:
+        from pymongo import message
+        from pymongo.compression_support import ZlibContext
+
+        docs = [bson.encode({"_id": ObjectId(bytes([n]) * 12), "n": n}) for n in range(2)]
+        batch = _BsonBatch()
+        for raw in docs:
+            batch.append(raw)
+
+        def sent(documents: list[Any], ctx: Any) -> bytes:
+            command = {"insert": "c", "documents": documents, "ordered": False}
+            _, sent, _, _ = message._op_msg(0, command, "db", None, bson.DEFAULT_CODEC_OPTIONS, ctx)
+            return bytes(sent[:4] + sent[16:])  # not the request id
+
+        return all(
+            sent([batch.run([0, 1])], ctx) == sent([RawBSONDocument(raw) for raw in docs], ctx)
+            for ctx in (None, ZlibContext(-1))
+        )
+    except Exception:  # noqa: BLE001 - any change there: documents one by one
+        return False
+
 
 DUPLICATE_KEY = 11000
 # FerretDB 1.24 (SQLite backend) keeps one pooled connection open per statement of an `update`
@@ -216,7 +249,7 @@ class _Send:
         failed: list[BaseException],
     ) -> None:
         self.collection, self.batch, self.route, self.extra = collection, batch, route, extra
-        self.runs = _is_bson_batch(batch)
+        self.runs = _is_bson_batch(batch) and _runs_sent_as_documents()
         self.failed = failed
         self.inserted = 0
         self.errors: list[dict[str, Any]] = []
@@ -255,7 +288,9 @@ class _Send:
         limit of a command)."""
         route = self.route
         documents: list[Any]
-        if self.runs:  # one run of the documents' bytes, sent as they are (eventscan's `BsonRun`)
+        # one run of the documents' bytes, sent as they are (eventscan's `BsonRun`); the store
+        # never turns on pymongo's client-side encryption, which would encode them as one document
+        if self.runs:
             documents = [self.batch.run(route[start:end])]  # type: ignore[attr-defined]
         else:
             documents = [self.batch[route[i]] for i in range(start, end)]

@@ -1,6 +1,7 @@
 //! `prepare_bson`: `prepare` for MongoDB. A common line becomes the BSON document pymongo would
 //! make of the loader's dict (orjson's reading of the line, the added fields set by
-//! `_Loader._complete`, `_id` first), so that the loader sends it as it is (`RawBSONDocument`).
+//! `_Loader._complete`, `_id` first), appended to the batch (`BsonBatch`) that the MongoDB store
+//! sends as it is.
 //! One parse of the line both writes the document's elements and picks the fields `read` picks
 //! (`EventElements`); the line is declined where `read` or the writing would decline it.
 //!
@@ -351,11 +352,11 @@ fn read_bson<'a>(raw: &'a [u8], buf: &mut Buf) -> Option<Fields<'a>> {
     Some(fields)
 }
 
-/// A document made here, which pymongo sends as it is: it has what pymongo's encoder reads of
-/// bson's `RawBSONDocument` (`_type_marker` 101 and the bytes in `raw`), without the cost of that
-/// class's constructor (its checks, its decoding options). Reading it (`doc["_id"]`, for a
-/// duplicate; `in`, `get`, `len`, iteration) goes through a `RawBSONDocument` of the bytes, made
-/// once.
+/// One document of a batch (`BsonBatch[i]`, a copy of its bytes), which pymongo sends as it is:
+/// it has what pymongo's encoder reads of bson's `RawBSONDocument` (`_type_marker` 101 and the
+/// bytes in `raw`), without the cost of that class's constructor (its checks, its decoding
+/// options). Reading it (`doc["_id"]`, for a duplicate; `in`, `get`, `len`, iteration) goes
+/// through a `RawBSONDocument` of the bytes, made once.
 #[pyclass(frozen, module = "eventscan", mapping)]
 pub(crate) struct Bson {
     raw: Py<PyBytes>,
@@ -433,9 +434,10 @@ const OBJECT_ID_FIRST: &[u8] = b"\x07_id\x00";
 /// One buffer rather than an object per document: the documents are made on the reading thread
 /// and sent, long after, by the store's insert lanes; an object each meant a cache miss on each
 /// side for every document (its reference count, its bytes), a Python loop to gather a command's
-/// documents and pymongo's encoder reading them one by one, and freeing them one by one on the
-/// writer thread: 2.7 us of CPU an event on the writer's side (bench/README.md). `run` gives the
-/// documents of one `insert` command as one run of bytes, which the lane hands to pymongo.
+/// documents and pymongo's encoder reading them one by one, and routing and freeing them one by
+/// one on the writer thread, ~0.9 us of CPU an event there alone (bench/README.md, "Latest run of
+/// the three"). `run` gives the documents of one `insert` command as one run of bytes, which the
+/// lane hands to pymongo.
 ///
 /// It reads as a sequence of `Bson`s (`batch[i]`, a copy of that document: for the rare look-up
 /// of a duplicate's `_id`).
@@ -503,7 +505,9 @@ impl BsonBatch {
         if lanes == 0 {
             return None;
         }
-        let mut routes = vec![Vec::with_capacity(self.starts.len() / lanes + 1); lanes];
+        let mut routes: Vec<Vec<usize>> = (0..lanes)
+            .map(|_| Vec::with_capacity(self.starts.len() / lanes + 1))
+            .collect();
         for position in 0..self.starts.len() {
             let raw = self.document(position);
             if raw.len() < 21 || &raw[4..9] != OBJECT_ID_FIRST {
@@ -759,7 +763,7 @@ pub(crate) fn prepare_bson<'py>(
         }
         {
             // borrowed for each document only: `place` runs Python code between two
-            let mut batch = batch.borrow_mut();
+            let mut batch = batch.try_borrow_mut()?;
             let (front, back) = (&buf.out[p.front], &buf.out[p.back]);
             let length = front.len() + middle.len() + back.len();
             let start = batch.buf.len();
@@ -771,7 +775,7 @@ pub(crate) fn prepare_bson<'py>(
         }
         match rows {
             // borrowed for each row only, as the batch
-            Some(rows) => rows.borrow_mut().rows.push(Row::of(
+            Some(rows) => rows.try_borrow_mut()?.rows.push(Row::of(
                 p.common,
                 country.map(|c| c.to_str().map(str::to_owned)).transpose()?,
             )),
