@@ -86,8 +86,8 @@ def _runs_sent_as_documents() -> bool:
 
         def sent(documents: list[Any], ctx: Any) -> bytes:
             command = {"insert": "c", "documents": documents, "ordered": False}
-            _, sent, _, _ = message._op_msg(0, command, "db", None, bson.DEFAULT_CODEC_OPTIONS, ctx)
-            return bytes(sent[:4] + sent[16:])  # not the request id
+            _, data, _, _ = message._op_msg(0, command, "db", None, bson.DEFAULT_CODEC_OPTIONS, ctx)
+            return bytes(data[:4] + data[16:])  # not the request id
 
         return all(
             sent([batch.run([0, 1])], ctx) == sent([RawBSONDocument(raw) for raw in docs], ctx)
