@@ -32,7 +32,8 @@ during all measurements (a production host also serves the dashboards). `--drop-
 and/or with `CLICKSTREAM_BATCH=N`, to measure what they cost. Ours also runs on the log's first
 `--head-events` lines (a tenth by default), so that our CPU per event beyond the run's fixed cost
 (interpreter, start-up, completion) is the difference of the two, per event (also with the
-store discarding). Prints a Markdown table and
+store discarding): of the medians, and of each round against that round's bare parse (the spread
+the machine gives). Prints a Markdown table and
 writes every run to `--json` (default `<work-dir>/results-mongo.json`). Each run's database is
 dropped after it.
 """
@@ -586,6 +587,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if changes:
         measured[variant] = []
     ratios: list[float] = []
+    # each round's CPU beyond the fixed cost over its own bare parse's: the spread between rounds
+    cpu_ratios: dict[str, list[float]] = {"ours": [], "discarding": []}
     try:
         for round_ in range(args.repeat):
             for lib in libraries:
@@ -600,6 +603,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             if head is not None:
                 measured[head_name].append(runs.ours(head))
                 measured[discard_head_name].append(runs.ours(head, discard=True))
+                bare = measured[f"bare parse: gzip + {libraries[-1]}.loads"][-1]
+                for key, big, small in (
+                    ("ours", ours, measured[head_name][-1]),
+                    ("discarding", measured[discard_name][-1], measured[discard_head_name][-1]),
+                ):
+                    beyond_here = marginal([big], [small])
+                    if beyond_here is not None and bare.get("cpu_seconds"):
+                        cpu_ratios[key].append(beyond_here / (bare["cpu_seconds"] / bare["events"]))
             ratio = (ours["events"] / ours["wall_seconds"]) / (ref["events"] / ref["wall_seconds"])
             ratios.append(ratio)
             print(f"round {round_ + 1}: reference {ref['wall_seconds']:.1f} s, ours {ours['wall_seconds']:.1f} s "
@@ -618,10 +629,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     beyond = marginal(measured["ours: Clickstream daemon ingest"], measured[head_name]) if head else None
     alone = marginal(measured[discard_name], measured[discard_head_name]) if head else None
     if beyond is not None and alone is not None and per_event:
+        each = {key: ", ".join(f"{r:.2f}" for r in found) for key, found in cpu_ratios.items()}
         table += (
             f"\n\nOur process's CPU per event beyond its fixed cost (the whole log's runs less its first "
-            f"{head_events:,} lines', medians): {beyond * 1e6:.1f} us, {beyond / per_event:.2f}x the bare parse; "
-            f"with the store discarding, {alone * 1e6:.1f} us, {alone / per_event:.2f}x."
+            f"{head_events:,} lines', medians): {beyond * 1e6:.1f} us, {beyond / per_event:.2f}x the bare parse "
+            f"(each round against its own: {each['ours']}); with the store discarding, {alone * 1e6:.1f} us, "
+            f"{alone / per_event:.2f}x ({each['discarding']})."
         )
     print()
     print(table)
@@ -634,6 +647,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "ratios_ours_to_reference": ratios,
         "ours_cpu_us_per_event_beyond_fixed": beyond * 1e6 if beyond is not None else None,
         "ours_cpu_beyond_fixed_x_bare": beyond / per_event if beyond is not None and per_event else None,
+        "ours_cpu_beyond_fixed_x_bare_each_round": cpu_ratios["ours"],
+        "ours_discarding_cpu_beyond_fixed_x_bare_each_round": cpu_ratios["discarding"],
         "ours_discarding_cpu_us_per_event_beyond_fixed": alone * 1e6 if alone is not None else None,
         "ours_discarding_cpu_beyond_fixed_x_bare": alone / per_event
         if alone is not None and per_event
