@@ -51,16 +51,13 @@ from stores.documents.base import (
     default_index_name,
 )
 from stores.documents.filters import bson_key, validate_filter
+from utils.native import native
 
 # native/eventscan's batch of raw documents, where it is built: what the clickstream loader hands
 # over on MongoDB (unless OPTIMUS_NATIVE_SCAN=0). It routes itself (`BsonBatch.routes`) and gives
 # each command's documents as one run of bytes (`_Send._command`); any other batch is a list of
 # documents, routed and sent one at a time.
-_BsonBatch: type | None
-try:
-    from eventscan import BsonBatch as _BsonBatch  # type: ignore[import-not-found, unused-ignore]
-except ImportError:
-    _BsonBatch = None
+_BsonBatch: type | None = native("BsonBatch")
 
 # A batch as the store sends it: a list of documents (`_id` first), or a `BsonBatch`.
 Batch = Sequence[Document]
